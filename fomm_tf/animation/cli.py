@@ -1,0 +1,138 @@
+"""The work behind `python -m fomm_tf.animate` (flags are defined in fomm_tf/animate.py)."""
+
+import os
+
+import numpy as np
+from absl import logging
+
+from fomm_tf import config as config_lib
+from fomm_tf import visualization
+from fomm_tf.animation import best_frame as best_frame_lib
+from fomm_tf.animation import pipeline
+from fomm_tf.animation import progress as progress_lib
+from fomm_tf.checkpoint import loading as checkpoint_loading
+from fomm_tf.checkpoint import official_mapping
+from fomm_tf.checkpoint import torch_pickle
+from fomm_tf.data import media
+from fomm_tf.data import video_writer
+
+USER_ERRORS = (media.MediaError, config_lib.ConfigError, checkpoint_loading.CheckpointLoadError,
+               official_mapping.MappingError, torch_pickle.CheckpointError, ValueError, OSError)
+
+
+def _config_flags_given(flag_values):
+  return any(flag_values[spec.name].present for spec in config_lib.FLAG_SPECS)
+
+
+def resolve_config(flag_values):
+  if flag_values.config:
+    # Flags given on the command line override the named config.
+    explicit = config_lib.config_from_flag_values(flag_values)
+    overrides = {spec.name: explicit.values[spec.name] for spec in config_lib.FLAG_SPECS
+                 if flag_values[spec.name].present}
+    return config_lib.load_config(flag_values.config, **overrides)
+  if _config_flags_given(flag_values):
+    return config_lib.config_from_flag_values(flag_values)
+  return None
+
+
+def make_backend(flag_values, cfg):
+  if flag_values.backend == "keras":
+    if cfg is None:
+      raise ValueError("no model: pass --flagfile=configs/NAME.flags (or --config=NAME) and --checkpoint")
+    from fomm_tf.models import fomm_model
+    model = fomm_model.FommModel(cfg, build_discriminator=False)
+    if flag_values.checkpoint:
+      checkpoint_loading.load_weights(model, flag_values.checkpoint)
+    else:
+      logging.warning("no --checkpoint: the networks have random weights")
+    from fomm_tf.animation import backend
+    return backend.KerasBackend(model)
+  if not flag_values.model_dir:
+    raise ValueError(f"--backend={flag_values.backend} needs --model_dir (a directory written by fomm_tf.export)")
+  from fomm_tf.export import backends
+  if flag_values.backend == "saved_model":
+    return backends.SavedModelBackend(flag_values.model_dir)
+  return backends.TFLiteBackend(flag_values.model_dir, quantize=flag_values.quantize)
+
+
+def keypoints_of_frame(backend, video, index, batch_size, fit):
+  """Keypoints of every driving frame (one streaming pass); returns the list of values and the chosen frame's kp."""
+  size = backend.frame_shape[0]
+  values, chosen = [], None
+  for start, batch in enumerate(pipeline._batched(video, batch_size)):
+    frames = np.stack([pipeline.prepare_frame(f, size, fit) for f in batch])
+    kp = backend.detect_keypoints(frames)
+    for i in range(len(frames)):
+      values.append(kp["value"][i])
+      if index is not None and len(values) - 1 == index:
+        chosen = {k: v[i:i + 1] for k, v in kp.items()}
+  return values, chosen
+
+
+def run(flag_values):
+  for name in ("source_image", "driving_video"):
+    if not flag_values[name].value:
+      raise ValueError(f"--{name} is required")
+  source_image = media.read_image(flag_values.source_image)
+  video = media.open_video(flag_values.driving_video)
+  if flag_values.batch_size < 1:
+    raise ValueError(f"--batch_size must be >= 1, got {flag_values.batch_size}")
+  if flag_values.best_frame is not None and flag_values.best_frame < 0:
+    raise ValueError(f"--best_frame must be >= 0, got {flag_values.best_frame}")
+  if flag_values.best_frame is not None and video.num_frames is not None and flag_values.best_frame >= video.num_frames:
+    raise ValueError(f"--best_frame={flag_values.best_frame} is out of range: {video.path} has "
+                     f"{video.num_frames} frames")
+  audio_source = None
+  if flag_values.audio:
+    if not video.has_audio:
+      raise ValueError(f"--audio: {video.path} has no audio stream")
+    audio_source = video.path
+  output_size = parse_output_size(flag_values.output_size)
+  fps = flag_values.fps if flag_values.fps else video.fps
+  if fps <= 0:
+    raise ValueError(f"--fps must be > 0, got {fps}")
+
+  cfg = resolve_config(flag_values)
+  backend = make_backend(flag_values, cfg)
+  size = backend.frame_shape[0]
+  radius = cfg.kp_size if cfg is not None else 5
+  colormap = cfg.colormap if cfg is not None else "gist_rainbow"
+
+  kp_initial = None
+  if flag_values.find_best_frame or flag_values.best_frame is not None:
+    wanted = flag_values.best_frame
+    if flag_values.find_best_frame and wanted is None:
+      source_kp = backend.detect_keypoints(pipeline.prepare_frame(source_image, size, flag_values.fit)[np.newaxis])
+      values, _ = keypoints_of_frame(backend, video, None, flag_values.batch_size, flag_values.fit)
+      wanted = best_frame_lib.best_frame_index(source_kp["value"][0], values)
+      logging.info("best matching driving frame: %d of %d", wanted, len(values))
+    values, kp_initial = keypoints_of_frame(backend, video, wanted, flag_values.batch_size, flag_values.fit)
+    if kp_initial is None:
+      raise ValueError(f"--best_frame={wanted} is out of range: {video.path} has {len(values)} frames")
+    print(f"initial driving frame: {wanted}")
+
+  bar = progress_lib.ProgressBar(total=video.num_frames)
+  with video_writer.VideoWriter(flag_values.result_video, fps, audio_source=audio_source) as writer:
+    for result, driving, kp in pipeline.animate_with_keypoints(
+        backend, source_image, video, relative=flag_values.relative, adapt_scale=flag_values.adapt_scale,
+        batch_size=flag_values.batch_size, kp_driving_initial=kp_initial, fit=flag_values.fit):
+      frame = result
+      if flag_values.visualize:
+        source_panel = pipeline.prepare_frame(source_image, size, flag_values.fit)
+        driving_panel = visualization.draw_keypoints(driving, kp, radius, colormap)
+        frame = visualization.side_by_side([source_panel, driving_panel, result])
+      if output_size is not None:
+        target = output_size if not flag_values.visualize else (output_size[0], output_size[1] * 3)
+        frame = media.resize_frame(frame, target)
+      writer.write(np.clip(frame, 0.0, 1.0))
+      bar.update()
+  bar.close()
+  print(f"wrote {writer.frames_written} frames to {os.path.abspath(flag_values.result_video)}")
+
+
+def parse_output_size(text):
+  if not text:
+    return None
+  from fomm_tf import animate as animate_main
+  return animate_main.parse_size(text)

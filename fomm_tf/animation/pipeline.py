@@ -1,0 +1,83 @@
+"""Streaming animation: source image + driving frames -> result frames, lazily."""
+
+import itertools
+
+import numpy as np
+
+from fomm_tf.animation import backend as backend_lib
+from fomm_tf.data import media
+
+
+def as_backend(model):
+  """Accepts a FommModel or a Backend."""
+  if isinstance(model, backend_lib.Backend):
+    return model
+  return backend_lib.KerasBackend(model)
+
+
+def _batched(iterable, size):
+  iterator = iter(iterable)
+  while True:
+    batch = list(itertools.islice(iterator, size))
+    if not batch:
+      return
+    yield batch
+
+
+def prepare_frame(frame, size, fit="crop"):
+  """Any (H, W, 3) float or uint8 frame -> float32 (size, size, 3) in [0, 1] (crop or pad, never stretch)."""
+  frame = np.asarray(frame)
+  if frame.dtype == np.uint8:
+    frame = frame.astype(np.float32) / 255.0
+  return media.fit_frame(frame.astype(np.float32), size, fit)
+
+
+def animate_with_keypoints(model, source_image, driving_frames, relative=True, adapt_scale=False, batch_size=8,
+                           kp_driving_initial=None, fit="crop"):
+  """Like `animate`, but yields (result_frame, driving_frame, kp_driving_value) for visualisation."""
+  backend = as_backend(model)
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  height, width = backend.frame_shape[:2]
+  if height != width:
+    raise ValueError(f"animation needs a square model frame, got {height}x{width}")
+  source = prepare_frame(source_image, height, fit)[np.newaxis]
+  # Everything that depends on the source alone is computed once per video.
+  state = backend.prepare_source(source)
+  kp_source = backend.detect_keypoints(source)
+  kp_initial = kp_driving_initial
+  for batch in _batched(driving_frames, batch_size):
+    frames = np.stack([prepare_frame(f, height, fit) for f in batch])
+    kp_driving = backend.detect_keypoints(frames)
+    if kp_initial is None:
+      kp_initial = {k: v[:1] for k, v in kp_driving.items()}
+    kp_norm = backend.normalize_kp(kp_source, kp_driving, kp_initial, adapt_movement_scale=adapt_scale,
+                                   use_relative_movement=relative, use_relative_jacobian=relative)
+    prediction = backend.generate(state, kp_source, kp_norm)
+    for i in range(len(frames)):
+      yield prediction[i], frames[i], kp_driving["value"][i]
+
+
+def animate(model, source_image, driving_frames, relative=True, adapt_scale=False, batch_size=8,
+            kp_driving_initial=None, fit="crop"):
+  """Animates `source_image` with the motion of `driving_frames`, yielding result frames lazily.
+
+  Args:
+    model: a FommModel (from `fomm_tf.load_model`) or an animation Backend.
+    source_image: (H, W, 3) float in [0, 1] or uint8, any size; made square by
+      centre crop (or `fit="pad"`) and resized to the model's frame size.
+    driving_frames: any iterable of such frames (a list, or a media.VideoSource
+      for streaming); consumed `batch_size` frames at a time.
+    relative: relative motion transfer (keypoint and Jacobian deltas from the
+      initial driving frame added to the source's), else absolute keypoints.
+    adapt_scale: scale relative motion by sqrt(source hull area / initial hull area).
+    kp_driving_initial: keypoints of the initial driving frame
+      ({'value': (1, K, 2), 'jacobian': (1, K, 2, 2)}); default: the first frame's.
+    fit: "crop" or "pad" for non-square inputs.
+
+  Yields:
+    float32 (S, S, 3) frames in [0, 1], S the model's frame size.
+  """
+  for result, _, _ in animate_with_keypoints(model, source_image, driving_frames, relative, adapt_scale, batch_size,
+                                             kp_driving_initial, fit):
+    yield result
