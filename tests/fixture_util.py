@@ -32,3 +32,20 @@ def arrays():
 
 def nchw_to_nhwc(a):
   return np.moveaxis(a, -3, -1)
+
+
+def write_fixture_flagfile(directory, align_corners=True):
+  """A flagfile for the fixtures' small-channel model (vox-256 structure, fewer channels)."""
+  cfg = fixture_config(align_corners)
+  names = [n for n in cfg.values if n.startswith(("kp_", "gen_", "dm_", "disc_"))] + ["align_corners"]
+  path = os.path.join(directory, "small-official.flags")
+  with open(path, "w") as f:
+    f.write(f"--flagfile={os.path.join(REPO_ROOT, 'configs', 'vox-256.flags')}\n")
+    for name in names:
+      value = cfg.values[name]
+      if isinstance(value, list):
+        value = ",".join(str(v) for v in value)
+      elif isinstance(value, bool):
+        value = str(value).lower()
+      f.write(f"--{name}={value}\n")
+  return path

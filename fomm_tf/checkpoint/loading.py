@@ -53,8 +53,27 @@ def load_official_state_dicts(model, state, source):
   return state
 
 
+class VariableBag(tf.__internal__.tracking.AutoTrackable):
+  """Tracks a layer's variables by their Keras paths.
+
+  tf.train.Checkpoint does not follow Keras 3's tracked lists of sublayers,
+  so checkpointing the layers themselves would silently skip every block held
+  in a list. Naming each variable by its path keeps the checkpoint complete
+  and readable.
+  """
+
+  def __init__(self, layer):
+    prefix = layer.name + "/"
+    for variable in layer.weights:
+      name = variable.path[len(prefix):] if variable.path.startswith(prefix) else variable.path
+      if hasattr(self, name):
+        raise ValueError(f"two variables of {layer.name} share the path {variable.path}")
+      setattr(self, name, variable)
+
+
 def make_tf_checkpoint(model, **extra):
-  return tf.train.Checkpoint(**model.networks(), **extra)
+  """A tf.train.Checkpoint of every network's variables (plus `extra` trackables, e.g. optimizers)."""
+  return tf.train.Checkpoint(**{name: VariableBag(net) for name, net in model.networks().items()}, **extra)
 
 
 def resolve_tf_checkpoint(path):

@@ -73,13 +73,17 @@ class FommModel:
     return self._detect(_as_frames(frames, self.frame_shape, "detect_keypoints"))
 
   def generate(self, source, kp_source, kp_driving):
-    """Animates `source` from `kp_source` to `kp_driving` (batch of source broadcast if 1)."""
+    """Animates `source` from `kp_source` to `kp_driving`; a source (and its kp) of batch 1 is broadcast."""
     source = _as_frames(source, self.frame_shape, "generate")
     kp_source = _as_kp(kp_source, "generate kp_source")
     kp_driving = _as_kp(kp_driving, "generate kp_driving")
     batch = kp_driving["value"].shape[0]
+    for what, n in (("source", source.shape[0]), ("kp_source", kp_source["value"].shape[0])):
+      if n not in (1, batch):
+        raise ValueError(f"generate: {what} has batch {n}, kp_driving has batch {batch} (use 1 or {batch})")
     if source.shape[0] == 1 and batch != 1:
       source = tf.repeat(source, batch, axis=0)
+    if kp_source["value"].shape[0] == 1 and batch != 1:
       kp_source = {k: tf.repeat(v, batch, axis=0) for k, v in kp_source.items()}
     return self._generate(source, kp_source, kp_driving)
 

@@ -1,0 +1,94 @@
+"""The flagfile configs: every official config loads with the reference table's values; bad files fail clearly."""
+
+import os
+
+from absl.testing import absltest
+from absl.testing import parameterized
+
+from fomm_tf import config as config_lib
+
+# (epochs, num_repeats, milestones, batch, generator_gan, sn, use_kp, id_sampling) from the reference table.
+REFERENCE = {
+    "vox-256": (100, 75, [60, 90], 40, 0, True, False, True),
+    "vox-adv-256": (150, 75, [], 36, 1, False, True, True),
+    "taichi-256": (100, 150, [60, 90], 30, 0, True, False, True),
+    "taichi-adv-256": (150, 150, [], 27, 1, False, True, True),
+    "bair-256": (20, 1, [12, 18], 36, 1, True, False, False),
+    "nemo-256": (100, 8, [60, 90], 36, 1, True, False, False),
+    "mgif-256": (100, 25, [60, 90], 36, 1, True, False, False),
+    "fashion-256": (100, 50, [60, 90], 27, 1, False, False, False),
+}
+
+
+class ConfigTest(parameterized.TestCase):
+
+  @parameterized.parameters(*REFERENCE)
+  def test_official_configs_match_reference(self, name):
+    cfg = config_lib.load_config(name)
+    epochs, repeats, milestones, batch, gan, sn, use_kp, id_sampling = REFERENCE[name]
+    self.assertEqual(cfg.num_epochs, epochs)
+    self.assertEqual(cfg.num_repeats, repeats)
+    self.assertEqual(cfg.epoch_milestones, milestones)
+    self.assertEqual(cfg.train_batch_size, batch)
+    self.assertEqual(cfg.loss_generator_gan, gan)
+    self.assertEqual(cfg.disc_sn, sn)
+    self.assertEqual(cfg.disc_use_kp, use_kp)
+    self.assertEqual(cfg.id_sampling, id_sampling)
+    # Shared parameters of all official configs.
+    self.assertEqual(cfg.frame_shape, [256, 256, 3])
+    self.assertEqual(cfg.num_kp, 10)
+    self.assertEqual(cfg.perceptual_scales, [1.0, 0.5, 0.25, 0.125])
+    self.assertEqual(cfg.loss_perceptual, [10.0] * 5)
+    self.assertEqual((cfg.sigma_affine, cfg.sigma_tps, cfg.points_tps), (0.05, 0.005, 5))
+    self.assertEqual(cfg.lr_kp_detector, 0.0 if name == "taichi-adv-256" else 2e-4)
+    self.assertEqual(cfg.kp_single_jacobian_map, name == "mgif-256")
+    self.assertTrue(cfg.use_relative_movement and cfg.use_relative_jacobian)
+    self.assertFalse(cfg.adapt_movement_scale)
+
+  def test_mgif_augmentation(self):
+    cfg = config_lib.load_config("mgif-256")
+    self.assertEqual(cfg.resize_ratio, [0.9, 1.1])
+    self.assertEqual(cfg.crop_size, [256, 256])
+    self.assertEqual(cfg.jitter_hue, 0.5)
+
+  def test_path_and_overrides(self):
+    path = os.path.join(config_lib.CONFIG_DIR, "vox-256.flags")
+    cfg = config_lib.load_config(path, num_kp=5)
+    self.assertEqual(cfg.num_kp, 5)
+    self.assertEqual(cfg.source, path)
+
+  def test_official_model_params(self):
+    cfg = config_lib.config_from_official({"model_params": {
+        "common_params": {"num_kp": 4}, "kp_detector_params": {"block_expansion": 8},
+        "generator_params": {"dense_motion_params": {"num_blocks": 3}},
+        "discriminator_params": {"scales": [1, 0.5]}}})
+    self.assertEqual((cfg.num_kp, cfg.kp_block_expansion, cfg.dm_num_blocks), (4, 8, 3))
+    self.assertEqual(cfg.disc_scales, [1.0, 0.5])
+
+  def test_unknown_flag_in_file(self):
+    path = self.create_tempfile("bad.flags", "--num_kp=10\n--no_such_parameter=3\n").full_path
+    with self.assertRaisesRegex(config_lib.ConfigError, r"bad\.flags.*no_such_parameter"):
+      config_lib.load_config(path)
+
+  def test_bad_list_value(self):
+    path = self.create_tempfile("bad.flags", "--epoch_milestones=60,ninety\n").full_path
+    with self.assertRaisesRegex(config_lib.ConfigError, r"epoch_milestones.*integers"):
+      config_lib.load_config(path)
+
+  def test_unknown_name_lists_known(self):
+    with self.assertRaisesRegex(config_lib.ConfigError, r"unknown config 'vox-512'.*vox-256"):
+      config_lib.load_config("vox-512")
+
+  def test_missing_file(self):
+    with self.assertRaisesRegex(config_lib.ConfigError, r"config file not found: /nope/x\.flags"):
+      config_lib.load_config("/nope/x.flags")
+
+  def test_invalid_values(self):
+    with self.assertRaisesRegex(config_lib.ConfigError, r"kp_scale_factor must be 1 or 1/n, got 0.3"):
+      config_lib.load_config("vox-256", kp_scale_factor=0.3)
+    with self.assertRaisesRegex(config_lib.ConfigError, r"unknown config parameter\(s\): nope"):
+      config_lib.load_config("vox-256", nope=1)
+
+
+if __name__ == "__main__":
+  absltest.main()

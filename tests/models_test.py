@@ -1,0 +1,147 @@
+"""Network structure: official parameter counts, the full vox-256 key list, get_config, variants."""
+
+import os
+import re
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl.testing import absltest
+
+import fomm_tf
+from fomm_tf.checkpoint import official_mapping
+from fomm_tf.layers import conv_blocks
+from fomm_tf.layers import hourglass
+from fomm_tf.layers import spectral_norm_conv
+from fomm_tf.models import dense_motion
+from fomm_tf.models import discriminator
+from fomm_tf.models import generator
+from fomm_tf.models import keypoint_detector
+from tests import fixture_util as fx
+
+_VOX = None
+
+
+def vox_model():
+  global _VOX
+  if _VOX is None:
+    _VOX = fomm_tf.load_model("vox-256")
+  return _VOX
+
+
+def reference_keys():
+  """{network: {key: shape}} parsed from ../shared/reference/vox-256-state-dict-keys.txt."""
+  out = {}
+  with open(os.path.join(fx.REFERENCE_DIR, "vox-256-state-dict-keys.txt")) as f:
+    for line in f:
+      if not line.strip() or line.startswith("#"):
+        continue
+      key, shape = line.split("\t")[:2]
+      network, name = key.split(".", 1)
+      out.setdefault(network, {})[name] = tuple(int(x) for x in re.findall(r"\d+", shape))
+  return out
+
+
+class ModelsTest(tf.test.TestCase):
+
+  def test_vox256_parameter_counts_are_official(self):
+    self.assertEqual(vox_model().parameter_counts(),
+                     {"kp_detector": 14215368, "generator": 45575391, "discriminator": 2758849})
+    dense = sum(int(np.prod(v.shape)) for v in vox_model().generator.dense_motion_network.trainable_weights)
+    self.assertEqual(dense, 37730268)
+
+  def test_vox256_state_dict_maps_completely(self):
+    keys = reference_keys()
+    self.assertEqual(sum(len(v) for v in keys.values()), 297)
+    entries = official_mapping.model_entries(vox_model())
+    for network, expected in keys.items():
+      ours = {k: e.torch_shape for k, e in entries[network].items()}
+      self.assertEqual(ours, expected, network)
+      # A state dict with exactly these keys and shapes passes the loader's full check.
+      state = {k: np.zeros(s, np.float32) for k, s in expected.items()}
+      if network == "kp_detector":
+        state["down.weight"] = np.broadcast_to(vox_model().kp_detector.down.kernel.numpy(), expected["down.weight"])
+      if network == "generator":
+        state["dense_motion_network.down.weight"] = np.broadcast_to(
+            vox_model().generator.dense_motion_network.down.kernel.numpy(), expected["dense_motion_network.down.weight"])
+      official_mapping.check_state_dict(entries[network], state, network, "reference")
+
+  def test_output_shapes(self):
+    model = fomm_tf.load_model(fx.fixture_config())
+    frames = np.random.default_rng(0).random((2, 256, 256, 3)).astype(np.float32)
+    kp = model.detect_keypoints(frames)
+    self.assertEqual(kp["value"].shape, (2, 10, 2))
+    self.assertEqual(kp["jacobian"].shape, (2, 10, 2, 2))
+    out = model.generate(frames[:1], {k: v[:1] for k, v in kp.items()}, kp)
+    self.assertEqual(out["prediction"].shape, (2, 256, 256, 3))
+    self.assertEqual(out["mask"].shape, (2, 64, 64, 11))
+    self.assertEqual(out["occlusion_map"].shape, (2, 64, 64, 1))
+    self.assertEqual(out["sparse_deformed"].shape, (2, 11, 64, 64, 3))
+    self.assertEqual(out["deformation"].shape, (2, 64, 64, 2))
+    self.assertEqual(out["deformed"].shape, (2, 256, 256, 3))
+    self.assertAllClose(tf.reduce_sum(out["mask"], -1), np.ones((2, 64, 64)), atol=1e-5)
+
+  def test_fresh_jacobians_are_identity(self):
+    model = fomm_tf.load_model(fx.fixture_config())
+    kp = model.detect_keypoints(np.random.default_rng(1).random((1, 256, 256, 3)))
+    self.assertAllClose(kp["jacobian"], np.broadcast_to(np.eye(2), (1, 10, 2, 2)), atol=1e-6)
+
+  def test_single_jacobian_map_variant(self):
+    cfg = fx.fixture_config().replace(kp_single_jacobian_map=True)
+    model = fomm_tf.load_model(cfg)
+    self.assertEqual(model.kp_detector.jacobian.kernel.shape[-1], 4)
+    kp = model.detect_keypoints(np.random.default_rng(1).random((1, 256, 256, 3)))
+    self.assertEqual(kp["jacobian"].shape, (1, 10, 2, 2))
+    self.assertEqual(official_mapping.kp_detector_entries(model.kp_detector)["jacobian.weight"].torch_shape,
+                     (4, 11, 7, 7))
+
+  def test_use_kp_discriminator_takes_heatmaps(self):
+    cfg = fx.fixture_config().replace(disc_use_kp=True, disc_sn=False)
+    model = fomm_tf.load_model(cfg)
+    frames = np.zeros((1, 256, 256, 3), np.float32)
+    kp = model.detect_keypoints(frames)
+    out = model.discriminator({"prediction_1": frames}, kp)
+    self.assertEqual(model.discriminator.discs["1"].down_blocks[0].conv.kernel.shape, (4, 4, 13, 16))
+    self.assertLen(out["feature_maps_1"], 4)
+    with self.assertRaisesRegex(ValueError, "use_kp is on"):
+      model.discriminator({"prediction_1": frames})
+
+  def test_spectral_norm_training_step_normalises(self):
+    layer = spectral_norm_conv.SpectralNormConv2D(4, 3)
+    x = tf.random.normal((1, 8, 8, 2))
+    layer(x)
+    for _ in range(30):
+      layer(x, training=True)
+    sigma = np.linalg.svd(layer.weight_matrix().numpy(), compute_uv=False)[0]
+    normalised = layer.normalized_kernel().numpy()
+    w = np.transpose(normalised, (3, 2, 0, 1)).reshape(4, -1)
+    self.assertAllClose(np.linalg.svd(w, compute_uv=False)[0], 1.0, atol=1e-3)
+    self.assertGreater(sigma, 0)
+
+  def test_layers_round_trip_through_get_config(self):
+    cfg = fx.fixture_config()
+    layers = [
+        conv_blocks.DownBlock2d(8), conv_blocks.UpBlock2d(8), conv_blocks.SameBlock2d(8, kernel_size=7),
+        conv_blocks.ResBlock2d(8), hourglass.Hourglass(4, in_features=3, num_blocks=2, max_features=16),
+        spectral_norm_conv.SpectralNormConv2D(4, 4),
+        keypoint_detector.KeypointDetector(**cfg.kp_detector_params()),
+        generator.OcclusionAwareGenerator(**cfg.generator_params()),
+        dense_motion.DenseMotionNetwork(num_kp=10, num_channels=3, **cfg.generator_params()["dense_motion_params"]),
+        discriminator.MultiScaleDiscriminator(**cfg.discriminator_params()),
+    ]
+    for layer in layers:
+      config = layer.get_config()
+      clone = type(layer).from_config(config)
+      self.assertEqual(clone.get_config(), config, type(layer).__name__)
+    # A rebuilt detector computes the same function once given the same weights.
+    kp = layers[6]
+    frames = np.random.default_rng(2).random((1, 256, 256, 3)).astype(np.float32)
+    kp(frames)
+    clone = keypoint_detector.KeypointDetector.from_config(kp.get_config())
+    clone(frames)
+    clone.set_weights(kp.get_weights())
+    self.assertAllClose(clone(frames)["value"], kp(frames)["value"], atol=1e-6)
+
+
+if __name__ == "__main__":
+  absltest.main()
