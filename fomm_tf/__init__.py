@@ -1,7 +1,31 @@
-"""fomm-tf: the First Order Motion Model for image animation in TensorFlow 2 / Keras 3."""
+"""fomm-tf: the First Order Motion Model for image animation in TensorFlow 2 / Keras 3.
 
-from fomm_tf.config import load_config
-from fomm_tf.models.loading import load_model
-from fomm_tf.ops.normalize_kp import normalize_kp
+Public API:
+  load_model(config, checkpoint=None, align_corners=True) -> FommModel
+  load_config(name_or_path, **overrides) -> FommConfig
+  normalize_kp(kp_source, kp_driving, kp_driving_initial, ...) -> dict
+  animate(model, source_image, driving_frames, relative=True, ...) -> iterator of frames
 
-__all__ = ["load_config", "load_model", "normalize_kp"]
+Imports are lazy so that light tools (e.g. the synthetic dataset generator)
+start without loading TensorFlow.
+"""
+
+import importlib
+
+__all__ = ["animate", "load_config", "load_model", "normalize_kp"]
+
+_LAZY = {
+    "load_model": ("fomm_tf.models.loading", "load_model"),
+    "load_config": ("fomm_tf.config", "load_config"),
+    "normalize_kp": ("fomm_tf.ops.normalize_kp", "normalize_kp"),
+}
+
+
+def __getattr__(name):
+  if name in _LAZY:
+    module, attr = _LAZY[name]
+    return getattr(importlib.import_module(module), attr)
+  if name == "animate":
+    # The entry-point module is itself callable as the animation function.
+    return importlib.import_module("fomm_tf.animate")
+  raise AttributeError(f"module 'fomm_tf' has no attribute {name!r}")

@@ -62,12 +62,23 @@ class VariableBag(tf.__internal__.tracking.AutoTrackable):
   and readable.
   """
 
-  def __init__(self, layer):
-    prefix = layer.name + "/"
-    for variable in layer.weights:
-      name = variable.path[len(prefix):] if variable.path.startswith(prefix) else variable.path
+  def __init__(self, layer=None):
+    if layer is not None:
+      self._add(layer.weights, layer.name)
+
+  @classmethod
+  def from_variables(cls, variables, owner):
+    bag = cls()
+    bag._add(variables, owner)
+    return bag
+
+  def _add(self, variables, owner):
+    prefix = owner + "/"
+    for variable in variables:
+      path = getattr(variable, "path", None) or variable.name
+      name = path[len(prefix):] if path.startswith(prefix) else path
       if hasattr(self, name):
-        raise ValueError(f"two variables of {layer.name} share the path {variable.path}")
+        raise ValueError(f"two variables of {owner} share the path {path}")
       setattr(self, name, variable)
 
 

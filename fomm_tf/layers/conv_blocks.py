@@ -13,7 +13,10 @@ BATCH_NORM_MOMENTUM = 0.9
 
 
 def batch_norm(name):
-  return keras.layers.BatchNormalization(epsilon=BATCH_NORM_EPSILON, momentum=BATCH_NORM_MOMENTUM, name=name)
+  # synchronized: under a multi-replica strategy the batch statistics are
+  # those of the global batch, as the official SynchronizedBatchNorm2d does.
+  return keras.layers.BatchNormalization(epsilon=BATCH_NORM_EPSILON, momentum=BATCH_NORM_MOMENTUM,
+                                         synchronized=True, name=name)
 
 
 def conv2d(filters, kernel_size, name, padding="same", **kwargs):

@@ -80,16 +80,16 @@ class DenseMotionNetwork(keras.layers.Layer):
     sparse_deformed = tf.reshape(deformed, [batch, k1, height, width, channels])
 
     deformed_hw = tf.transpose(sparse_deformed, [0, 2, 3, 1, 4])  # (B, h, w, K+1, C)
-    features = tf.concat([heat[..., tf.newaxis], deformed_hw], axis=-1)
+    features = tf.concat([heat[..., tf.newaxis], tf.cast(deformed_hw, heat.dtype)], axis=-1)
     features = tf.reshape(features, [batch, height, width, k1 * (channels + 1)])
 
     prediction = self.hourglass(features, training=training)
-    mask = tf.nn.softmax(self.mask(prediction), axis=-1)  # (B, h, w, K+1)
+    mask = tf.nn.softmax(tf.cast(self.mask(prediction), tf.float32), axis=-1)  # (B, h, w, K+1)
     motions_hw = tf.transpose(motions, [0, 2, 3, 1, 4])  # (B, h, w, K+1, 2)
     deformation = tf.reduce_sum(motions_hw * mask[..., tf.newaxis], axis=3)
     out = {"mask": mask, "sparse_deformed": sparse_deformed, "deformation": deformation}
     if self.occlusion is not None:
-      out["occlusion_map"] = tf.sigmoid(self.occlusion(prediction))
+      out["occlusion_map"] = tf.sigmoid(tf.cast(self.occlusion(prediction), tf.float32))
     return out
 
   def get_config(self):

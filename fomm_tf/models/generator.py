@@ -84,7 +84,7 @@ class OcclusionAwareGenerator(keras.layers.Layer):
       if "occlusion_map" in motion:
         occlusion = motion["occlusion_map"]
         result["occlusion_map"] = occlusion
-        out = out * _resize_to(occlusion, height, width)
+        out = out * tf.cast(_resize_to(occlusion, height, width), out.dtype)
       if with_deformed:
         result["deformed"] = grid_sample_lib.grid_sample(
             source, _resize_to(deformation, source.shape[1], source.shape[2]), align_corners=self.align_corners)
@@ -92,7 +92,7 @@ class OcclusionAwareGenerator(keras.layers.Layer):
       out = block(out, training=training)
     for block in self.up_blocks:
       out = block(out, training=training)
-    result["prediction"] = tf.sigmoid(self.final(out))
+    result["prediction"] = tf.sigmoid(tf.cast(self.final(out), tf.float32))
     return result
 
   def call(self, source, kp_source, kp_driving, training=False):

@@ -49,15 +49,16 @@ class KeypointDetector(keras.layers.Layer):
   def call(self, frames, training=False, return_internals=False):
     x = frames if self.down is None else self.down(frames)
     feature_map = self.predictor(x, training=training)
-    logits = self.kp(feature_map)
+    # Heatmap softmax and soft-argmax in float32, also under mixed precision.
+    logits = tf.cast(self.kp(feature_map), tf.float32)
     height, width = logits.shape[1], logits.shape[2]
     flat = tf.reshape(logits, [-1, height * width, self.num_kp])
     heatmap = tf.reshape(tf.nn.softmax(flat / self.temperature, axis=1), [-1, height, width, self.num_kp])
-    grid = coordinates.make_coordinate_grid(height, width, heatmap.dtype)
+    grid = coordinates.make_coordinate_grid(height, width, tf.float32)
     value = tf.einsum("bhwk,hwc->bkc", heatmap, grid)
     out = {"value": value}
     if self.jacobian is not None:
-      jacobian_map = self.jacobian(feature_map)
+      jacobian_map = tf.cast(self.jacobian(feature_map), tf.float32)
       jacobian_map = tf.reshape(jacobian_map, [-1, height, width, self.num_jacobian_maps, 4])
       jacobian = tf.reduce_sum(heatmap[..., tf.newaxis] * jacobian_map, axis=[1, 2])
       out["jacobian"] = tf.reshape(jacobian, [-1, self.num_kp, 2, 2])

@@ -52,7 +52,10 @@ def grid_sample(image, grid, align_corners=True, padding_mode="zeros"):
   if padding_mode not in PADDING_MODES:
     raise ValueError(f"grid_sample: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
   image = tf.convert_to_tensor(image)
-  grid = tf.cast(grid, image.dtype)
+  # Index arithmetic stays in at least float32 even for half-precision images:
+  # float16 cannot resolve sub-pixel positions across a 256-pixel frame.
+  coord_dtype = tf.float64 if image.dtype == tf.float64 else tf.float32
+  grid = tf.cast(grid, coord_dtype)
   if image.shape.rank != 4 or grid.shape.rank != 4 or grid.shape[-1] != 2:
     raise ValueError(f"grid_sample: expected image (B,H,W,C) and grid (B,Ho,Wo,2), got {image.shape} and {grid.shape}")
   shape = tf.shape(image)
@@ -86,8 +89,8 @@ def grid_sample(image, grid, align_corners=True, padding_mode="zeros"):
     xi = tf.clip_by_value(xi, 0, width - 1)
     yi = tf.clip_by_value(yi, 0, height - 1)
     values = tf.gather(flat, batch_offset + yi * width + xi)
-    weight = weight * tf.cast(inside, image.dtype)
-    return values * weight[..., tf.newaxis]
+    weight = weight * tf.cast(inside, coord_dtype)
+    return values * tf.cast(weight, image.dtype)[..., tf.newaxis]
 
   return (tap(y0, x0, wy0 * wx0) + tap(y0, x1, wy0 * wx1) +
           tap(y1, x0, wy1 * wx0) + tap(y1, x1, wy1 * wx1))
