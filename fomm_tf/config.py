@@ -79,6 +79,9 @@ FLAG_SPECS = (
     Flag("loss_discriminator_gan", "float", 1.0, "Weight of the discriminator GAN loss.", _T),
     Flag("loss_feature_matching", "float_list", [10.0, 10.0, 10.0, 10.0], "Feature matching weights.", _T),
     Flag("loss_perceptual", "float_list", [10.0] * 5, "VGG19 relu1_1..relu5_1 weights.", _T),
+    Flag("loss_pixel", "float", 0.0,
+         "Weight of a plain L1 loss on each pyramid level (not in the paper; 0 in the official configs; used "
+         "where no ImageNet VGG19 weights are available, e.g. the built-in synthetic model).", _T),
     Flag("loss_equivariance_value", "float", 10.0, "Equivariance (keypoint value) weight.", _T),
     Flag("loss_equivariance_jacobian", "float", 10.0, "Equivariance (Jacobian) weight.", _T),
     # Dataset.

@@ -55,6 +55,10 @@ class TrainingModel:
     if self.use_perceptual:
       losses["perceptual"] = perceptual.perceptual_loss(self.vgg, real_pyramid, generated_pyramid,
                                                         cfg.perceptual_scales, cfg.loss_perceptual)
+    if cfg.loss_pixel != 0:
+      losses["pixel"] = cfg.loss_pixel * tf.add_n([
+          tf.reduce_mean(tf.abs(generated_pyramid[k] - real_pyramid[k]))
+          for k in (antialias.pyramid_key(s) for s in cfg.perceptual_scales)])
     if self.use_gan:
       kp = _detach_kp(kp_driving)
       disc = self.model.discriminator

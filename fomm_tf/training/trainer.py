@@ -196,6 +196,11 @@ class Trainer:
     logging.warning("received signal %d: saving a checkpoint after this step, then exiting", signum)
 
   def save(self):
+    bad = [v.path for v in self.model.kp_detector.weights + self.model.generator.weights
+           if not bool(tf.reduce_all(tf.math.is_finite(v)))]
+    if bad:
+      raise TrainingError(f"{bad[0]} is not finite at step {int(self.step.numpy())}; no checkpoint written "
+                          f"(last checkpoint: {self.manager.latest_checkpoint or 'none'})")
     path = self.manager.save(checkpoint_number=int(self.step.numpy()))
     if not self.chief:
       shutil.rmtree(self.manager.directory, ignore_errors=True)
