@@ -63,6 +63,13 @@ def train_cmd(model_dir, *extra):
           "--perceptual_scales=1", "--noid_sampling", "--num_repeats=4", "--image_every=0", *extra]
 
 
+# Synchronised batch norm makes every replica graph pay one all-reduce per
+# batch-norm call, which is slow to build on CPU: distributed runs use a
+# shallower network and no VGG.
+SMALL_NET = ["--loss_perceptual=0,0,0,0,0", "--loss_pixel=1", "--gen_num_bottleneck_blocks=1", "--kp_num_blocks=2",
+             "--dm_num_blocks=2"]
+
+
 def last_losses(stdout):
   line = [l for l in stdout.splitlines() if l.startswith("done at step")][-1]
   return {k: float(v) for k, v in (part.split() for part in line.split(": ", 1)[1].split(", "))}
@@ -118,9 +125,20 @@ class TrainTest(tf.test.TestCase):
   def test_nan_loss_stops_without_saving(self):
     model_dir = self.create_tempdir().full_path
     trainer = make_trainer(model_dir, max_steps=3, checkpoint_every=1)
-    kernel = trainer.model.generator.final.kernel
+    kernel = trainer.model.kp_detector.kp.kernel
     kernel.assign(np.full(kernel.shape, np.nan, np.float32))
     with self.assertRaisesRegex(trainer_lib.TrainingError, r"loss \w+ is nan at step 1; stopped without saving"):
+      trainer.train()
+    self.assertEqual(glob.glob(os.path.join(model_dir, "ckpt-*")), [])
+
+  def test_non_finite_weights_are_never_saved(self):
+    # A NaN generator output can still give finite losses (ReLU maps NaN to 0
+    # on this CPU), so the weights themselves are checked before each save.
+    model_dir = self.create_tempdir().full_path
+    trainer = make_trainer(model_dir, max_steps=3, checkpoint_every=1)
+    kernel = trainer.model.generator.final.kernel
+    kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+    with self.assertRaisesRegex(trainer_lib.TrainingError, r"is not finite at step 1; no checkpoint written"):
       trainer.train()
     self.assertEqual(glob.glob(os.path.join(model_dir, "ckpt-*")), [])
 
@@ -169,16 +187,18 @@ class TrainProcessTest(absltest.TestCase):
     return proc.stdout
 
   def test_two_cpu_replicas_match_one(self):
-    one = last_losses(self.run_ok(train_cmd(self.create_tempdir().full_path, "--max_steps=2", "--batch_size=2")))
+    one = last_losses(self.run_ok(train_cmd(self.create_tempdir().full_path, "--max_steps=2", "--batch_size=2",
+                                            *SMALL_NET)))
     two = last_losses(self.run_ok(train_cmd(self.create_tempdir().full_path, "--max_steps=2", "--batch_size=2",
-                                            "--num_cpu_replicas=2")))
+                                            "--num_cpu_replicas=2", *SMALL_NET)))
+    self.assertEqual(set(one), {"pixel", "equivariance_value", "equivariance_jacobian"})
     self.assertEqual(set(one), set(two))
     for k in one:
-      self.assertAlmostEqual(one[k], two[k], delta=2e-3 * max(1.0, abs(one[k])), msg=k)
+      self.assertAlmostEqual(one[k], two[k], delta=1e-3 * max(1.0, abs(one[k])), msg=k)
 
   def test_sigterm_saves_a_checkpoint(self):
     model_dir = self.create_tempdir().full_path
-    proc = subprocess.Popen(train_cmd(model_dir, "--max_steps=100000", "--summary_every=1"),
+    proc = subprocess.Popen(train_cmd(model_dir, "--max_steps=100000", "--summary_every=1", "--batch_size=2"),
                             cwd=fixture_util.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     # Wait until training runs (the first scalars are written at step 1).
@@ -200,7 +220,7 @@ class TrainProcessTest(absltest.TestCase):
     procs = []
     for index in range(2):
       env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-      procs.append(subprocess.Popen(train_cmd(model_dir, "--max_steps=2", "--batch_size=2"),
+      procs.append(subprocess.Popen(train_cmd(model_dir, "--max_steps=2", "--batch_size=2", *SMALL_NET),
                                     cwd=fixture_util.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, env=env))
     outputs = [p.communicate(timeout=600) for p in procs]

@@ -67,18 +67,22 @@ class VariableBag(tf.__internal__.tracking.AutoTrackable):
       self._add(layer.weights, layer.name)
 
   @classmethod
-  def from_variables(cls, variables, owner):
+  def from_optimizer(cls, optimizer):
+    """An optimizer's variables; the first path component (an instance-numbered scope like 'adam_3') is dropped."""
     bag = cls()
-    bag._add(variables, owner)
+    bag._add(optimizer.variables, None)
     return bag
 
   def _add(self, variables, owner):
-    prefix = owner + "/"
     for variable in variables:
       path = getattr(variable, "path", None) or variable.name
-      name = path[len(prefix):] if path.startswith(prefix) else path
+      if owner is None:
+        name = path.split("/", 1)[-1]
+      else:
+        prefix = owner + "/"
+        name = path[len(prefix):] if path.startswith(prefix) else path
       if hasattr(self, name):
-        raise ValueError(f"two variables of {owner} share the path {path}")
+        raise ValueError(f"two variables of {owner or 'the optimizer'} share the path {path}")
       setattr(self, name, variable)
 
 

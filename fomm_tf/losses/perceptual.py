@@ -3,6 +3,7 @@
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -21,6 +22,7 @@ class WeightsUnavailableError(RuntimeError):
 def _build_vgg19(weights):
   base = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
   if weights == "random":
+    _seeded_glorot(base)
     logging.warning("VGG19 has RANDOM weights (--vgg19_weights=random): the perceptual loss is only a smoke "
                     "test; pass --vgg19_weights=imagenet or a local weights file for real training")
   elif weights == "imagenet":
@@ -43,6 +45,20 @@ def _build_vgg19(weights):
   features = keras.Model(base.input, outputs, name="vgg19_features")
   features.trainable = False
   return features
+
+
+def _seeded_glorot(model, seed=0):
+  """Glorot-uniform kernels and zero biases from a fixed seed, so that random-VGG runs resume identically."""
+  rng = np.random.default_rng(seed)
+  weights = []
+  for w in model.get_weights():
+    if w.ndim == 4:
+      fan_in, fan_out = w.shape[0] * w.shape[1] * w.shape[2], w.shape[0] * w.shape[1] * w.shape[3]
+      limit = np.sqrt(6.0 / (fan_in + fan_out))
+      weights.append(rng.uniform(-limit, limit, w.shape).astype(np.float32))
+    else:
+      weights.append(np.zeros(w.shape, np.float32))
+  model.set_weights(weights)
 
 
 class VGG19Features(keras.layers.Layer):

@@ -62,6 +62,10 @@ class DenseMotionNetwork(keras.layers.Layer):
     return source if self.down is None else self.down(source)
 
   def call(self, source, kp_source, kp_driving, training=False, source_small=None):
+    # Keypoints and motions stay float32 under mixed precision (Keras casts
+    # every float input of a layer to its compute dtype).
+    kp_source = {k: tf.cast(v, tf.float32) for k, v in kp_source.items()}
+    kp_driving = {k: tf.cast(v, tf.float32) for k, v in kp_driving.items()}
     if source_small is None:
       source_small = self.downsample(source)
     batch = tf.shape(source_small)[0]

@@ -4,13 +4,11 @@ import keras
 import tensorflow as tf
 
 from fomm_tf.layers import spectral_norm_conv
+from fomm_tf.ops import antialias
 from fomm_tf.ops import coordinates
 
 
-def scale_name(scale):
-  """'1' for 1 or 1.0, '0.5' for 0.5: the official key of a scale."""
-  scale = float(scale)
-  return str(int(scale)) if scale.is_integer() else str(scale)
+scale_name = antialias.scale_name
 
 
 class DiscriminatorBlock(keras.layers.Layer):

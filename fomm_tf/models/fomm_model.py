@@ -8,6 +8,7 @@ from fomm_tf import config as config_lib
 from fomm_tf.models import discriminator as discriminator_lib
 from fomm_tf.models import generator as generator_lib
 from fomm_tf.models import keypoint_detector as keypoint_detector_lib
+from fomm_tf.ops import antialias
 
 
 def _as_frames(frames, frame_shape, what):
@@ -57,9 +58,7 @@ class FommModel:
     kp = self.kp_detector(frames)
     self.generator(frames, kp, kp)
     if self.discriminator is not None:
-      from fomm_tf.ops import antialias
-      pyramid = {"prediction_" + discriminator_lib.scale_name(s): antialias.anti_alias_downsample(frames, s)
-                 for s in self.config.disc_scales}
+      pyramid = antialias.image_pyramid(frames, self.config.disc_scales)
       self.discriminator(pyramid, kp)
 
   def _detect_impl(self, frames):

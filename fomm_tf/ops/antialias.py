@@ -59,9 +59,15 @@ def anti_alias_downsample(image, scale, kernel=None):
   return tf.nn.depthwise_conv2d(padded, depthwise, strides=[1, stride, stride, 1], padding="VALID")
 
 
+def scale_name(scale):
+  """'1' for 1 or 1.0, '0.5' for 0.5: how the official code names a scale."""
+  scale = float(scale)
+  return str(int(scale)) if scale.is_integer() else str(scale)
+
+
 def pyramid_key(scale):
-  """The official dictionary key of a pyramid level, e.g. 0.5 -> 'prediction_0.5'."""
-  return "prediction_" + str(scale)
+  """The official dictionary key of a pyramid level, e.g. 0.5 -> 'prediction_0.5', 1.0 -> 'prediction_1'."""
+  return "prediction_" + scale_name(scale)
 
 
 def image_pyramid(image, scales):

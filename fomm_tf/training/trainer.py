@@ -59,8 +59,10 @@ class Trainer:
     self.history = []
     self._stop_signal = None
 
-    # Fails before any model is built when the data is unusable.
-    probe = dataset_lib.make_train_dataset(cfg, dataset_root, self.batch_size, seed=self.seed, epoch=0,
+    # Probes every video once, and fails before any model is built when the data is unusable.
+    self.video_index = dataset_lib.index_videos(dataset_root, "train", bool(cfg.id_sampling),
+                                                skip_report=self.skips)
+    probe = dataset_lib.make_train_dataset(cfg, self.video_index, self.batch_size, seed=self.seed, epoch=0,
                                            skip_report=self.skips, num_parallel_calls=self.num_parallel_calls)
     self.steps_per_epoch = int(probe.cardinality())
     if self.steps_per_epoch <= 0:
@@ -72,6 +74,8 @@ class Trainer:
       keras.mixed_precision.set_global_policy({"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[
           mixed_precision])
     self.mixed_precision = mixed_precision
+    # The initial weights follow --seed too, so a run is reproducible end to end.
+    keras.utils.set_random_seed(self.seed)
     with self.strategy.scope():
       self.model = fomm_model.FommModel(cfg, build_discriminator=True)
       if init_checkpoint:
@@ -91,7 +95,7 @@ class Trainer:
     self.base_lr = {"kp_detector": cfg.lr_kp_detector, "generator": cfg.lr_generator,
                     "discriminator": cfg.lr_discriminator}
     bags = {name: checkpoint_loading.VariableBag(net) for name, net in self.model.networks().items()}
-    opt_bags = {"optimizer_" + name: checkpoint_loading.VariableBag.from_variables(opt.variables, name)
+    opt_bags = {"optimizer_" + name: checkpoint_loading.VariableBag.from_optimizer(opt)
                 for name, opt in self.optimizers.items()}
     self.checkpoint = tf.train.Checkpoint(step=self.step, epoch=self.epoch, **bags, **opt_bags)
     directory = model_dir if self.chief else os.path.join(model_dir, f".worker-{strategy_lib.worker_id(self.strategy)}")
@@ -170,7 +174,7 @@ class Trainer:
     return tf.function(step, jit_compile=self.jit_compile or None)
 
   def _epoch_dataset(self, epoch, offset):
-    ds = dataset_lib.make_train_dataset(self.cfg, self.dataset_root, self.batch_size, seed=self.seed, epoch=epoch,
+    ds = dataset_lib.make_train_dataset(self.cfg, self.video_index, self.batch_size, seed=self.seed, epoch=epoch,
                                         skip_report=self.skips, num_parallel_calls=self.num_parallel_calls)
     tm = self.training_model
     seed = self.seed
