@@ -40,6 +40,9 @@ def define_flags(flag_values=FLAGS):
   flags.DEFINE_integer("max_videos", None, "Use at most this many test videos (in name order). Default: "
                        "--reconstruction_num_videos for reconstruction, all for animation, 4 for visualize.", **kw)
   flags.DEFINE_integer("batch_size", 8, "Frames per network call.", **kw)
+  flags.DEFINE_enum("method", "fomm", ["fomm", "no_motion", "global_affine"],
+                    "Reconstruction: FOMM, or a baseline through the same evaluator (the source copied, or one "
+                    "global affine warp fitted to the model's keypoints).", **kw)
   flags.DEFINE_boolean("save_videos", False, "Reconstruction: also write source | driving | prediction videos.", **kw)
   flags.DEFINE_enum("fit", "crop", ["crop", "pad"],
                     "How non-square videos become square: centre crop or black padding (never stretched).", **kw)

@@ -39,7 +39,12 @@ def resolve_config(flag_values):
 def make_backend(flag_values, cfg):
   if flag_values.backend == "keras":
     if cfg is None:
-      raise ValueError("no model: pass --flagfile=configs/NAME.flags (or --config=NAME) and --checkpoint")
+      if flag_values.checkpoint:
+        raise ValueError("--checkpoint needs its config: pass --flagfile=configs/NAME.flags (or --config=NAME)")
+      from fomm_tf import builtin
+      from fomm_tf.animation import backend
+      print(f"using the built-in {builtin.CONFIG} model (trained on synthetic puppets)")
+      return backend.KerasBackend(builtin.load_builtin_model())
     from fomm_tf.models import fomm_model
     model = fomm_model.FommModel(cfg, build_discriminator=False)
     if flag_values.checkpoint:
@@ -70,7 +75,23 @@ def keypoints_of_frame(backend, video, index, batch_size, fit):
   return values, chosen
 
 
+def use_samples(flag_values):
+  """With no media, model or checkpoint flags, animate the built-in sample with the built-in model."""
+  if flag_values.source_image or flag_values.driving_video:
+    return False
+  if flag_values.checkpoint or flag_values.config or _config_flags_given(flag_values) or \
+      flag_values.backend != "keras":
+    return False
+  from fomm_tf import builtin
+  flag_values.source_image = builtin.SAMPLE_SOURCE
+  flag_values.driving_video = builtin.SAMPLE_DRIVING
+  print(f"no --source_image/--driving_video: animating the built-in sample {builtin.SAMPLE_SOURCE} "
+        f"with {builtin.SAMPLE_DRIVING}")
+  return True
+
+
 def run(flag_values):
+  use_samples(flag_values)
   for name in ("source_image", "driving_video"):
     if not flag_values[name].value:
       raise ValueError(f"--{name} is required")

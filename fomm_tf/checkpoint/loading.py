@@ -106,8 +106,15 @@ def resolve_tf_checkpoint(path):
 
 
 def load_weights(model, checkpoint):
-  """Loads `checkpoint` (official .pth.tar, or a checkpoint of this project) into `model`."""
+  """Loads `checkpoint` into `model`: an official .pth.tar, a TF checkpoint of this project (prefix or
+  directory), or a compact .npz of inference weights (as the built-in model ships)."""
   path = os.fspath(checkpoint)
+  if path.endswith(".npz") and os.path.isfile(path):
+    from fomm_tf import builtin
+    try:
+      return builtin.load_npz_weights(model, path)
+    except builtin.WeightsFileError as e:
+      raise CheckpointLoadError(str(e)) from None
   if is_torch_checkpoint(path):
     state = torch_pickle.read_torch_checkpoint(path)
     return load_official_state_dicts(model, state, path)

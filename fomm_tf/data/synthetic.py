@@ -307,7 +307,9 @@ def _face_parts(rng, head_radius):
 def sample_identity(rng_or_seed: RngOrSeed) -> Identity:
     """Draws shapes, textures, colours and background for one puppet identity."""
     rng = _as_rng(rng_or_seed, "rng_or_seed")
-    background = _make_texture(rng, _BACKGROUND_TEXTURE_SIZE, max_frequency=6)
+    # A calm background (few stripe/checker cycles) keeps the puppet's motion the
+    # main thing to learn, rather than reproducing fine background detail.
+    background = _make_texture(rng, _BACKGROUND_TEXTURE_SIZE, max_frequency=2)
     background_mean = background.mean(axis=(0, 1))
     # A calmer background than the puppet keeps the foreground the salient motion.
     background = background_mean + rng.uniform(0.45, 0.85) * (background - background_mean)
@@ -354,12 +356,12 @@ def sample_identity(rng_or_seed: RngOrSeed) -> Identity:
         math.hypot(*neck) + head_offset + max(head_half),
         *(math.hypot(*limb.joint) + limb.part.bounding_radius() for limb in limbs),
     )
-    # Largest on-screen radius: between 55% and 80% of the half frame.
-    body_scale = rng.uniform(0.55, 0.8) / (reach * (1.0 + _MAX_SCALE_AMPLITUDE))
+    # Largest on-screen radius: between 65% and 85% of the half frame.
+    body_scale = rng.uniform(0.65, 0.85) / (reach * (1.0 + _MAX_SCALE_AMPLITUDE))
 
     return Identity(
         background=background,
-        background_texels_per_unit=_BACKGROUND_TEXTURE_SIZE / rng.uniform(1.0, 2.0),
+        background_texels_per_unit=_BACKGROUND_TEXTURE_SIZE / rng.uniform(1.5, 2.5),
         background_offset=tuple(float(o) for o in rng.uniform(0.0, _BACKGROUND_TEXTURE_SIZE, 2)),
         torso=torso,
         head=head,

@@ -12,6 +12,7 @@ from fomm_tf.animation import backend as backend_lib
 from fomm_tf.animation import cli as animation_cli
 from fomm_tf.checkpoint import loading as checkpoint_loading
 from fomm_tf.evaluation import animation_pairs
+from fomm_tf.evaluation import baselines
 from fomm_tf.evaluation import figures
 from fomm_tf.evaluation import keypoint_metrics
 from fomm_tf.evaluation import reconstruction
@@ -52,7 +53,8 @@ def _check_common_flags(flag_values):
 
 
 def _header(flag_values, cfg):
-  return {"mode": flag_values.mode, "config": cfg.source, "checkpoint": flag_values.checkpoint,
+  return {"mode": flag_values.mode, "method": flag_values.method, "config": cfg.source,
+          "checkpoint": flag_values.checkpoint,
           "dataset_root": os.path.abspath(flag_values.dataset_root), "fit": flag_values.fit}
 
 
@@ -60,8 +62,9 @@ def run_reconstruction(flag_values, cfg, model, videos, out):
   video_dir = None
   if flag_values.save_videos:
     video_dir = os.path.dirname(out.path(os.path.join("reconstruction", "_")))
-  rows, summary = reconstruction.evaluate_reconstruction(backend_lib.KerasBackend(model), videos,
-                                                         flag_values.batch_size, flag_values.fit, video_dir)
+  backend = baselines.make_backend(flag_values.method, model)
+  rows, summary = reconstruction.evaluate_reconstruction(backend, videos, flag_values.batch_size, flag_values.fit,
+                                                         video_dir)
   out.write_csv("reconstruction.csv", reconstruction.CSV_COLUMNS, rows)
   result = {**_header(flag_values, cfg), **summary, "videos": rows}
   out.write_json("reconstruction.json", result)
