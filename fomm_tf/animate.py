@@ -7,14 +7,13 @@ Also importable: `fomm_tf.animate(model, source_image, driving_frames, ...)`
 yields result frames lazily (see fomm_tf.animation.pipeline.animate).
 """
 
-import os
 import sys
 import types
 
 from absl import app
 from absl import flags
-from absl import logging
 
+from fomm_tf import cli_util
 from fomm_tf import config as config_lib
 from fomm_tf.animation.pipeline import animate as _animate_frames
 
@@ -77,14 +76,8 @@ _callable_module()
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from fomm_tf.animation import cli
-  try:
-    cli.run(FLAGS)
-  except cli.USER_ERRORS as e:
-    print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-    sys.exit(1)
+  cli_util.run_main(argv, lambda: cli.run(FLAGS), cli.USER_ERRORS)
 
 
 if __name__ == "__main__":

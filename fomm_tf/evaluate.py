@@ -17,11 +17,11 @@ visualize/occlusion.png; keypoints.csv/.json. Test videos are DATASET_ROOT/test/
 Errors print one line `error: ...` and exit with status 1, writing nothing.
 """
 
-import sys
 
 from absl import app
 from absl import flags
 
+from fomm_tf import cli_util
 from fomm_tf import config as config_lib
 
 FLAGS = flags.FLAGS
@@ -57,14 +57,8 @@ def define_flags(flag_values=FLAGS):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from fomm_tf.evaluation import cli
-  try:
-    cli.run(FLAGS)
-  except cli.USER_ERRORS as e:
-    print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-    sys.exit(1)
+  cli_util.run_main(argv, lambda: cli.run(FLAGS), cli.USER_ERRORS)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from fomm_tf import cli_util
 from fomm_tf import config as config_lib
 
 FLAGS = flags.FLAGS
@@ -76,7 +77,7 @@ def main(argv):
     print(f"interrupted: {e}", file=sys.stderr)
     sys.exit(128 + e.signum)
   except errors as e:
-    print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+    print(f"error: {cli_util.one_line(e)}", file=sys.stderr)
     sys.exit(1)
 
 

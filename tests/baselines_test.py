@@ -5,7 +5,6 @@ from absl.testing import absltest
 
 import fomm_tf
 from fomm_tf.evaluation import baselines
-from fomm_tf.ops import coordinates
 from tests import fixture_util as fx
 
 

@@ -10,7 +10,6 @@ from absl.testing import absltest
 
 import fomm_tf
 from fomm_tf.checkpoint import loading
-from fomm_tf.checkpoint import official_mapping
 from fomm_tf.checkpoint import torch_pickle
 from tests import fixture_util as fx
 

@@ -3,7 +3,6 @@
 import os
 import re
 
-import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import absltest

@@ -9,11 +9,9 @@ grow with the video's length.
 """
 
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

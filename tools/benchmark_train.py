@@ -32,7 +32,6 @@ TINY = dict(frame_shape=[64, 64, 3], kp_block_expansion=8, kp_max_features=32, k
 
 def time_config(name):
   import numpy as np
-  import tensorflow as tf
   from fomm_tf import config as config_lib
   from fomm_tf.data import synthetic
   from fomm_tf.training import trainer as trainer_lib

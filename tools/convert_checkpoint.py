@@ -19,7 +19,6 @@ from absl import flags
 from fomm_tf import config as config_lib
 from fomm_tf.checkpoint import loading
 from fomm_tf.checkpoint import official_mapping
-from fomm_tf.checkpoint import torch_pickle
 from fomm_tf.models import fomm_model
 
 FLAGS = flags.FLAGS

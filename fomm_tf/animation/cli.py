@@ -61,18 +61,13 @@ def make_backend(flag_values, cfg):
   return backends.TFLiteBackend(flag_values.model_dir, quantize=flag_values.quantize)
 
 
-def keypoints_of_frame(backend, video, index, batch_size, fit):
-  """Keypoints of every driving frame (one streaming pass); returns the list of values and the chosen frame's kp."""
+def driving_keypoints(backend, video, batch_size, fit):
+  """Keypoints of every driving frame in one streaming pass: {'value': (N, K, 2), 'jacobian': (N, K, 2, 2)}."""
   size = backend.frame_shape[0]
-  values, chosen = [], None
-  for start, batch in enumerate(pipeline._batched(video, batch_size)):
-    frames = np.stack([pipeline.prepare_frame(f, size, fit) for f in batch])
-    kp = backend.detect_keypoints(frames)
-    for i in range(len(frames)):
-      values.append(kp["value"][i])
-      if index is not None and len(values) - 1 == index:
-        chosen = {k: v[i:i + 1] for k, v in kp.items()}
-  return values, chosen
+  parts = []
+  for batch in pipeline.batched(video, batch_size):
+    parts.append(backend.detect_keypoints(np.stack([pipeline.prepare_frame(f, size, fit) for f in batch])))
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def use_samples(flag_values):
@@ -122,15 +117,16 @@ def run(flag_values):
 
   kp_initial = None
   if flag_values.find_best_frame or flag_values.best_frame is not None:
+    kp_all = driving_keypoints(backend, video, flag_values.batch_size, flag_values.fit)
+    count = len(kp_all["value"])
     wanted = flag_values.best_frame
-    if flag_values.find_best_frame and wanted is None:
+    if wanted is None:
       source_kp = backend.detect_keypoints(pipeline.prepare_frame(source_image, size, flag_values.fit)[np.newaxis])
-      values, _ = keypoints_of_frame(backend, video, None, flag_values.batch_size, flag_values.fit)
-      wanted = best_frame_lib.best_frame_index(source_kp["value"][0], values)
-      logging.info("best matching driving frame: %d of %d", wanted, len(values))
-    values, kp_initial = keypoints_of_frame(backend, video, wanted, flag_values.batch_size, flag_values.fit)
-    if kp_initial is None:
-      raise ValueError(f"--best_frame={wanted} is out of range: {video.path} has {len(values)} frames")
+      wanted = best_frame_lib.best_frame_index(source_kp["value"][0], kp_all["value"])
+      logging.info("best matching driving frame: %d of %d", wanted, count)
+    if wanted >= count:
+      raise ValueError(f"--best_frame={wanted} is out of range: {video.path} has {count} frames")
+    kp_initial = {k: v[wanted:wanted + 1] for k, v in kp_all.items()}
     print(f"initial driving frame: {wanted}")
 
   bar = progress_lib.ProgressBar(total=video.num_frames)

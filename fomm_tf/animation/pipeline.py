@@ -15,7 +15,8 @@ def as_backend(model):
   return backend_lib.KerasBackend(model)
 
 
-def _batched(iterable, size):
+def batched(iterable, size):
+  """Lists of up to `size` consecutive items, consumed lazily."""
   iterator = iter(iterable)
   while True:
     batch = list(itertools.islice(iterator, size))
@@ -46,7 +47,7 @@ def animate_with_keypoints(model, source_image, driving_frames, relative=True, a
   state = backend.prepare_source(source)
   kp_source = backend.detect_keypoints(source)
   kp_initial = kp_driving_initial
-  for batch in _batched(driving_frames, batch_size):
+  for batch in batched(driving_frames, batch_size):
     frames = np.stack([prepare_frame(f, height, fit) for f in batch])
     kp_driving = backend.detect_keypoints(frames)
     if kp_initial is None:

@@ -40,15 +40,6 @@ AKD_DEFINITION = ("akd: pixels of the video's own frames; per video, a least-squ
                   "ground truth")
 
 
-def _batched(iterable, size):
-  iterator = iter(iterable)
-  while True:
-    batch = list(itertools.islice(iterator, size))
-    if not batch:
-      return
-    yield batch
-
-
 def reconstruct_video(backend, frames, batch_size=8, fit="crop", with_keypoints=False, on_frame=None):
   """Reconstructs one video from its frame 0.
 
@@ -81,7 +72,7 @@ def reconstruct_video(backend, frames, batch_size=8, fit="crop", with_keypoints=
   state = backend.prepare_source(source)
   kp_source = backend.detect_keypoints(source)
   l1, real_kp, generated_kp = [], [], []
-  for batch in _batched(itertools.chain([first], iterator), batch_size):
+  for batch in pipeline.batched(itertools.chain([first], iterator), batch_size):
     driving = np.stack([pipeline.prepare_frame(f, height, fit) for f in batch])
     kp_driving = backend.detect_keypoints(driving)
     # Absolute transfer: the driving keypoints go to the generator unchanged.

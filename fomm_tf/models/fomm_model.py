@@ -1,10 +1,8 @@
 """The three FOMM networks together, with the inference API used by animation and export."""
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from fomm_tf import config as config_lib
 from fomm_tf.models import discriminator as discriminator_lib
 from fomm_tf.models import generator as generator_lib
 from fomm_tf.models import keypoint_detector as keypoint_detector_lib
