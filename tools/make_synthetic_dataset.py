@@ -34,33 +34,33 @@ flags.DEFINE_boolean("overwrite", False, "Replace an existing dataset folder.")
 
 
 def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"make_synthetic_dataset: error: unexpected arguments {' '.join(argv[1:])}")
-    if not FLAGS.output_dir:
-        sys.exit("make_synthetic_dataset: error: --output_dir is required")
-    try:
-        summary = synthetic.write_dataset(
-            output_dir=FLAGS.output_dir,
-            num_train=FLAGS.num_train,
-            num_test=FLAGS.num_test,
-            num_frames=FLAGS.num_frames,
-            frame_size=FLAGS.frame_size,
-            seed=FLAGS.seed,
-            fmt=FLAGS.format,
-            videos_per_identity=FLAGS.videos_per_identity,
-            overwrite=FLAGS.overwrite,
-        )
-    except (ValueError, FileExistsError) as error:
-        # These are argument problems; a one-line message beats a traceback.
-        sys.exit(f"make_synthetic_dataset: error: {error}")
-    print(json.dumps({
-        "output_dir": summary["output_dir"],
-        "format": summary["format"],
-        "train_videos": len(summary["splits"]["train"]),
-        "test_videos": len(summary["splits"]["test"]),
-        "frames_per_second": round(summary["frames_per_second"], 1),
-    }))
+  if len(argv) > 1:
+    sys.exit(f"make_synthetic_dataset: error: unexpected arguments {' '.join(argv[1:])}")
+  if not FLAGS.output_dir:
+    sys.exit("make_synthetic_dataset: error: --output_dir is required")
+  try:
+    summary = synthetic.write_dataset(
+        output_dir=FLAGS.output_dir,
+        num_train=FLAGS.num_train,
+        num_test=FLAGS.num_test,
+        num_frames=FLAGS.num_frames,
+        frame_size=FLAGS.frame_size,
+        seed=FLAGS.seed,
+        fmt=FLAGS.format,
+        videos_per_identity=FLAGS.videos_per_identity,
+        overwrite=FLAGS.overwrite,
+    )
+  except (ValueError, FileExistsError) as error:
+    # These are argument problems; a one-line message beats a traceback.
+    sys.exit(f"make_synthetic_dataset: error: {error}")
+  print(json.dumps({
+      "output_dir": summary["output_dir"],
+      "format": summary["format"],
+      "train_videos": len(summary["splits"]["train"]),
+      "test_videos": len(summary["splits"]["test"]),
+      "frames_per_second": round(summary["frames_per_second"], 1),
+  }))
 
 
 if __name__ == "__main__":
-    app.run(main)
+  app.run(main)

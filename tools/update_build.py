@@ -61,264 +61,264 @@ _HEADER = """\
 
 
 class BuildFileError(Exception):
-    """The tree or the BUILD file cannot be turned into a valid BUILD file."""
+  """The tree or the BUILD file cannot be turned into a valid BUILD file."""
 
 
 @dataclasses.dataclass(frozen=True)
 class SourceTree:
-    """Workspace-relative POSIX paths of the files BUILD must name, each sorted."""
+  """Workspace-relative POSIX paths of the files BUILD must name, each sorted."""
 
-    package_srcs: tuple
-    package_data: tuple
-    tool_srcs: tuple
-    test_util_srcs: tuple
-    test_util_data: tuple
-    tests: tuple
+  package_srcs: tuple
+  package_data: tuple
+  tool_srcs: tuple
+  test_util_srcs: tuple
+  test_util_data: tuple
+  tests: tuple
 
-    def all_files(self):
-        """Returns the set of every path that BUILD must name."""
-        return set(
-            self.package_srcs + self.package_data + self.tool_srcs
-            + self.test_util_srcs + self.test_util_data + self.tests)
+  def all_files(self):
+    """Returns the set of every path that BUILD must name."""
+    return set(
+        self.package_srcs + self.package_data + self.tool_srcs
+        + self.test_util_srcs + self.test_util_data + self.tests)
 
 
 def _is_ignored(name):
-    """Caches, hidden files, temp files and editor leftovers are never part of the build."""
-    return (name.startswith(".") or name == "__pycache__"
-            or name.endswith((".pyc", ".tmp", "~")))
+  """Caches, hidden files, temp files and editor leftovers are never part of the build."""
+  return (name.startswith(".") or name == "__pycache__"
+          or name.endswith((".pyc", ".tmp", "~")))
 
 
 def _walk_files(root, directory, recursive=True):
-    """Returns sorted workspace-relative POSIX paths of the regular files in directory."""
-    top = os.path.join(root, directory)
-    if not os.path.isdir(top):
-        return []
-    found = []
-    for current, subdirs, files in os.walk(top):
-        subdirs[:] = sorted(d for d in subdirs if not _is_ignored(d))
-        if not recursive:
-            subdirs[:] = []
-        for name in files:
-            path = os.path.join(current, name)
-            if _is_ignored(name) or not os.path.isfile(path):
-                continue
-            relative = os.path.relpath(path, root).replace(os.sep, "/")
-            if not _SAFE_PATH.fullmatch(relative):
-                raise BuildFileError(
-                    f"cannot name {relative!r} in BUILD: rename it to use only "
-                    f"letters, digits and _ . / + = , @ -")
-            found.append(relative)
-    return sorted(found)
+  """Returns sorted workspace-relative POSIX paths of the regular files in directory."""
+  top = os.path.join(root, directory)
+  if not os.path.isdir(top):
+    return []
+  found = []
+  for current, subdirs, files in os.walk(top):
+    subdirs[:] = sorted(d for d in subdirs if not _is_ignored(d))
+    if not recursive:
+      subdirs[:] = []
+    for name in files:
+      path = os.path.join(current, name)
+      if _is_ignored(name) or not os.path.isfile(path):
+        continue
+      relative = os.path.relpath(path, root).replace(os.sep, "/")
+      if not _SAFE_PATH.fullmatch(relative):
+        raise BuildFileError(
+            f"cannot name {relative!r} in BUILD: rename it to use only "
+            f"letters, digits and _ . / + = , @ -")
+      found.append(relative)
+  return sorted(found)
 
 
 def _test_name(path):
-    """Target name of a test file: its file name without .py."""
-    return path.rsplit("/", 1)[-1][:-len(".py")]
+  """Target name of a test file: its file name without .py."""
+  return path.rsplit("/", 1)[-1][:-len(".py")]
 
 
 def find_sources(root):
-    """Scans the workspace at root and returns the files BUILD must name.
+  """Scans the workspace at root and returns the files BUILD must name.
 
-    Raises:
-      BuildFileError: a test file sits in a subfolder of tests/ (target names
-        come from file names, so they could clash).
-    """
-    package_files = _walk_files(root, PACKAGE_DIR)
-    tool_files = _walk_files(root, TOOLS_DIR, recursive=False)
-    test_files = _walk_files(root, TESTS_DIR)
+  Raises:
+    BuildFileError: a test file sits in a subfolder of tests/ (target names
+      come from file names, so they could clash).
+  """
+  package_files = _walk_files(root, PACKAGE_DIR)
+  tool_files = _walk_files(root, TOOLS_DIR, recursive=False)
+  test_files = _walk_files(root, TESTS_DIR)
 
-    tests = []
-    test_util_srcs = []
-    test_util_data = []
-    for path in test_files:
-        if path.endswith(TEST_SUFFIX):
-            if path.count("/") != 1:
-                raise BuildFileError(
-                    f"test file {path} must sit directly in {TESTS_DIR}/ "
-                    f"(test target names come from file names)")
-            tests.append(path)
-        elif path.endswith(".py"):
-            test_util_srcs.append(path)
-        else:
-            test_util_data.append(path)
+  tests = []
+  test_util_srcs = []
+  test_util_data = []
+  for path in test_files:
+    if path.endswith(TEST_SUFFIX):
+      if path.count("/") != 1:
+        raise BuildFileError(
+            f"test file {path} must sit directly in {TESTS_DIR}/ "
+            f"(test target names come from file names)")
+      tests.append(path)
+    elif path.endswith(".py"):
+      test_util_srcs.append(path)
+    else:
+      test_util_data.append(path)
 
-    return SourceTree(
-        package_srcs=tuple(p for p in package_files if p.endswith(".py")),
-        package_data=tuple(
-            sorted([p for p in package_files if not p.endswith(".py")]
-                   + _walk_files(root, CONFIG_DIR))),
-        tool_srcs=tuple(p for p in tool_files if p.endswith(".py")),
-        test_util_srcs=tuple(test_util_srcs),
-        test_util_data=tuple(test_util_data),
-        tests=tuple(tests),
-    )
+  return SourceTree(
+      package_srcs=tuple(p for p in package_files if p.endswith(".py")),
+      package_data=tuple(
+          sorted([p for p in package_files if not p.endswith(".py")]
+                 + _walk_files(root, CONFIG_DIR))),
+      tool_srcs=tuple(p for p in tool_files if p.endswith(".py")),
+      test_util_srcs=tuple(test_util_srcs),
+      test_util_data=tuple(test_util_data),
+      tests=tuple(tests),
+  )
 
 
 def _string_list(values, indent):
-    """Renders a Starlark list: inline when it has at most one item."""
-    if not values:
-        return "[]"
-    if len(values) == 1:
-        return f'["{values[0]}"]'
-    inner = " " * (indent + 4)
-    lines = "".join(f'{inner}"{v}",\n' for v in values)
-    return "[\n" + lines + " " * indent + "]"
+  """Renders a Starlark list: inline when it has at most one item."""
+  if not values:
+    return "[]"
+  if len(values) == 1:
+    return f'["{values[0]}"]'
+  inner = " " * (indent + 4)
+  lines = "".join(f'{inner}"{v}",\n' for v in values)
+  return "[\n" + lines + " " * indent + "]"
 
 
 def _rule(kind, attributes):
-    """Renders one rule call; attributes is a list of (name, rendered value)."""
-    body = "".join(f"    {name} = {value},\n" for name, value in attributes)
-    return f"{kind}(\n{body})\n"
+  """Renders one rule call; attributes is a list of (name, rendered value)."""
+  body = "".join(f"    {name} = {value},\n" for name, value in attributes)
+  return f"{kind}(\n{body})\n"
 
 
 def _quoted(value):
-    return f'"{value}"'
+  return f'"{value}"'
 
 
 def render_build(tree):
-    """Returns the BUILD file text for tree; equal trees give identical text."""
-    rules = [
-        _rule("py_library", [
-            ("name", _quoted("fomm_tf")),
-            ("srcs", _string_list(tree.package_srcs, 4)),
-            ("data", _string_list(tree.package_data, 4)),
-            ("visibility", '["//visibility:public"]'),
-        ]),
-        _rule("py_library", [
-            ("name", _quoted("tools")),
-            ("srcs", _string_list(tree.tool_srcs, 4)),
-            ("visibility", '["//visibility:public"]'),
-            ("deps", '[":fomm_tf"]'),
-        ]),
-        _rule("py_library", [
-            ("name", _quoted("test_util")),
-            ("testonly", "True"),
-            ("srcs", _string_list(tree.test_util_srcs, 4)),
-            ("data", _string_list(tree.test_util_data, 4)),
-            ("deps", '[\n        ":fomm_tf",\n        ":tools",\n    ]'),
-        ]),
-    ]
-    for path in tree.tests:
-        name = _test_name(path)
-        size = TEST_SIZES.get(name, DEFAULT_TEST_SIZE)
-        if size not in VALID_TEST_SIZES:
-            raise BuildFileError(
-                f"TEST_SIZES[{name!r}] is {size!r}; expected one of {VALID_TEST_SIZES}")
-        rules.append(_rule("py_test", [
-            ("name", _quoted(name)),
-            ("size", _quoted(size)),
-            ("srcs", _string_list([path], 4)),
-            ("main", _quoted(path)),
-            ("deps", '[\n        ":fomm_tf",\n        ":test_util",\n'
-                     '        ":tools",\n    ]'),
-        ]))
-    return _HEADER + "".join("\n" + rule for rule in rules)
+  """Returns the BUILD file text for tree; equal trees give identical text."""
+  rules = [
+      _rule("py_library", [
+          ("name", _quoted("fomm_tf")),
+          ("srcs", _string_list(tree.package_srcs, 4)),
+          ("data", _string_list(tree.package_data, 4)),
+          ("visibility", '["//visibility:public"]'),
+      ]),
+      _rule("py_library", [
+          ("name", _quoted("tools")),
+          ("srcs", _string_list(tree.tool_srcs, 4)),
+          ("visibility", '["//visibility:public"]'),
+          ("deps", '[":fomm_tf"]'),
+      ]),
+      _rule("py_library", [
+          ("name", _quoted("test_util")),
+          ("testonly", "True"),
+          ("srcs", _string_list(tree.test_util_srcs, 4)),
+          ("data", _string_list(tree.test_util_data, 4)),
+          ("deps", '[\n        ":fomm_tf",\n        ":tools",\n    ]'),
+      ]),
+  ]
+  for path in tree.tests:
+    name = _test_name(path)
+    size = TEST_SIZES.get(name, DEFAULT_TEST_SIZE)
+    if size not in VALID_TEST_SIZES:
+      raise BuildFileError(
+          f"TEST_SIZES[{name!r}] is {size!r}; expected one of {VALID_TEST_SIZES}")
+    rules.append(_rule("py_test", [
+        ("name", _quoted(name)),
+        ("size", _quoted(size)),
+        ("srcs", _string_list([path], 4)),
+        ("main", _quoted(path)),
+        ("deps", '[\n        ":fomm_tf",\n        ":test_util",\n'
+                 '        ":tools",\n    ]'),
+    ]))
+  return _HEADER + "".join("\n" + rule for rule in rules)
 
 
 def named_files(build_text, build_path=BUILD_FILE_NAME):
-    """Returns the set of file paths that BUILD names in srcs, data and main.
+  """Returns the set of file paths that BUILD names in srcs, data and main.
 
-    Labels (":x", "//x", "@x") are skipped. BUILD is Starlark, whose syntax for
-    these rules is also valid Python, so Python's parser reads it.
+  Labels (":x", "//x", "@x") are skipped. BUILD is Starlark, whose syntax for
+  these rules is also valid Python, so Python's parser reads it.
 
-    Raises:
-      BuildFileError: the text is not parseable.
-    """
-    try:
-        module = ast.parse(build_text, filename=build_path)
-    except SyntaxError as error:
-        raise BuildFileError(
-            f"{build_path}:{error.lineno}: cannot parse BUILD: {error.msg}") from None
-    named = set()
-    for node in ast.walk(module):
-        if not isinstance(node, ast.Call):
-            continue
-        for keyword in node.keywords:
-            if keyword.arg not in _FILE_ATTRIBUTES:
-                continue
-            for value in ast.walk(keyword.value):
-                if (isinstance(value, ast.Constant) and isinstance(value.value, str)
-                        and not value.value.startswith((":", "//", "@"))):
-                    named.add(value.value)
-    return named
+  Raises:
+    BuildFileError: the text is not parseable.
+  """
+  try:
+    module = ast.parse(build_text, filename=build_path)
+  except SyntaxError as error:
+    raise BuildFileError(
+        f"{build_path}:{error.lineno}: cannot parse BUILD: {error.msg}") from None
+  named = set()
+  for node in ast.walk(module):
+    if not isinstance(node, ast.Call):
+      continue
+    for keyword in node.keywords:
+      if keyword.arg not in _FILE_ATTRIBUTES:
+        continue
+      for value in ast.walk(keyword.value):
+        if (isinstance(value, ast.Constant) and isinstance(value.value, str)
+                and not value.value.startswith((":", "//", "@"))):
+          named.add(value.value)
+  return named
 
 
 def check(root):
-    """Returns the problems with root's BUILD file, one line each; [] when up to date."""
-    build_path = os.path.join(root, BUILD_FILE_NAME)
-    if not os.path.isfile(build_path):
-        return [f"{build_path} does not exist; run tools/update_build.py"]
-    with open(build_path, encoding="utf-8") as build_file:
-        actual_text = build_file.read()
-    tree = find_sources(root)
-    expected = tree.all_files()
-    named = named_files(actual_text, build_path)
+  """Returns the problems with root's BUILD file, one line each; [] when up to date."""
+  build_path = os.path.join(root, BUILD_FILE_NAME)
+  if not os.path.isfile(build_path):
+    return [f"{build_path} does not exist; run tools/update_build.py"]
+  with open(build_path, encoding="utf-8") as build_file:
+    actual_text = build_file.read()
+  tree = find_sources(root)
+  expected = tree.all_files()
+  named = named_files(actual_text, build_path)
 
-    problems = [f"missing from BUILD: {path}" for path in sorted(expected - named)]
-    for path in sorted(named - expected):
-        if os.path.exists(os.path.join(root, path)):
-            problems.append(f"BUILD names a file outside the generated layout: {path}")
-        else:
-            problems.append(f"BUILD names a file that does not exist: {path}")
-    if not problems and actual_text != render_build(tree):
-        problems.append(
-            f"{build_path} names the right files but differs from the generated text "
-            f"(hand edit or changed TEST_SIZES); run tools/update_build.py")
-    return problems
+  problems = [f"missing from BUILD: {path}" for path in sorted(expected - named)]
+  for path in sorted(named - expected):
+    if os.path.exists(os.path.join(root, path)):
+      problems.append(f"BUILD names a file outside the generated layout: {path}")
+    else:
+      problems.append(f"BUILD names a file that does not exist: {path}")
+  if not problems and actual_text != render_build(tree):
+    problems.append(
+        f"{build_path} names the right files but differs from the generated text "
+        f"(hand edit or changed TEST_SIZES); run tools/update_build.py")
+  return problems
 
 
 def write_build(root):
-    """Rewrites root's BUILD atomically from the tree; returns True if it changed."""
-    build_path = os.path.join(root, BUILD_FILE_NAME)
-    text = render_build(find_sources(root))
-    if os.path.isfile(build_path):
-        with open(build_path, encoding="utf-8") as build_file:
-            if build_file.read() == text:
-                return False
-    descriptor, temp_path = tempfile.mkstemp(dir=root, prefix=".BUILD.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as temp_file:
-            temp_file.write(text)
-        os.chmod(temp_path, 0o644)
-        os.replace(temp_path, build_path)
-    except BaseException:
-        os.unlink(temp_path)
-        raise
-    return True
+  """Rewrites root's BUILD atomically from the tree; returns True if it changed."""
+  build_path = os.path.join(root, BUILD_FILE_NAME)
+  text = render_build(find_sources(root))
+  if os.path.isfile(build_path):
+    with open(build_path, encoding="utf-8") as build_file:
+      if build_file.read() == text:
+        return False
+  descriptor, temp_path = tempfile.mkstemp(dir=root, prefix=".BUILD.", suffix=".tmp")
+  try:
+    with os.fdopen(descriptor, "w", encoding="utf-8") as temp_file:
+      temp_file.write(text)
+    os.chmod(temp_path, 0o644)
+    os.replace(temp_path, build_path)
+  except BaseException:
+    os.unlink(temp_path)
+    raise
+  return True
 
 
 def default_root():
-    """The workspace containing this file, found through symlinks (Bazel runfiles)."""
-    return os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+  """The workspace containing this file, found through symlinks (Bazel runfiles)."""
+  return os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--check", action="store_true",
-        help="do not write; list what BUILD lacks or names in excess, exit 1 if any")
-    parser.add_argument(
-        "--root", default=default_root(),
-        help="workspace root holding BUILD (default: this file's repository)")
-    args = parser.parse_args(argv)
-    root = os.path.abspath(args.root)
-    if not os.path.isfile(os.path.join(root, "WORKSPACE")):
-        print(f"error: {root} is not a Bazel workspace (no WORKSPACE file)",
-              file=sys.stderr)
-        return 2
-    try:
-        if args.check:
-            problems = check(root)
-            for problem in problems:
-                print(problem)
-            return 1 if problems else 0
-        changed = write_build(root)
-    except BuildFileError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"{'wrote' if changed else 'unchanged'}: {os.path.join(root, BUILD_FILE_NAME)}")
-    return 0
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument(
+      "--check", action="store_true",
+      help="do not write; list what BUILD lacks or names in excess, exit 1 if any")
+  parser.add_argument(
+      "--root", default=default_root(),
+      help="workspace root holding BUILD (default: this file's repository)")
+  args = parser.parse_args(argv)
+  root = os.path.abspath(args.root)
+  if not os.path.isfile(os.path.join(root, "WORKSPACE")):
+    print(f"error: {root} is not a Bazel workspace (no WORKSPACE file)",
+          file=sys.stderr)
+    return 2
+  try:
+    if args.check:
+      problems = check(root)
+      for problem in problems:
+        print(problem)
+      return 1 if problems else 0
+    changed = write_build(root)
+  except BuildFileError as error:
+    print(f"error: {error}", file=sys.stderr)
+    return 2
+  print(f"{'wrote' if changed else 'unchanged'}: {os.path.join(root, BUILD_FILE_NAME)}")
+  return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+  sys.exit(main())
