@@ -27,7 +27,8 @@ flags.DEFINE_boolean("jit_compile", False, "XLA-compile the step.")
 flags.DEFINE_string("mixed_precision", None, "bfloat16 or float16.")
 
 TINY = dict(frame_shape=[64, 64, 3], kp_block_expansion=8, kp_max_features=32, kp_num_blocks=3,
-            gen_block_expansion=8, gen_max_features=32, dm_block_expansion=8, dm_max_features=32, dm_num_blocks=3)
+            gen_block_expansion=8, gen_max_features=32, dm_block_expansion=8, dm_max_features=32, dm_num_blocks=3,
+            perceptual_scales=[1.0, 0.5])
 
 
 def time_config(name):

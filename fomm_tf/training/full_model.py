@@ -27,6 +27,13 @@ class TrainingModel:
     self.use_equivariance = (cfg.loss_equivariance_value + cfg.loss_equivariance_jacobian) != 0
     if self.use_perceptual and vgg is None:
       raise ValueError("the config has perceptual loss weights but no VGG19 feature extractor was given")
+    if self.use_perceptual:
+      # relu5_1 sits behind four 2x2 poolings.
+      smallest = int(cfg.frame_shape[0] * min(cfg.perceptual_scales))
+      if smallest < 16:
+        raise ValueError(f"perceptual loss: the {min(cfg.perceptual_scales)} pyramid level of "
+                         f"{cfg.frame_shape[0]}px frames is {smallest}px, below VGG19's 16px minimum "
+                         f"(drop that scale from --perceptual_scales)")
     # One pyramid serves the perceptual loss and the discriminator.
     self.pyramid_scales = sorted(set(cfg.perceptual_scales) | (set(cfg.disc_scales) if self.use_gan else set()),
                                  reverse=True)
