@@ -42,6 +42,12 @@ class DownBlock2d(keras.layers.Layer):
     return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}
 
 
+def upsample_nearest_2x(x):
+  # A resize to a static size: UpSampling2D computes its output shape at run
+  # time, which loses the height under a dynamic batch in TFLite conversion.
+  return keras.ops.image.resize(x, (2 * x.shape[1], 2 * x.shape[2]), interpolation="nearest")
+
+
 class UpBlock2d(keras.layers.Layer):
   """Nearest x2 upsampling -> conv3x3 -> BatchNorm -> ReLU."""
 
@@ -49,12 +55,11 @@ class UpBlock2d(keras.layers.Layer):
     super().__init__(**kwargs)
     self.filters = filters
     self.kernel_size = kernel_size
-    self.up = keras.layers.UpSampling2D(2, interpolation="nearest", name="up")
     self.conv = conv2d(filters, kernel_size, "conv")
     self.norm = batch_norm("norm")
 
   def call(self, x, training=False):
-    x = self.norm(self.conv(self.up(x)), training=training)
+    x = self.norm(self.conv(upsample_nearest_2x(x)), training=training)
     return keras.activations.relu(x)
 
   def get_config(self):

@@ -22,10 +22,10 @@ def sparse_motions(height, width, kp_source, kp_driving):
   dz = grid[tf.newaxis, tf.newaxis] - value_d[:, :, tf.newaxis, tf.newaxis, :]  # (B, K, h, w, 2)
   if "jacobian" in kp_driving and kp_driving["jacobian"] is not None:
     jac = linalg.matmul_2x2(kp_source["jacobian"], linalg.inverse_2x2(kp_driving["jacobian"]))
-    jac = jac[:, :, tf.newaxis, tf.newaxis]  # (B, K, 1, 1, 2, 2)
+    # Entries taken one by one: a 6-D slice has no TFLite kernel.
+    entry = lambda i, j: jac[:, :, i, j][:, :, tf.newaxis, tf.newaxis]  # (B, K, 1, 1)
     dx, dy = dz[..., 0], dz[..., 1]
-    dz = tf.stack([jac[..., 0, 0] * dx + jac[..., 0, 1] * dy,
-                   jac[..., 1, 0] * dx + jac[..., 1, 1] * dy], axis=-1)
+    dz = tf.stack([entry(0, 0) * dx + entry(0, 1) * dy, entry(1, 0) * dx + entry(1, 1) * dy], axis=-1)
   driving_to_source = dz + value_s[:, :, tf.newaxis, tf.newaxis, :]
   identity = tf.broadcast_to(grid[tf.newaxis, tf.newaxis],
                              tf.concat([tf.shape(value_s)[:1], [1, height, width, 2]], axis=0))

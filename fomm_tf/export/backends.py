@@ -1,0 +1,191 @@
+"""Animation backends that run an exported model: SavedModelBackend and TFLiteBackend.
+
+Both implement fomm_tf.animation.backend.Backend on a directory written by
+`python -m fomm_tf.export` and take everything they need (frame size, K) from
+the exported files themselves. Arrays in and out are numpy float32, NHWC.
+"""
+
+import os
+
+import numpy as np
+
+from fomm_tf.animation import backend as backend_lib
+from fomm_tf.export import layout
+from fomm_tf.export import signatures as signatures_lib
+
+BATCH_MODES = ("loop", "resize")
+_HULL_ERROR = ("adapt_movement_scale: the initial driving keypoints span no area (all collinear); "
+               "use relative motion without --adapt_scale")
+
+
+def _check_frames(frames, frame_shape, what):
+  frames = np.asarray(frames)
+  if frames.ndim == 3:
+    frames = frames[np.newaxis]
+  if frames.ndim != 4 or tuple(frames.shape[1:]) != tuple(frame_shape) or frames.shape[0] < 1:
+    raise ValueError(f"{what}: expected frames of shape (B, {', '.join(map(str, frame_shape))}), "
+                     f"got {np.shape(frames)}")
+  return np.ascontiguousarray(frames, np.float32)
+
+
+def _check_kp(kp, num_kp, what):
+  if not isinstance(kp, dict) or "value" not in kp or "jacobian" not in kp:
+    raise ValueError(f"{what}: expected a dict with 'value' (B, {num_kp}, 2) and 'jacobian' (B, {num_kp}, 2, 2)")
+  value = np.ascontiguousarray(kp["value"], np.float32)
+  jacobian = np.ascontiguousarray(kp["jacobian"], np.float32)
+  if (value.ndim != 3 or value.shape[1:] != (num_kp, 2) or jacobian.shape != value.shape[:1] + (num_kp, 2, 2)):
+    raise ValueError(f"{what}: expected value (B, {num_kp}, 2) and jacobian (B, {num_kp}, 2, 2), "
+                     f"got {value.shape} and {jacobian.shape}")
+  return {"value": value, "jacobian": jacobian}
+
+
+def _normalize_inputs(backend, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
+                      use_relative_movement, use_relative_jacobian):
+  kp_source = _check_kp(kp_source, backend.num_kp, "normalize_kp kp_source")
+  kp_driving = _check_kp(kp_driving, backend.num_kp, "normalize_kp kp_driving")
+  kp_initial = _check_kp(kp_driving_initial, backend.num_kp, "normalize_kp kp_driving_initial")
+  return {
+      "kp_source_value": kp_source["value"], "kp_source_jacobian": kp_source["jacobian"],
+      "kp_driving_value": kp_driving["value"], "kp_driving_jacobian": kp_driving["jacobian"],
+      "kp_driving_initial_value": kp_initial["value"], "kp_driving_initial_jacobian": kp_initial["jacobian"],
+      "adapt_movement_scale": np.array(bool(adapt_movement_scale)),
+      "use_relative_movement": np.array(bool(use_relative_movement)),
+      "use_relative_jacobian": np.array(bool(use_relative_jacobian)),
+  }
+
+
+def _check_normalized(out, adapt_movement_scale):
+  # The exported graph cannot raise; a degenerate hull shows up as non-finite keypoints.
+  if adapt_movement_scale and not np.all(np.isfinite(out["value"])):
+    raise ValueError(_HULL_ERROR)
+  return out
+
+
+def _generate_inputs(backend, state, kp_source, kp_driving):
+  if not isinstance(state, dict) or set(state) != {"features", "source_small"}:
+    raise ValueError("generate: state must come from this backend's prepare_source")
+  kp_source = _check_kp(kp_source, backend.num_kp, "generate kp_source")
+  kp_driving = _check_kp(kp_driving, backend.num_kp, "generate kp_driving")
+  if kp_source["value"].shape[0] != 1:
+    raise ValueError(f"generate: kp_source must be of the one prepared source, batch 1, "
+                     f"got batch {kp_source['value'].shape[0]}")
+  return {**state, "kp_source_value": kp_source["value"], "kp_source_jacobian": kp_source["jacobian"],
+          "kp_driving_value": kp_driving["value"], "kp_driving_jacobian": kp_driving["jacobian"]}
+
+
+class SavedModelBackend(backend_lib.Backend):
+  """Runs the signatures of an exported SavedModel (tf.saved_model.load; no Keras code involved)."""
+
+  name = "saved_model"
+
+  def __init__(self, path):
+    import tensorflow as tf
+    self._tf = tf
+    self.path = layout.saved_model_dir(path)
+    self._model = tf.saved_model.load(self.path)
+    needed = ("detect_keypoints", "normalize_kp", "encode_source", "generate_from_state")
+    missing = [name for name in needed if name not in self._model.signatures]
+    if missing:
+      raise ValueError(f"{self.path}: SavedModel lacks the signature(s) {', '.join(missing)} "
+                       f"(has {', '.join(sorted(self._model.signatures))})")
+    detect = self._model.signatures["detect_keypoints"]
+    self.frame_shape = tuple(detect.structured_input_signature[1]["image"].shape[1:])
+    self.num_kp = int(detect.structured_outputs["value"].shape[1])
+
+  def _run(self, name, inputs):
+    outputs = self._model.signatures[name](**{k: self._tf.constant(v) for k, v in inputs.items()})
+    return {k: v.numpy() for k, v in outputs.items()}
+
+  def detect_keypoints(self, frames):
+    return self._run("detect_keypoints", {"image": _check_frames(frames, self.frame_shape, "detect_keypoints")})
+
+  def prepare_source(self, source):
+    source = _check_frames(source, self.frame_shape, "prepare_source")
+    if source.shape[0] != 1:
+      raise ValueError(f"prepare_source: expected one source frame, got a batch of {source.shape[0]}")
+    return self._run("encode_source", {"source": source})
+
+  def generate(self, state, kp_source, kp_driving):
+    return self._run("generate_from_state", _generate_inputs(self, state, kp_source, kp_driving))["prediction"]
+
+  def normalize_kp(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
+                   use_relative_movement, use_relative_jacobian):
+    inputs = _normalize_inputs(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
+                               use_relative_movement, use_relative_jacobian)
+    return _check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)
+
+
+class TFLiteBackend(backend_lib.Backend):
+  """Runs the four TFLite files of one quantisation variant with the LiteRT interpreter.
+
+  Args:
+    path: an export directory (holding tflite/<quantize>/) or a folder with the four .tflite files.
+    quantize: the variant: float32, float16, dynamic_int8 or int8.
+    num_threads: interpreter threads (default: all CPU cores).
+    batch_mode: "loop" runs B calls of batch 1; "resize" runs a batch of B
+      frames as one call with the inputs resized to B. Measured with
+      tools/benchmark_animate.py (vox-256, batch 8, 2-core CPU): both take
+      the same time per frame (within 2%, float32 and int8), and "resize"
+      peaks about 500 MB higher (float32), so "loop" is the default.
+  """
+
+  name = "tflite"
+
+  def __init__(self, path, quantize="float32", num_threads=None, batch_mode="loop"):
+    from ai_edge_litert.interpreter import Interpreter
+    if batch_mode not in BATCH_MODES:
+      raise ValueError(f"batch_mode must be one of {', '.join(BATCH_MODES)}, got {batch_mode!r}")
+    if num_threads is not None and num_threads < 1:
+      raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+    self.path = layout.tflite_dir(path, quantize)
+    self.quantize = quantize
+    self.batch_mode = batch_mode
+    threads = num_threads or os.cpu_count() or 1
+    self._interpreters = {}
+    self._runners = {}
+    for signature, filename in signatures_lib.TFLITE_FILES.items():
+      interpreter = Interpreter(model_path=os.path.join(self.path, filename), num_threads=threads)
+      keys = list(interpreter.get_signature_list())
+      if len(keys) != 1:
+        raise ValueError(f"{os.path.join(self.path, filename)}: expected one signature, found {keys}")
+      self._interpreters[signature] = interpreter
+      self._runners[signature] = interpreter.get_signature_runner(keys[0])
+    image = self._runners["detect_keypoints"].get_input_details()["image"]
+    self.frame_shape = tuple(int(d) for d in image["shape_signature"][1:])
+    value = self._runners["detect_keypoints"].get_output_details()["value"]
+    self.num_kp = int(value["shape_signature"][1])
+
+  def _run(self, signature, inputs):
+    return self._runners[signature](**inputs)
+
+  def _run_batched(self, signature, inputs, batched_names):
+    """Runs a batch in one call ("resize") or entry by entry ("loop"), concatenating the outputs."""
+    batch = inputs[batched_names[0]].shape[0]
+    if self.batch_mode == "resize" or batch == 1:
+      return self._run(signature, inputs)
+    parts = []
+    for i in range(batch):
+      entry = {k: (v[i:i + 1] if k in batched_names else v) for k, v in inputs.items()}
+      parts.append(self._run(signature, entry))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+  def detect_keypoints(self, frames):
+    frames = _check_frames(frames, self.frame_shape, "detect_keypoints")
+    return self._run_batched("detect_keypoints", {"image": frames}, ("image",))
+
+  def prepare_source(self, source):
+    source = _check_frames(source, self.frame_shape, "prepare_source")
+    if source.shape[0] != 1:
+      raise ValueError(f"prepare_source: expected one source frame, got a batch of {source.shape[0]}")
+    return self._run("encode_source", {"source": source})
+
+  def generate(self, state, kp_source, kp_driving):
+    inputs = _generate_inputs(self, state, kp_source, kp_driving)
+    out = self._run_batched("generate_from_state", inputs, ("kp_driving_value", "kp_driving_jacobian"))
+    return out["prediction"]
+
+  def normalize_kp(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
+                   use_relative_movement, use_relative_jacobian):
+    inputs = _normalize_inputs(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
+                               use_relative_movement, use_relative_jacobian)
+    return _check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)

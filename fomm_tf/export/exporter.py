@@ -1,0 +1,256 @@
+"""Exports a FommModel to a directory: SavedModel, TFLite variants and a manifest, all or nothing.
+
+Everything is written into a staging directory next to the output directory
+and renamed into place at the end, so a failed export leaves no partial
+output and an existing export is only replaced by a complete one.
+"""
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from fomm_tf.export import evaluation
+from fomm_tf.export import layout
+from fomm_tf.export import manifest as manifest_lib
+from fomm_tf.export import saved_model as saved_model_lib
+from fomm_tf.export import signatures as signatures_lib
+from fomm_tf.export import tflite as tflite_lib
+
+FORMATS = ("saved_model", "tflite")
+ExportError = signatures_lib.ExportError
+
+
+def parse_formats(values):
+  values = [v.strip() for v in values if v.strip()]
+  unknown = [v for v in values if v not in FORMATS]
+  if unknown:
+    raise ExportError(f"--formats: unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
+  if not values:
+    raise ExportError(f"--formats: give at least one of {', '.join(FORMATS)}")
+  return tuple(f for f in FORMATS if f in values)
+
+
+def check_output_dir(output_dir, overwrite):
+  """Refuses an output path that is a file, or a non-empty directory unless `overwrite`."""
+  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    raise ExportError(f"{output_dir}: exists and is not a directory")
+  if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
+    raise ExportError(f"{output_dir}: directory exists and is not empty (pass --overwrite to replace it)")
+
+
+@contextlib.contextmanager
+def staged_output_dir(output_dir, overwrite):
+  """Yields an empty staging directory that replaces `output_dir` when the block succeeds.
+
+  On any error the staging directory is removed and `output_dir` is left as it was.
+  """
+  output_dir = os.path.abspath(output_dir)
+  check_output_dir(output_dir, overwrite)
+  parent = os.path.dirname(output_dir)
+  os.makedirs(parent, exist_ok=True)
+  name = os.path.basename(output_dir)
+  staging = tempfile.mkdtemp(prefix=f".{name}.staging-", dir=parent)
+  try:
+    yield staging
+  except BaseException:
+    shutil.rmtree(staging)
+    raise
+  _replace_dir(staging, output_dir)
+
+
+def _replace_dir(new_dir, output_dir):
+  if not os.path.exists(output_dir):
+    os.rename(new_dir, output_dir)
+    return
+  # The old directory moves aside first so that the rename of the new one cannot collide with it.
+  old = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.old-", dir=os.path.dirname(output_dir))
+  os.rmdir(old)
+  os.rename(output_dir, old)
+  try:
+    os.rename(new_dir, output_dir)
+  except BaseException:
+    os.rename(old, output_dir)
+    shutil.rmtree(new_dir)
+    raise
+  shutil.rmtree(old)
+
+
+def _prepare_frames(model, representative_frames, quantizations, formats, num_calibration_frames):
+  if representative_frames is None:
+    if "tflite" in formats and "int8" in quantizations:
+      raise ExportError("int8 quantisation needs representative frames to calibrate on "
+                        "(--representative_data=frames.npy, a video or images)")
+    return None, evaluation.synthetic_frames(model.frame_shape), (
+        f"synthetic: a smooth random image (seed {evaluation.SYNTHETIC_SEED}) as source and two shifted copies "
+        "as driving frames")
+  frames = evaluation.check_frames(representative_frames, model.frame_shape, "representative frames")
+  if len(frames) < 3:
+    raise ExportError("representative frames: need at least 3 (a source and two driving frames), "
+                      f"got {len(frames)}")
+  calibration = frames[:num_calibration_frames]
+  return calibration, frames[:3], "representative frames 0 (source) and 1-2 (driving)"
+
+
+def export_model(model, output_dir, formats=FORMATS, quantizations=("float32",), overwrite=False,
+                 representative_frames=None, checkpoint=None, num_calibration_frames=16, progress=None):
+  """Exports `model` (a FommModel) to `output_dir`; returns the manifest dict.
+
+  Args:
+    model: the FommModel to export.
+    output_dir: the directory to create (or, with `overwrite`, to replace).
+    formats: any of "saved_model", "tflite".
+    quantizations: TFLite variants (float32, float16, dynamic_int8, int8).
+    overwrite: replace a non-empty `output_dir`.
+    representative_frames: (N >= 3, H, W, 3) frames in [0, 1] (float) or
+      uint8. Needed for int8 (calibration uses the first
+      `num_calibration_frames`); when given, frames 0-2 are also the fixed
+      input of the error measurements, else a synthetic input is used.
+    checkpoint: recorded in the manifest.
+    progress: called with one line per finished step (default: absl logging.info).
+
+  Raises:
+    ExportError: bad arguments, an existing output directory, or a conversion
+      that fails (e.g. one that would need TensorFlow select ops); nothing is
+      left behind.
+  """
+  formats = parse_formats(formats)
+  report = progress or (lambda message: logging.info("%s", message))
+  quantizations = tflite_lib.parse_quantizations(quantizations) if "tflite" in formats else ()
+  check_output_dir(os.path.abspath(output_dir), overwrite)
+  if num_calibration_frames < 1:
+    raise ExportError(f"num_calibration_frames must be >= 1, got {num_calibration_frames}")
+  calibration_frames, eval_frames, eval_description = _prepare_frames(
+      model, representative_frames, quantizations, formats, num_calibration_frames)
+  functions = signatures_lib.ExportFunctions(model)
+  manifest = manifest_lib.base_manifest(model, checkpoint, formats, quantizations, eval_description)
+  if "int8" in quantizations:
+    manifest["int8_ops"] = list(tflite_lib.INT8_OPS)
+  inputs = evaluation.reference_inputs(functions, eval_frames)
+  expected = {name: evaluation.run_keras(functions, name, inputs[name]) for name in inputs}
+
+  with staged_output_dir(output_dir, overwrite) as staging, tempfile.TemporaryDirectory() as scratch:
+    keep_saved_model = "saved_model" in formats
+    saved_model_dir = os.path.join(staging if keep_saved_model else scratch, layout.SAVED_MODEL)
+    start = time.time()
+    saved_model_lib.write_saved_model(functions, saved_model_dir)
+    report(f"wrote the SavedModel in {time.time() - start:.1f} s")
+    loaded = tf.saved_model.load(saved_model_dir)
+    if keep_saved_model:
+      manifest["files"][layout.SAVED_MODEL] = _describe_saved_model(loaded, inputs, expected)
+    if quantizations:
+      samples = (evaluation.calibration_inputs(functions, calibration_frames)
+                 if calibration_frames is not None else None)
+      manifest["files"].update(_write_tflite(loaded, staging, quantizations, samples, inputs, expected,
+                                             report))
+      manifest["tflite_animation"] = _animation_errors(staging, quantizations, inputs["serving_default"],
+                                                       expected["serving_default"])
+    manifest_lib.write_manifest(staging, manifest)
+  return manifest
+
+
+def _describe_saved_model(loaded, inputs, expected):
+  signatures = {}
+  for name in signatures_lib.SAVED_MODEL_SIGNATURES:
+    signature = loaded.signatures[name]
+    outputs = signature(**{k: tf.constant(v) for k, v in inputs[name].items()})
+    signatures[name] = {**saved_model_lib.signature_io(signature),
+                        **evaluation.compare({k: v.numpy() for k, v in outputs.items()}, expected[name])}
+  return {"kind": "saved_model", "signatures": signatures}
+
+
+def _run_tflite(content, inputs):
+  from ai_edge_litert.interpreter import Interpreter
+  interpreter = Interpreter(model_content=content)
+  (key,) = interpreter.get_signature_list()
+  return interpreter.get_signature_runner(key)(**inputs)
+
+
+def _write_tflite(loaded, staging, quantizations, samples, inputs, expected, report):
+  files = {}
+  converted = {}  # (signature, effective quantisation) -> bytes, so float-only files convert once
+  for quantization in quantizations:
+    os.makedirs(os.path.join(staging, layout.TFLITE, quantization))
+    for signature in signatures_lib.TFLITE_FILES:
+      actual_quantization = tflite_lib.effective_quantization(signature, quantization)
+      key = (signature, actual_quantization)
+      relpath = layout.tflite_relpath(quantization, signature)
+      if key not in converted:
+        start = time.time()
+        converted[key] = tflite_lib.convert(
+            loaded.signatures[signature], loaded, actual_quantization, relpath,
+            representative_inputs=samples[signature] if samples is not None else None)
+        report(f"converted {relpath} in {time.time() - start:.1f} s")
+      content = converted[key]
+      with open(os.path.join(staging, relpath), "wb") as f:
+        f.write(content)
+      outputs = _run_tflite(content, inputs[signature])
+      files[relpath] = {"kind": "tflite", "quantization": actual_quantization, "size_bytes": len(content),
+                        "operators": tflite_lib.operator_names(content), **tflite_lib.signature_io(content),
+                        **evaluation.compare(outputs, expected[signature])}
+  return files
+
+
+def _animation_errors(staging, quantizations, inputs, expected):
+  """Whole-chain error of each TFLite variant (detect, normalise, encode, generate) against Keras."""
+  from fomm_tf.export import backends
+  errors = {}
+  for quantization in quantizations:
+    backend = backends.TFLiteBackend(staging, quantize=quantization)
+    kp_source = backend.detect_keypoints(inputs["source"])
+    kp_driving = backend.detect_keypoints(inputs["driving"])
+    kp_initial = {"value": inputs["kp_driving_initial_value"], "jacobian": inputs["kp_driving_initial_jacobian"]}
+    relative = bool(inputs["relative"])
+    kp_norm = backend.normalize_kp(kp_source, kp_driving, kp_initial,
+                                   adapt_movement_scale=bool(inputs["adapt_scale"]),
+                                   use_relative_movement=relative, use_relative_jacobian=relative)
+    prediction = backend.generate(backend.prepare_source(inputs["source"]), kp_source, kp_norm)
+    errors[quantization] = evaluation.compare({"prediction": prediction}, expected)
+  return errors
+
+
+def load_representative_frames(paths, frame_shape, max_frames):
+  """Up to `max_frames` float32 frames from .npy files (N, H, W, C), images or videos.
+
+  Frames of the model's exact size are used as they are; others are centre
+  cropped and resized as animation does (square models only).
+  """
+  from fomm_tf.animation import pipeline
+  from fomm_tf.data import media
+  frame_shape = tuple(frame_shape)
+  frames = []
+  for path in paths:
+    if len(frames) >= max_frames:
+      break
+    if not os.path.exists(path):
+      raise ExportError(f"{path}: no such file or directory")
+    if path.endswith(".npy"):
+      array = np.load(path)
+      if array.ndim != 4 or array.shape[-1] != frame_shape[2]:
+        raise ExportError(f"{path}: expected frames of shape (N, H, W, {frame_shape[2]}), got {array.shape}")
+      items = list(array[:max_frames - len(frames)])
+    elif media.is_image_path(path) and not os.path.isdir(path):
+      items = [media.read_image(path)]
+    else:
+      items = media.read_video_frames(path, max_frames=max_frames - len(frames))
+    for frame in items:
+      if frame.dtype == np.uint8:
+        frame = frame.astype(np.float32) / 255.0
+      if not np.all(np.isfinite(frame)) or frame.min() < 0 or frame.max() > 1:
+        raise ExportError(f"{path}: float frames must be finite and in [0, 1], got range "
+                          f"[{np.nanmin(frame):.3g}, {np.nanmax(frame):.3g}]")
+      if tuple(frame.shape) != frame_shape:
+        if frame_shape[0] != frame_shape[1]:
+          raise ExportError(f"{path}: frames of shape {frame.shape} need resizing, which works for "
+                            f"square models only (this one is {frame_shape[0]}x{frame_shape[1]}); "
+                            "give frames of that size")
+        frame = pipeline.prepare_frame(frame, frame_shape[0])
+      frames.append(np.asarray(frame, np.float32))
+  if not frames:
+    raise ExportError(f"representative data: no frames in {', '.join(paths)}")
+  return np.stack(frames[:max_frames])

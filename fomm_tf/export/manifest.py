@@ -1,0 +1,79 @@
+"""The manifest.json of an export directory: config, shapes, quantisation and measured errors per file.
+
+Layout:
+  {
+    "format_version": 1,
+    "config": {...all config values...}, "config_source": "...", "checkpoint": path or null,
+    "frame_shape": [H, W, C], "num_kp": K, "align_corners": bool,
+    "formats": [...], "quantizations": [...],
+    "evaluation_input": "...how the fixed input was made...",
+    "files": {
+      "saved_model": {"kind": "saved_model", "signatures": {name: {inputs, outputs, max_abs_error, psnr_db?}}},
+      "tflite/float32/kp_detector.tflite": {"kind": "tflite", "quantization": ..., "size_bytes": ...,
+                                            "signature_key": ..., "inputs": ..., "outputs": ...,
+                                            "operators": [TFLite op names],
+                                            "max_abs_error": {...}, "psnr_db"?: ...},
+      ...
+    },
+    "tflite_animation": {quantization: {"max_abs_error": ..., "psnr_db": ...}},  # whole chain vs Keras
+    "int8_ops": [...]  # with int8 only: the ops quantised to int8 (the rest stay float32)
+  }
+Shapes use null for the dynamic batch dimension.
+"""
+
+import json
+import os
+import tempfile
+
+from fomm_tf.export import layout
+
+FORMAT_VERSION = 1
+
+
+def base_manifest(model, checkpoint, formats, quantizations, evaluation_input):
+  config = model.config
+  return {
+      "format_version": FORMAT_VERSION,
+      "config": dict(config.values),
+      "config_source": config.source,
+      "checkpoint": os.path.abspath(checkpoint) if checkpoint else None,
+      "frame_shape": list(model.frame_shape),
+      "num_kp": int(model.num_kp),
+      "align_corners": bool(config.align_corners),
+      "formats": list(formats),
+      "quantizations": list(quantizations) if "tflite" in formats else [],
+      "evaluation_input": evaluation_input,
+      "files": {},
+  }
+
+
+def write_manifest(directory, manifest):
+  """Writes DIR/manifest.json through a temporary file, so a reader never sees half of it."""
+  path = os.path.join(directory, layout.MANIFEST)
+  fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=directory)
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(manifest, f, indent=2, sort_keys=True, allow_nan=False)
+      f.write("\n")
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+  return path
+
+
+def read_manifest(directory):
+  """The manifest of an export directory, or a one-line ValueError."""
+  path = os.path.join(os.fspath(directory), layout.MANIFEST)
+  if not os.path.isfile(path):
+    raise ValueError(f"{path}: no manifest (not a directory written by python -m fomm_tf.export)")
+  try:
+    with open(path) as f:
+      manifest = json.load(f)
+  except (OSError, ValueError) as e:
+    raise ValueError(f"{path}: unreadable manifest: {str(e).splitlines()[0]}") from None
+  if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+    raise ValueError(f"{path}: unsupported manifest (format_version "
+                     f"{manifest.get('format_version') if isinstance(manifest, dict) else None}, "
+                     f"expected {FORMAT_VERSION})")
+  return manifest

@@ -1,0 +1,40 @@
+"""Writes a FommModel as a SavedModel through Keras 3 export (keras.export.ExportArchive).
+
+The archive tracks the Keras layers, so the SavedModel carries their variables
+and every signature reads them; TFLite files are converted from this
+SavedModel (see tflite.py), never from a hand-made tf.Module around Keras 3
+layers, whose variables the converter would not freeze.
+"""
+
+import keras
+
+from fomm_tf.export import signatures as signatures_lib
+
+
+def build_archive(functions, names=signatures_lib.SAVED_MODEL_SIGNATURES):
+  """An ExportArchive with one endpoint per signature name (tracked layers, named TensorSpecs)."""
+  archive = keras.export.ExportArchive()
+  archive.track(functions.model.kp_detector)
+  archive.track(functions.model.generator)
+  for name in names:
+    archive.add_endpoint(name, functions.function(name), input_signature=functions.specs[name])
+  return archive
+
+
+def write_saved_model(functions, path, names=signatures_lib.SAVED_MODEL_SIGNATURES):
+  """Writes the SavedModel of `functions` (an ExportFunctions) to the directory `path`."""
+  build_archive(functions, names).write_out(path, verbose=False)
+  return path
+
+
+def signature_io(loaded_signature):
+  """{'inputs': {name: {shape, dtype}}, 'outputs': {...}} of one signature of a loaded SavedModel."""
+  _, input_specs = loaded_signature.structured_input_signature
+  return {
+      "inputs": {name: _spec_json(spec) for name, spec in sorted(input_specs.items())},
+      "outputs": {name: _spec_json(spec) for name, spec in sorted(loaded_signature.structured_outputs.items())},
+  }
+
+
+def _spec_json(spec):
+  return {"shape": [None if d is None else int(d) for d in spec.shape.as_list()], "dtype": spec.dtype.name}

@@ -1,0 +1,74 @@
+"""Full-size vox-256 (random weights): one SavedModel + float32 TFLite export matches the Keras model.
+
+The slowest export test (about a minute on 2 cores): a 256x256 model with the
+official widths, whose graphs are far larger than the fixture model's.
+"""
+
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl.testing import absltest
+from ai_edge_litert.interpreter import Interpreter
+
+import fomm_tf
+from fomm_tf.export import evaluation
+from fomm_tf.export import exporter
+from fomm_tf.export import layout
+from fomm_tf.export import signatures as signatures_lib
+from tests import export_test_util as util
+
+_STATE = {}
+
+
+def setUpModule():
+  keras.utils.set_random_seed(0)
+  _STATE["model"] = fomm_tf.load_model("vox-256", build_discriminator=False)
+  _STATE["root"] = tempfile.mkdtemp(prefix="export_full_size_test_")
+  _STATE["dir"] = os.path.join(_STATE["root"], "export")
+  _STATE["manifest"] = exporter.export_model(_STATE["model"], _STATE["dir"], formats=["saved_model", "tflite"],
+                                             quantizations=["float32"])
+
+
+def tearDownModule():
+  shutil.rmtree(_STATE["root"])
+
+
+class FullSizeExportTest(absltest.TestCase):
+
+  def test_every_exported_output_matches_keras(self):
+    model = _STATE["model"]
+    functions = signatures_lib.ExportFunctions(model)
+    frames = evaluation.synthetic_frames(model.frame_shape)
+    inputs = evaluation.reference_inputs(functions, frames)
+    loaded = tf.saved_model.load(os.path.join(_STATE["dir"], layout.SAVED_MODEL))
+    for name in signatures_lib.SAVED_MODEL_SIGNATURES:
+      expected = evaluation.run_keras(functions, name, inputs[name])
+      saved = loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs[name].items()})
+      for key, value in expected.items():
+        self.assertLessEqual(util.max_abs(saved[key].numpy(), value), util.TOL, f"saved_model {name} {key}")
+      if name in signatures_lib.TFLITE_FILES:
+        path = os.path.join(_STATE["dir"], layout.tflite_relpath("float32", name))
+        interpreter = Interpreter(model_path=path)
+        (key,) = interpreter.get_signature_list()
+        lite = interpreter.get_signature_runner(key)(**inputs[name])
+        for output, value in expected.items():
+          self.assertLessEqual(util.max_abs(lite[output], value), util.TOL, f"tflite {name} {output}")
+
+  def test_manifest(self):
+    manifest = _STATE["manifest"]
+    self.assertEqual(manifest["frame_shape"], [256, 256, 3])
+    self.assertIsNone(manifest["checkpoint"])
+    self.assertEqual(manifest["config"]["gen_block_expansion"], 64)
+    generator = manifest["files"]["tflite/float32/generator.tflite"]
+    self.assertEqual(generator["inputs"]["features"]["shape"], [1, 64, 64, 256])
+    self.assertGreater(generator["size_bytes"], 100_000_000)
+    self.assertLessEqual(manifest["tflite_animation"]["float32"]["max_abs_error"]["prediction"], util.TOL)
+    self.assertTrue(np.isfinite(manifest["tflite_animation"]["float32"]["psnr_db"]))
+
+
+if __name__ == "__main__":
+  absltest.main()
