@@ -34,6 +34,7 @@ def save_npz_weights(model, path, dtype=np.float16):
   os.close(fd)
   try:
     np.savez_compressed(tmp, **arrays)
+    os.chmod(tmp, 0o644)  # mkstemp's private mode would make an installed package unreadable to others.
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):
