@@ -14,7 +14,6 @@ from absl import app
 from absl import flags
 
 from fomm_tf import cli_util
-from fomm_tf import config as config_lib
 from fomm_tf.animation.pipeline import animate as _animate_frames
 
 FLAGS = flags.FLAGS
@@ -22,10 +21,8 @@ FLAGS = flags.FLAGS
 
 def define_flags(flag_values=FLAGS):
   """Defines the config flags and the animation flags on `flag_values`."""
-  config_lib.define_flags(flag_values)
+  cli_util.define_model_flags(flag_values)
   kw = {"flag_values": flag_values}
-  flags.DEFINE_string("config", None, "Config name (e.g. vox-256) or flagfile; alternative to --flagfile.", **kw)
-  flags.DEFINE_string("checkpoint", None, "Official .pth.tar or a checkpoint of this project.", **kw)
   flags.DEFINE_string("source_image", None, "The image to animate (PNG, JPEG, ...).", **kw)
   flags.DEFINE_string("driving_video", None, "The motion: a video file (mp4, mov, avi, webm, mkv, gif), "
                       "a folder of frames or a horizontal frame strip.", **kw)

@@ -22,17 +22,14 @@ from absl import app
 from absl import flags
 
 from fomm_tf import cli_util
-from fomm_tf import config as config_lib
 
 FLAGS = flags.FLAGS
 
 
 def define_flags(flag_values=FLAGS):
   """Defines the config flags and the evaluation flags on `flag_values`."""
-  config_lib.define_flags(flag_values)
+  cli_util.define_model_flags(flag_values)
   kw = {"flag_values": flag_values}
-  flags.DEFINE_string("config", None, "Config name (e.g. vox-256) or flagfile; alternative to --flagfile.", **kw)
-  flags.DEFINE_string("checkpoint", None, "Official .pth.tar or a checkpoint of this project.", **kw)
   flags.DEFINE_string("dataset_root", None, "Dataset folder; its test/ folder holds the test videos.", **kw)
   flags.DEFINE_string("output_dir", None, "Where results go (created if missing).", **kw)
   flags.DEFINE_enum("mode", "reconstruction", ["reconstruction", "animation", "visualize", "keypoints"],

@@ -19,9 +19,8 @@ FLAGS = flags.FLAGS
 
 
 def define_flags(flag_values=FLAGS):
-  config_lib.define_flags(flag_values)
+  cli_util.define_model_flags(flag_values, checkpoint_help=None)
   kw = {"flag_values": flag_values}
-  flags.DEFINE_string("config", None, "Config name or flagfile (alternative to --flagfile).", **kw)
   flags.DEFINE_string("dataset_root", None, "Dataset root (train/ and test/ subfolders, or one folder of videos).",
                       **kw)
   flags.DEFINE_string("model_dir", None, "Checkpoints and TensorBoard logs; an existing checkpoint resumes.", **kw)
@@ -56,12 +55,7 @@ def main(argv):
     for name in ("dataset_root", "model_dir"):
       if not FLAGS[name].value:
         raise ValueError(f"--{name} is required")
-    if FLAGS.config:
-      explicit = config_lib.config_from_flag_values(FLAGS)
-      cfg = config_lib.load_config(FLAGS.config, **{s.name: explicit.values[s.name] for s in config_lib.FLAG_SPECS
-                                                    if FLAGS[s.name].present})
-    else:
-      cfg = config_lib.config_from_flag_values(FLAGS)
+    cfg = cli_util.resolve_config(FLAGS) or config_lib.load_config(None)
     strategy = strategy_lib.make_strategy(FLAGS.num_cpu_replicas)
     trainer = trainer_lib.Trainer(
         cfg, FLAGS.dataset_root, FLAGS.model_dir, batch_size=FLAGS.batch_size, max_steps=FLAGS.max_steps,

@@ -38,7 +38,7 @@ class ExportCliTest(absltest.TestCase):
     result = _export(f"--flagfile={flagfile}", f"--output_dir={output.full_path}", "--overwrite",
                      "--formats=saved_model,tflite", "--quantize=int8", f"--representative_data={video}")
     self.assertEqual(result.returncode, 0, result.stderr[-3000:])
-    self.assertIn("no --checkpoint: exporting the networks' random initial weights", result.stderr)
+    self.assertIn("no --checkpoint: the networks have random weights", result.stderr)
     self.assertIn(f"exported to {output.full_path}", result.stdout)
     self.assertIn("tflite/int8/generator.tflite", result.stdout)
     self.assertEqual(sorted(os.listdir(output.full_path)), [layout.MANIFEST, layout.SAVED_MODEL, layout.TFLITE])

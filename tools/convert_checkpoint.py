@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
+from fomm_tf import cli_util
 from fomm_tf import config as config_lib
 from fomm_tf.checkpoint import loading
 from fomm_tf.checkpoint import official_mapping
@@ -25,9 +26,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags(flag_values=FLAGS):
-  config_lib.define_flags(flag_values)
-  flags.DEFINE_string("config", None, "Config name or flagfile (alternative to --flagfile).", flag_values=flag_values)
-  flags.DEFINE_string("checkpoint", None, "The official .pth.tar (legacy or zip format).", flag_values=flag_values)
+  cli_util.define_model_flags(flag_values, checkpoint_help="The official .pth.tar (legacy or zip format).")
   flags.DEFINE_string("output", None, "Output checkpoint prefix, e.g. checkpoints/vox/ckpt.", flag_values=flag_values)
   flags.DEFINE_boolean("overwrite", False, "Replace an existing checkpoint at --output.", flag_values=flag_values)
 
@@ -63,7 +62,7 @@ def convert(cfg, checkpoint, output, overwrite=False):
 def main(argv):
   del argv
   try:
-    cfg = config_lib.load_config(FLAGS.config) if FLAGS.config else config_lib.config_from_flag_values(FLAGS)
+    cfg = cli_util.resolve_config(FLAGS) or config_lib.load_config(None)
     print(convert(cfg, FLAGS.checkpoint, FLAGS.output, FLAGS.overwrite))
   except (ValueError, OSError) as e:
     print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)

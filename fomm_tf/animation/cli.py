@@ -5,6 +5,7 @@ import os
 import numpy as np
 from absl import logging
 
+from fomm_tf import cli_util
 from fomm_tf import config as config_lib
 from fomm_tf import visualization
 from fomm_tf.animation import best_frame as best_frame_lib
@@ -20,22 +21,6 @@ USER_ERRORS = (media.MediaError, config_lib.ConfigError, checkpoint_loading.Chec
                official_mapping.MappingError, torch_pickle.CheckpointError, ValueError, OSError)
 
 
-def _config_flags_given(flag_values):
-  return any(flag_values[spec.name].present for spec in config_lib.FLAG_SPECS)
-
-
-def resolve_config(flag_values):
-  if flag_values.config:
-    # Flags given on the command line override the named config.
-    explicit = config_lib.config_from_flag_values(flag_values)
-    overrides = {spec.name: explicit.values[spec.name] for spec in config_lib.FLAG_SPECS
-                 if flag_values[spec.name].present}
-    return config_lib.load_config(flag_values.config, **overrides)
-  if _config_flags_given(flag_values):
-    return config_lib.config_from_flag_values(flag_values)
-  return None
-
-
 def make_backend(flag_values, cfg):
   if flag_values.backend == "keras":
     if cfg is None:
@@ -45,12 +30,7 @@ def make_backend(flag_values, cfg):
       from fomm_tf.animation import backend
       print(f"using the built-in {builtin.CONFIG} model (trained on synthetic puppets)")
       return backend.KerasBackend(builtin.load_builtin_model())
-    from fomm_tf.models import fomm_model
-    model = fomm_model.FommModel(cfg, build_discriminator=False)
-    if flag_values.checkpoint:
-      checkpoint_loading.load_weights(model, flag_values.checkpoint)
-    else:
-      logging.warning("no --checkpoint: the networks have random weights")
+    _, model = cli_util.load_model_from_flags(flag_values)
     from fomm_tf.animation import backend
     return backend.KerasBackend(model)
   if not flag_values.model_dir:
@@ -74,7 +54,7 @@ def use_samples(flag_values):
   """With no media, model or checkpoint flags, animate the built-in sample with the built-in model."""
   if flag_values.source_image or flag_values.driving_video:
     return False
-  if flag_values.checkpoint or flag_values.config or _config_flags_given(flag_values) or \
+  if flag_values.checkpoint or cli_util.resolve_config(flag_values) is not None or \
       flag_values.backend != "keras":
     return False
   from fomm_tf import builtin
@@ -109,7 +89,7 @@ def run(flag_values):
   if fps <= 0:
     raise ValueError(f"--fps must be > 0, got {fps}")
 
-  cfg = resolve_config(flag_values)
+  cfg = cli_util.resolve_config(flag_values)
   backend = make_backend(flag_values, cfg)
   size = backend.frame_shape[0]
   radius = cfg.kp_size if cfg is not None else 5

@@ -6,11 +6,10 @@ files into place only when the whole run succeeded (see staging.StagedOutput).
 
 import os
 
-from absl import logging
 
+from fomm_tf import cli_util
 from fomm_tf.animation import backend as backend_lib
 from fomm_tf.animation import cli as animation_cli
-from fomm_tf.checkpoint import loading as checkpoint_loading
 from fomm_tf.evaluation import animation_pairs
 from fomm_tf.evaluation import baselines
 from fomm_tf.evaluation import figures
@@ -25,20 +24,6 @@ USER_ERRORS = animation_cli.USER_ERRORS + (EvaluationError,)
 VISUALIZE_DEFAULT_VIDEOS = 4
 KEYPOINT_CSV_COLUMNS = ("video", "frames", "num_keypoints", "akd", "mkr", "num_gt_found", "num_matched",
                         "num_missing")
-
-
-def load_model(flag_values):
-  """(config, FommModel) from the config flags and --checkpoint (random weights, with a warning, without one)."""
-  cfg = animation_cli.resolve_config(flag_values)
-  if cfg is None:
-    raise EvaluationError("no model: pass --flagfile=configs/NAME.flags (or --config=NAME) and --checkpoint")
-  from fomm_tf.models import fomm_model
-  model = fomm_model.FommModel(cfg, build_discriminator=False)
-  if flag_values.checkpoint:
-    checkpoint_loading.load_weights(model, flag_values.checkpoint)
-  else:
-    logging.warning("no --checkpoint: the networks have random weights")
-  return cfg, model
 
 
 def _check_common_flags(flag_values):
@@ -154,7 +139,7 @@ def run(flag_values):
     raise EvaluationError("--output_dir is required")
   videos = videos_lib.find_test_videos(flag_values.dataset_root)
   with staging.StagedOutput(flag_values.output_dir) as out:
-    cfg, model = load_model(flag_values)
+    cfg, model = cli_util.load_model_from_flags(flag_values)
     videos = videos[:_max_videos(flag_values, cfg)]
     result, message = _RUNNERS[flag_values.mode](flag_values, cfg, model, videos, out)
     out.commit()

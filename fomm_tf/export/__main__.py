@@ -9,7 +9,6 @@ normalize_kp}.tflite and OUTPUT_DIR/manifest.json; nothing is left behind when t
 """
 
 import os
-import sys
 
 # TensorFlow's C++ INFO and WARNING lines (one set per temporary SavedModel the converter writes) drown the
 # progress output; set before TensorFlow loads, and only when the caller has not chosen a level.
@@ -19,18 +18,16 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags  # pylint: disable=g-import-not-at-top
 from absl import logging  # pylint: disable=g-import-not-at-top
 
-from fomm_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+from fomm_tf import cli_util  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
 
 
 def define_flags(flag_values=FLAGS):
   """Defines the config flags and the export flags on `flag_values`."""
-  config_lib.define_flags(flag_values)
+  cli_util.define_model_flags(flag_values, checkpoint_help="Official .pth.tar or a checkpoint of this project "
+                              "(default: random weights, with a warning).")
   kw = {"flag_values": flag_values}
-  flags.DEFINE_string("config", None, "Config name (e.g. vox-256) or flagfile; alternative to --flagfile.", **kw)
-  flags.DEFINE_string("checkpoint", None, "Official .pth.tar or a checkpoint of this project "
-                      "(default: random weights, with a warning).", **kw)
   flags.DEFINE_string("output_dir", None, "Directory to create with the exported files.", **kw)
   flags.DEFINE_list("formats", ["saved_model", "tflite"], "What to write: saved_model, tflite.", **kw)
   flags.DEFINE_list("quantize", ["float32"], "TFLite variants: float32, float16, dynamic_int8, int8.", **kw)
@@ -42,11 +39,8 @@ def define_flags(flag_values=FLAGS):
 
 def run(flag_values):
   """Exports as the flags say; returns the manifest."""
-  from fomm_tf.animation import cli as animation_cli
-  from fomm_tf.checkpoint import loading as checkpoint_loading
   from fomm_tf.export import exporter
   from fomm_tf.export import tflite as tflite_lib
-  from fomm_tf.models import fomm_model
 
   if not flag_values.output_dir:
     raise ValueError("--output_dir is required")
@@ -58,14 +52,7 @@ def run(flag_values):
     raise ValueError(f"--num_calibration_frames must be >= 3, got {flag_values.num_calibration_frames}")
   if "int8" in quantizations and not flag_values.representative_data:
     raise ValueError("--quantize=int8 needs --representative_data (frames to calibrate on)")
-  cfg = animation_cli.resolve_config(flag_values)
-  if cfg is None:
-    raise ValueError("no model config: pass --flagfile=configs/NAME.flags or --config=NAME")
-  model = fomm_model.FommModel(cfg, build_discriminator=False)
-  if flag_values.checkpoint:
-    checkpoint_loading.load_weights(model, flag_values.checkpoint)
-  else:
-    logging.warning("no --checkpoint: exporting the networks' random initial weights")
+  _, model = cli_util.load_model_from_flags(flag_values)
   frames = None
   if flag_values.representative_data:
     frames = exporter.load_representative_frames(flag_values.representative_data, model.frame_shape,
@@ -98,18 +85,12 @@ def _summary_row(name, measured):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from fomm_tf.animation import cli as animation_cli
   # TensorFlow logs every temporary SavedModel the converter writes (through absl, at INFO); progress is
   # printed instead, so only warnings are logged unless --verbosity asks for more.
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
-  try:
-    run(FLAGS)
-  except animation_cli.USER_ERRORS as e:
-    print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-    sys.exit(1)
+  cli_util.run_main(argv, lambda: run(FLAGS), animation_cli.USER_ERRORS)
 
 
 if __name__ == "__main__":
