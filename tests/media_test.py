@@ -3,7 +3,6 @@
 import collections.abc
 import fractions
 import os
-import tempfile
 
 from absl.testing import absltest
 import av
@@ -12,34 +11,9 @@ from PIL import Image
 
 from fomm_tf.data import media
 from fomm_tf.data.media import MediaError
+from tests import media_test_util
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def make_temp_dir(test_case):
-  """A temp dir removed after the test.
-
-  tempfile rather than absltest's create_tempdir, which needs absl flags
-  parsed and so fails under pytest.
-  """
-  return test_case.enterContext(
-      tempfile.TemporaryDirectory(prefix="media_test_"))
-
-
-def moving_square_frames(count, height=32, width=48):
-  """uint8 frames: a light square moving right over a coloured ramp."""
-  rows = np.linspace(30, 120, height, dtype=np.float32)[:, None]
-  base = np.zeros((height, width, 3), np.uint8)
-  base[..., 0] = rows
-  base[..., 1] = 90
-  base[..., 2] = 150
-  frames = []
-  for index in range(count):
-    frame = base.copy()
-    left = (2 * index) % (width - 12)
-    frame[8:20, left:left + 12] = (230, 220, 60)
-    frames.append(frame)
-  return frames
 
 
 def write_video(path, frames, fps, codec="libx264", audio_seconds=None,
@@ -75,12 +49,6 @@ def write_video(path, frames, fps, codec="libx264", audio_seconds=None,
         container.mux(packet)
 
 
-def mean_abs_error(frames_a, frames_b):
-  return float(np.mean([np.abs(np.asarray(a, np.float32) -
-                               np.asarray(b, np.float32)).mean()
-                        for a, b in zip(frames_a, frames_b)]))
-
-
 def as_float(frame):
   return frame.astype(np.float32) / 255.0
 
@@ -89,7 +57,7 @@ class ReadImageTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.dir = make_temp_dir(self)
+    self.dir = media_test_util.make_temp_dir(self, "media_test_")
     self.rng = np.random.default_rng(0)
 
   def path(self, name):
@@ -277,13 +245,13 @@ class OpenVideoTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.dir = make_temp_dir(self)
+    self.dir = media_test_util.make_temp_dir(self, "media_test_")
 
   def path(self, name):
     return os.path.join(self.dir, name)
 
   def test_mp4_frames_fps_size_and_values(self):
-    frames = moving_square_frames(12)
+    frames = media_test_util.moving_square_frames(12)
     for fps in (25, 30, fractions.Fraction(30000, 1001)):
       with self.subTest(fps=fps):
         write_video(self.path("clip.mp4"), frames, fps)
@@ -297,11 +265,11 @@ class OpenVideoTest(absltest.TestCase):
         self.assertLen(decoded, 12)
         self.assertEqual(decoded[0].dtype, np.float32)
         self.assertEqual(decoded[0].shape, (32, 48, 3))
-        self.assertLess(mean_abs_error(
+        self.assertLess(media_test_util.mean_abs_error(
             decoded, [as_float(f) for f in frames]), 0.03)
 
   def test_streams_lazily_and_can_iterate_twice(self):
-    write_video(self.path("long.mp4"), moving_square_frames(150), 25)
+    write_video(self.path("long.mp4"), media_test_util.moving_square_frames(150), 25)
     source = media.open_video(self.path("long.mp4"))
     iterator = iter(source)
     self.assertIsInstance(iterator, collections.abc.Iterator)
@@ -312,35 +280,35 @@ class OpenVideoTest(absltest.TestCase):
     self.assertEqual(sum(1 for _ in source), 150)
 
   def test_audio_detected(self):
-    write_video(self.path("a.mp4"), moving_square_frames(10), 25,
+    write_video(self.path("a.mp4"), media_test_util.moving_square_frames(10), 25,
                 audio_seconds=0.5)
     self.assertTrue(media.open_video(self.path("a.mp4")).has_audio)
     self.assertTrue(media.has_audio(self.path("a.mp4")))
-    write_video(self.path("b.mp4"), moving_square_frames(10), 25)
+    write_video(self.path("b.mp4"), media_test_util.moving_square_frames(10), 25)
     self.assertFalse(media.has_audio(self.path("b.mp4")))
 
   def test_display_rotation_applied(self):
-    frames = moving_square_frames(3, height=32, width=48)
+    frames = media_test_util.moving_square_frames(3, height=32, width=48)
     write_video(self.path("rot.mp4"), frames, 25, rotation=90)
     source = media.open_video(self.path("rot.mp4"))
     self.assertEqual(source.frame_size, (48, 32))
     decoded = list(source)
     expected = [as_float(np.rot90(f)) for f in frames]
-    self.assertLess(mean_abs_error(decoded, expected), 0.03)
+    self.assertLess(media_test_util.mean_abs_error(decoded, expected), 0.03)
 
   def test_other_containers(self):
-    frames = moving_square_frames(6)
+    frames = media_test_util.moving_square_frames(6)
     for name, codec in (("c.mkv", "libx264"), ("c.mov", "libx264"),
                         ("c.avi", "png")):
       with self.subTest(name=name):
         write_video(self.path(name), frames, 25, codec=codec)
         decoded = media.read_video_frames(self.path(name))
         self.assertLen(decoded, 6)
-        self.assertLess(mean_abs_error(
+        self.assertLess(media_test_util.mean_abs_error(
             decoded, [as_float(f) for f in frames]), 0.03)
 
   def test_gif_fps_from_frame_durations(self):
-    frames = moving_square_frames(4)
+    frames = media_test_util.moving_square_frames(4)
     images = [Image.fromarray(f) for f in frames]
     images[0].save(self.path("v.gif"), save_all=True,
                    append_images=images[1:], duration=[100, 50, 50, 200],
@@ -351,11 +319,11 @@ class OpenVideoTest(absltest.TestCase):
     self.assertEqual(source.frame_size, (32, 48))
     decoded = list(source)
     self.assertLen(decoded, 4)
-    self.assertLess(mean_abs_error(
+    self.assertLess(media_test_util.mean_abs_error(
         decoded, [as_float(f) for f in frames]), 0.03)
 
   def test_gif_written_by_ffmpeg(self):
-    frames = moving_square_frames(10)
+    frames = media_test_util.moving_square_frames(10)
     with av.open(self.path("f.gif"), "w") as container:
       stream = container.add_stream("gif", rate=25)
       stream.width, stream.height, stream.pix_fmt = 48, 32, "rgb8"
@@ -431,7 +399,7 @@ class OpenVideoTest(absltest.TestCase):
       media.open_video(self.path("empty"))
 
   def test_frame_strip(self):
-    frames = moving_square_frames(5, height=32, width=32)
+    frames = media_test_util.moving_square_frames(5, height=32, width=32)
     Image.fromarray(np.concatenate(frames, axis=1)).save(
         self.path("strip.png"))
     source = media.open_video(self.path("strip.png"))
@@ -506,7 +474,7 @@ class OpenVideoTest(absltest.TestCase):
   def test_truncated_mp4_is_an_error_not_a_shorter_video(self):
     # The index goes first (faststart) so that the cut file still opens.
     path = self.path("t.mp4")
-    write_video(path, moving_square_frames(40), 25,
+    write_video(path, media_test_util.moving_square_frames(40), 25,
                 container_options={"movflags": "+faststart"})
     with av.open(path) as container:
       cut = container.streams.video[0].index_entries[30].pos
@@ -555,7 +523,7 @@ class OpenVideoTest(absltest.TestCase):
       media.open_video(self.path("junk.mp4"))
 
   def test_read_video_frames_max_frames(self):
-    write_video(self.path("m.mp4"), moving_square_frames(10), 25)
+    write_video(self.path("m.mp4"), media_test_util.moving_square_frames(10), 25)
     self.assertLen(media.read_video_frames(self.path("m.mp4"), 3), 3)
     self.assertLen(media.read_video_frames(self.path("m.mp4")), 10)
     with self.assertRaisesRegex(MediaError, r"max_frames must be"):

@@ -278,6 +278,13 @@ class VideoSource:
   def __iter__(self) -> Iterator[np.ndarray]:
     raise NotImplementedError
 
+  def _check_size(self, frame: np.ndarray, what: str) -> np.ndarray:
+    if frame.shape[:2] != self.frame_size:
+      raise MediaError(
+          f"{self.path}: {what} is {frame.shape[0]}x{frame.shape[1]}, "
+          f"but frame 0 is {self.frame_size[0]}x{self.frame_size[1]}")
+    return frame
+
   def __repr__(self) -> str:
     return (f"{type(self).__name__}(path={self.path!r}, fps={self.fps:g}, "
             f"num_frames={self.num_frames}, frame_size={self.frame_size}, "
@@ -313,12 +320,7 @@ class ContainerVideoSource(VideoSource):
                               container.streams.video[0])
       for index, frame in enumerate(frames):
         # FFmpeg passes mid-stream resolution changes straight on.
-        if frame.shape[:2] != self.frame_size:
-          raise MediaError(
-              f"{self.path}: frame {index} is "
-              f"{frame.shape[0]}x{frame.shape[1]}, but frame 0 is "
-              f"{self.frame_size[0]}x{self.frame_size[1]}")
-        yield frame
+        yield self._check_size(frame, f"frame {index}")
 
 
 class FrameFolderSource(VideoSource):
@@ -353,13 +355,7 @@ class FrameFolderSource(VideoSource):
 
   def __iter__(self) -> Iterator[np.ndarray]:
     for index, frame_path in enumerate(self.frame_paths):
-      frame = self._read(index)
-      if frame.shape[:2] != self.frame_size:
-        raise MediaError(
-            f"{self.path}: frame {index} ({frame_path}) is "
-            f"{frame.shape[0]}x{frame.shape[1]}, but frame 0 is "
-            f"{self.frame_size[0]}x{self.frame_size[1]}")
-      yield frame
+      yield self._check_size(self._read(index), f"frame {index} ({frame_path})")
 
 
 class FrameStripSource(VideoSource):

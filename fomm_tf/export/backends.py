@@ -61,6 +61,13 @@ def _check_normalized(out, adapt_movement_scale):
   return out
 
 
+def _check_one_source(source, frame_shape):
+  source = _check_frames(source, frame_shape, "prepare_source")
+  if source.shape[0] != 1:
+    raise ValueError(f"prepare_source: expected one source frame, got a batch of {source.shape[0]}")
+  return source
+
+
 def _generate_inputs(backend, state, kp_source, kp_driving):
   if not isinstance(state, dict) or set(state) != {"features", "source_small"}:
     raise ValueError("generate: state must come from this backend's prepare_source")
@@ -100,10 +107,7 @@ class SavedModelBackend(backend_lib.Backend):
     return self._run("detect_keypoints", {"image": _check_frames(frames, self.frame_shape, "detect_keypoints")})
 
   def prepare_source(self, source):
-    source = _check_frames(source, self.frame_shape, "prepare_source")
-    if source.shape[0] != 1:
-      raise ValueError(f"prepare_source: expected one source frame, got a batch of {source.shape[0]}")
-    return self._run("encode_source", {"source": source})
+    return self._run("encode_source", {"source": _check_one_source(source, self.frame_shape)})
 
   def generate(self, state, kp_source, kp_driving):
     return self._run("generate_from_state", _generate_inputs(self, state, kp_source, kp_driving))["prediction"]
@@ -174,10 +178,7 @@ class TFLiteBackend(backend_lib.Backend):
     return self._run_batched("detect_keypoints", {"image": frames}, ("image",))
 
   def prepare_source(self, source):
-    source = _check_frames(source, self.frame_shape, "prepare_source")
-    if source.shape[0] != 1:
-      raise ValueError(f"prepare_source: expected one source frame, got a batch of {source.shape[0]}")
-    return self._run("encode_source", {"source": source})
+    return self._run("encode_source", {"source": _check_one_source(source, self.frame_shape)})
 
   def generate(self, state, kp_source, kp_driving):
     inputs = _generate_inputs(self, state, kp_source, kp_driving)
