@@ -125,6 +125,8 @@ def load_weights(model, checkpoint):
   try:
     status = ckpt.read(prefix)
     status.assert_existing_objects_matched()
+    # Optimizer slots and networks this model does not build (e.g. the discriminator) stay unread.
+    status.expect_partial()
   except (ValueError, AssertionError, tf.errors.OpError) as e:
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise CheckpointLoadError(f"{prefix}: does not fit this config: {first}") from None
