@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work="${1:-builtin-model-run}"
 python=${PYTHON:-python3}
-$python tools/make_synthetic_dataset.py --output_dir="$work/data" --num_train=96 --num_test=8 --num_frames=32 \
+$python tools/make_synthetic_dataset.py --output_dir="$work/data" --num_train=480 --num_test=8 --num_frames=32 \
     --frame_size=128 --format=png_folder --seed=0 --videos_per_identity=1
 $python -m fomm_tf.train --flagfile=configs/synthetic-128.flags --dataset_root="$work/data" \
     --model_dir="$work/run" --checkpoint_every=250 --seed=0
