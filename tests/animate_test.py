@@ -205,6 +205,11 @@ class AnimateErrorsTest(absltest.TestCase):
     self.assertFails(r"--best_frame=99 is out of range", f"--source_image={self.source}",
                      f"--driving_video={self.video}", "--best_frame=99")
 
+  def test_mixed_precision_needs_the_keras_backend(self):
+    self.assertFails(r"--mixed_precision is for --backend=keras", f"--source_image={self.source}",
+                     f"--driving_video={self.video}", "--backend=tflite", f"--model_dir={self.dir}",
+                     "--mixed_precision=bfloat16")
+
   def test_audio_requested_without_audio(self):
     self.assertFails(r"no audio", f"--source_image={self.source}", f"--driving_video={self.video}", "--audio")
 

@@ -49,7 +49,16 @@ class BuiltinModelTest(absltest.TestCase):
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     result = os.path.join(workdir, "animation.mp4")
     self.assertIn(f"wrote 32 frames to {result}", proc.stdout)
-    self.assertLen(media.read_video_frames(result), 32)
+    frames = np.stack(media.read_video_frames(result))
+    self.assertLen(frames, 32)
+
+    proc = subprocess.run([sys.executable, "-m", "fomm_tf.animate", "--mixed_precision=bfloat16",
+                           "--result_video=bfloat16.mp4"], capture_output=True, text=True, cwd=workdir,
+                          timeout=600, env=dict(os.environ, PYTHONPATH=fixture_util.REPO_ROOT))
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    bfloat16 = np.stack(media.read_video_frames(os.path.join(workdir, "bfloat16.mp4")))
+    self.assertEqual(bfloat16.shape, frames.shape)
+    self.assertLess(np.abs(bfloat16 - frames).mean(), 0.02)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,14 @@ USER_ERRORS = (media.MediaError, config_lib.ConfigError, checkpoint_loading.Chec
 
 
 def make_backend(flag_values, cfg):
+  if flag_values.mixed_precision and flag_values.backend != "keras":
+    raise ValueError(f"--mixed_precision is for --backend=keras; --backend={flag_values.backend} runs the "
+                     f"precision it was exported in (--quantize)")
   if flag_values.backend == "keras":
+    if flag_values.mixed_precision:
+      # Layers built from here on compute in this precision; variables stay float32.
+      import keras
+      keras.mixed_precision.set_global_policy(f"mixed_{flag_values.mixed_precision}")
     if cfg is None:
       if flag_values.checkpoint:
         raise ValueError("--checkpoint needs its config: pass --flagfile=configs/NAME.flags (or --config=NAME)")
