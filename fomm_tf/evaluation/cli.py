@@ -6,7 +6,6 @@ files into place only when the whole run succeeded (see staging.StagedOutput).
 
 import os
 
-
 from fomm_tf import cli_util
 from fomm_tf.animation import backend as backend_lib
 from fomm_tf.animation import cli as animation_cli
