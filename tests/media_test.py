@@ -16,39 +16,6 @@ from tests import media_test_util
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def write_video(path, frames, fps, codec="libx264", audio_seconds=None,
-                rotation=None, container_options=None):
-  """Writes uint8 frames (and optionally a 440 Hz AAC tone) with PyAV."""
-  height, width = frames[0].shape[:2]
-  with av.open(path, "w", container_options=container_options) as container:
-    stream = container.add_stream(codec, rate=fps)
-    stream.width, stream.height = width, height
-    stream.pix_fmt = "yuv420p" if codec == "libx264" else "rgb24"
-    if rotation is not None:
-      stream.set_display_rotation(rotation)
-    audio = None
-    if audio_seconds is not None:
-      audio = container.add_stream("aac", rate=44100, layout="mono")
-    for frame in frames:
-      for packet in stream.encode(av.VideoFrame.from_ndarray(frame)):
-        container.mux(packet)
-    for packet in stream.encode(None):
-      container.mux(packet)
-    if audio is not None:
-      total = int(audio_seconds * 44100)
-      tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(total) / 44100)
-      for start in range(0, total, 1024):
-        chunk = tone[start:start + 1024].astype(np.float32)[None]
-        audio_frame = av.AudioFrame.from_ndarray(
-            chunk, format="fltp", layout="mono")
-        audio_frame.sample_rate = 44100
-        audio_frame.pts = start
-        for packet in audio.encode(audio_frame):
-          container.mux(packet)
-      for packet in audio.encode(None):
-        container.mux(packet)
-
-
 def as_float(frame):
   return frame.astype(np.float32) / 255.0
 
@@ -254,7 +221,7 @@ class OpenVideoTest(absltest.TestCase):
     frames = media_test_util.moving_square_frames(12)
     for fps in (25, 30, fractions.Fraction(30000, 1001)):
       with self.subTest(fps=fps):
-        write_video(self.path("clip.mp4"), frames, fps)
+        media_test_util.write_video(self.path("clip.mp4"), frames, fps)
         source = media.open_video(self.path("clip.mp4"))
         self.assertAlmostEqual(source.fps, float(fps), places=6)
         self.assertEqual(source.num_frames, 12)
@@ -269,7 +236,7 @@ class OpenVideoTest(absltest.TestCase):
             decoded, [as_float(f) for f in frames]), 0.03)
 
   def test_streams_lazily_and_can_iterate_twice(self):
-    write_video(self.path("long.mp4"), media_test_util.moving_square_frames(150), 25)
+    media_test_util.write_video(self.path("long.mp4"), media_test_util.moving_square_frames(150), 25)
     source = media.open_video(self.path("long.mp4"))
     iterator = iter(source)
     self.assertIsInstance(iterator, collections.abc.Iterator)
@@ -280,16 +247,16 @@ class OpenVideoTest(absltest.TestCase):
     self.assertEqual(sum(1 for _ in source), 150)
 
   def test_audio_detected(self):
-    write_video(self.path("a.mp4"), media_test_util.moving_square_frames(10), 25,
+    media_test_util.write_video(self.path("a.mp4"), media_test_util.moving_square_frames(10), 25,
                 audio_seconds=0.5)
     self.assertTrue(media.open_video(self.path("a.mp4")).has_audio)
     self.assertTrue(media.has_audio(self.path("a.mp4")))
-    write_video(self.path("b.mp4"), media_test_util.moving_square_frames(10), 25)
+    media_test_util.write_video(self.path("b.mp4"), media_test_util.moving_square_frames(10), 25)
     self.assertFalse(media.has_audio(self.path("b.mp4")))
 
   def test_display_rotation_applied(self):
     frames = media_test_util.moving_square_frames(3, height=32, width=48)
-    write_video(self.path("rot.mp4"), frames, 25, rotation=90)
+    media_test_util.write_video(self.path("rot.mp4"), frames, 25, rotation=90)
     source = media.open_video(self.path("rot.mp4"))
     self.assertEqual(source.frame_size, (48, 32))
     decoded = list(source)
@@ -301,7 +268,7 @@ class OpenVideoTest(absltest.TestCase):
     for name, codec in (("c.mkv", "libx264"), ("c.mov", "libx264"),
                         ("c.avi", "png")):
       with self.subTest(name=name):
-        write_video(self.path(name), frames, 25, codec=codec)
+        media_test_util.write_video(self.path(name), frames, 25, codec=codec)
         decoded = media.read_video_frames(self.path(name))
         self.assertLen(decoded, 6)
         self.assertLess(media_test_util.mean_abs_error(
@@ -429,7 +396,7 @@ class OpenVideoTest(absltest.TestCase):
     frames = [np.random.default_rng(i).integers(0, 256, (16, 16, 3),
                                                 dtype=np.uint8)
               for i in range(10)]
-    write_video(self.path("png.avi"), frames, 25, codec="png")
+    media_test_util.write_video(self.path("png.avi"), frames, 25, codec="png")
     with open(self.path("png.avi"), "rb") as stream:
       data = bytearray(stream.read())
     starts = [i for i in range(len(data))
@@ -474,7 +441,7 @@ class OpenVideoTest(absltest.TestCase):
   def test_truncated_mp4_is_an_error_not_a_shorter_video(self):
     # The index goes first (faststart) so that the cut file still opens.
     path = self.path("t.mp4")
-    write_video(path, media_test_util.moving_square_frames(40), 25,
+    media_test_util.write_video(path, media_test_util.moving_square_frames(40), 25,
                 container_options={"movflags": "+faststart"})
     with av.open(path) as container:
       cut = container.streams.video[0].index_entries[30].pos
@@ -523,7 +490,7 @@ class OpenVideoTest(absltest.TestCase):
       media.open_video(self.path("junk.mp4"))
 
   def test_read_video_frames_max_frames(self):
-    write_video(self.path("m.mp4"), media_test_util.moving_square_frames(10), 25)
+    media_test_util.write_video(self.path("m.mp4"), media_test_util.moving_square_frames(10), 25)
     self.assertLen(media.read_video_frames(self.path("m.mp4"), 3), 3)
     self.assertLen(media.read_video_frames(self.path("m.mp4")), 10)
     with self.assertRaisesRegex(MediaError, r"max_frames must be"):

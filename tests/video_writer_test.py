@@ -16,32 +16,10 @@ from tests import media_test_util
 
 
 def write_source_with_tone(path, seconds, fps=25, with_audio=True):
-  """A small H.264 clip with an optional 440 Hz AAC tone of `seconds`."""
-  frames = media_test_util.moving_square_float_frames(int(round(seconds * fps)))
-  with av.open(path, "w") as container:
-    stream = container.add_stream("libx264", rate=fps)
-    stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
-    audio = (container.add_stream("aac", rate=44100, layout="stereo")
-             if with_audio else None)
-    for frame in frames:
-      pixels = (frame * 255 + 0.5).astype(np.uint8)
-      for packet in stream.encode(av.VideoFrame.from_ndarray(pixels)):
-        container.mux(packet)
-    for packet in stream.encode(None):
-      container.mux(packet)
-    if audio is not None:
-      total = int(seconds * 44100)
-      tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(total) / 44100)
-      for start in range(0, total, 1024):
-        chunk = tone[start:start + 1024].astype(np.float32)
-        audio_frame = av.AudioFrame.from_ndarray(
-            np.stack([chunk, chunk]), format="fltp", layout="stereo")
-        audio_frame.sample_rate = 44100
-        audio_frame.pts = start
-        for packet in audio.encode(audio_frame):
-          container.mux(packet)
-      for packet in audio.encode(None):
-        container.mux(packet)
+  """A small H.264 clip with an optional stereo 440 Hz AAC tone (amplitude 0.5) of `seconds`."""
+  media_test_util.write_video(path, media_test_util.moving_square_frames(int(round(seconds * fps))), fps,
+                              audio_seconds=seconds if with_audio else None, audio_layout="stereo",
+                              audio_amplitude=0.5)
 
 
 def audio_summary(path):
