@@ -122,25 +122,25 @@ class TrainTest(tf.test.TestCase):
     frames = [f.astype(np.float32) / 255 for f in tiny.moving_square_frames(3, 64, 64)]
     self.assertLen(list(fomm_tf.animate(model, frames[0], frames)), 3)
 
-  def test_nan_loss_stops_without_saving(self):
+  def assert_poisoned_weights_stop_training(self, kernel_of, error_pattern):
+    """Sets one kernel to NaN; the run must stop with `error_pattern` and leave no checkpoint."""
     model_dir = self.create_tempdir().full_path
     trainer = make_trainer(model_dir, max_steps=3, checkpoint_every=1)
-    kernel = trainer.model.kp_detector.kp.kernel
+    kernel = kernel_of(trainer.model)
     kernel.assign(np.full(kernel.shape, np.nan, np.float32))
-    with self.assertRaisesRegex(trainer_lib.TrainingError, r"loss \w+ is nan at step 1; stopped without saving"):
+    with self.assertRaisesRegex(trainer_lib.TrainingError, error_pattern):
       trainer.train()
     self.assertEqual(glob.glob(os.path.join(model_dir, "ckpt-*")), [])
+
+  def test_nan_loss_stops_without_saving(self):
+    self.assert_poisoned_weights_stop_training(lambda model: model.kp_detector.kp.kernel,
+                                               r"loss \w+ is nan at step 1; stopped without saving")
 
   def test_non_finite_weights_are_never_saved(self):
     # A NaN generator output can still give finite losses (ReLU maps NaN to 0
     # on this CPU), so the weights themselves are checked before each save.
-    model_dir = self.create_tempdir().full_path
-    trainer = make_trainer(model_dir, max_steps=3, checkpoint_every=1)
-    kernel = trainer.model.generator.final.kernel
-    kernel.assign(np.full(kernel.shape, np.nan, np.float32))
-    with self.assertRaisesRegex(trainer_lib.TrainingError, r"is not finite at step 1; no checkpoint written"):
-      trainer.train()
-    self.assertEqual(glob.glob(os.path.join(model_dir, "ckpt-*")), [])
+    self.assert_poisoned_weights_stop_training(lambda model: model.generator.final.kernel,
+                                               r"is not finite at step 1; no checkpoint written")
 
   def test_tensorboard_has_scalars_and_image_grid(self):
     model_dir = self.create_tempdir().full_path
