@@ -33,6 +33,12 @@ def define_model_flags(flag_values, checkpoint_help="Official .pth.tar or a chec
     flags.DEFINE_string("checkpoint", None, checkpoint_help, flag_values=flag_values)
 
 
+def config_flags_given(flag_values):
+  """Whether --config or any config flag (e.g. from --flagfile) was given; reads no file."""
+  from fomm_tf import config as config_lib
+  return bool(flag_values.config) or any(flag_values[spec.name].present for spec in config_lib.FLAG_SPECS)
+
+
 def resolve_config(flag_values):
   """The config named by --config (with explicitly given config flags on top), or the one the flags spell out.
 
@@ -48,17 +54,22 @@ def resolve_config(flag_values):
   return None
 
 
-def load_model_from_flags(flag_values):
-  """(config, FommModel for inference) from the config flags and --checkpoint; random weights are warned about."""
+def load_model(cfg, checkpoint):
+  """A FommModel for inference with `checkpoint` loaded; without one, random weights are warned about."""
   from absl import logging
   from fomm_tf.checkpoint import loading
   from fomm_tf.models import fomm_model
+  model = fomm_model.FommModel(cfg, build_discriminator=False)
+  if checkpoint:
+    loading.load_weights(model, checkpoint)
+  else:
+    logging.warning("no --checkpoint: the networks have random weights")
+  return model
+
+
+def load_model_from_flags(flag_values):
+  """(config, FommModel for inference) from the config flags and --checkpoint."""
   cfg = resolve_config(flag_values)
   if cfg is None:
     raise ValueError("no model config: pass --flagfile=configs/NAME.flags or --config=NAME")
-  model = fomm_model.FommModel(cfg, build_discriminator=False)
-  if flag_values.checkpoint:
-    loading.load_weights(model, flag_values.checkpoint)
-  else:
-    logging.warning("no --checkpoint: the networks have random weights")
-  return cfg, model
+  return cfg, load_model(cfg, flag_values.checkpoint)

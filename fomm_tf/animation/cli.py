@@ -37,9 +37,8 @@ def make_backend(flag_values, cfg):
       from fomm_tf.animation import backend
       print(f"using the built-in {builtin.CONFIG} model (trained on synthetic puppets)")
       return backend.KerasBackend(builtin.load_builtin_model())
-    _, model = cli_util.load_model_from_flags(flag_values)
     from fomm_tf.animation import backend
-    return backend.KerasBackend(model)
+    return backend.KerasBackend(cli_util.load_model(cfg, flag_values.checkpoint))
   if not flag_values.model_dir:
     raise ValueError(f"--backend={flag_values.backend} needs --model_dir (a directory written by fomm_tf.export)")
   from fomm_tf.export import backends
@@ -61,8 +60,7 @@ def use_samples(flag_values):
   """With no media, model or checkpoint flags, animate the built-in sample with the built-in model."""
   if flag_values.source_image or flag_values.driving_video:
     return False
-  if flag_values.checkpoint or cli_util.resolve_config(flag_values) is not None or \
-      flag_values.backend != "keras":
+  if flag_values.checkpoint or cli_util.config_flags_given(flag_values) or flag_values.backend != "keras":
     return False
   from fomm_tf import builtin
   flag_values.source_image = builtin.SAMPLE_SOURCE
