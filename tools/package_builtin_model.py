@@ -15,8 +15,20 @@ import numpy as np
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Training run (a TF checkpoint directory) of configs/synthetic-128.flags.")
 flags.DEFINE_string("dataset_root", None, "The synthetic dataset it was trained on; the sample comes from test/.")
-flags.DEFINE_string("sample_video", None, "Test video used as the sample (default: the first one).")
+flags.DEFINE_string("sample_video", None,
+                    "Test video used as the sample (default: the one with the most motion, see most_moving_video).")
 flags.DEFINE_string("assets_dir", None, "Output folder (default: fomm_tf/assets).")
+
+
+def most_moving_video(videos, read_frames):
+  """The video whose frames differ most from its first frame (mean absolute difference).
+
+  A demo should show motion, and this choice looks only at the data, never at the model.
+  """
+  def motion(video):
+    frames = np.stack(read_frames(video))
+    return float(np.abs(frames - frames[:1]).mean())
+  return max(videos, key=motion)
 
 
 def main(argv):
@@ -38,7 +50,7 @@ def main(argv):
     prefix = loading.load_weights(model, FLAGS.model_dir)
     weights = builtin.save_npz_weights(model, os.path.join(assets, os.path.basename(builtin.WEIGHTS)))
     videos = dataset.find_videos(FLAGS.dataset_root, "test")
-    video = FLAGS.sample_video or videos[0]
+    video = FLAGS.sample_video or most_moving_video(videos, media.read_video_frames)
     frames = media.read_video_frames(video)
     source = os.path.join(assets, os.path.basename(builtin.SAMPLE_SOURCE))
     tmp = source + ".partial.png"
