@@ -30,14 +30,13 @@ def make_backend(flag_values, cfg):
       # Layers built from here on compute in this precision; variables stay float32.
       import keras
       keras.mixed_precision.set_global_policy(f"mixed_{flag_values.mixed_precision}")
+    from fomm_tf.animation import backend
     if cfg is None:
       if flag_values.checkpoint:
         raise ValueError("--checkpoint needs its config: pass --flagfile=configs/NAME.flags (or --config=NAME)")
       from fomm_tf import builtin
-      from fomm_tf.animation import backend
       print(f"using the built-in {builtin.CONFIG} model (trained on synthetic puppets)")
       return backend.KerasBackend(builtin.load_builtin_model())
-    from fomm_tf.animation import backend
     return backend.KerasBackend(cli_util.load_model(cfg, flag_values.checkpoint))
   if not flag_values.model_dir:
     raise ValueError(f"--backend={flag_values.backend} needs --model_dir (a directory written by fomm_tf.export)")
