@@ -39,12 +39,33 @@ class FlipTest(absltest.TestCase):
       outcomes.add(swapped)
     self.assertEqual(outcomes, {True, False})
 
-  def test_both_flips_can_happen_together(self):
+  def _flip_counts(self, mode, draws=4000):
     clip = _clip()
-    both = [np.array_equal(
-        aug.random_flip(clip, np.random.default_rng(seed), True, True),
-        clip[::-1, :, ::-1]) for seed in range(20)]
-    self.assertIn(True, both)
+    counts = {"none": 0, "time": 0, "horizontal": 0, "both": 0}
+    rng = np.random.default_rng(0)
+    for _ in range(draws):
+      out = aug.random_flip(clip, rng, True, True, mode)
+      for name, expected in (("none", clip), ("time", clip[::-1]), ("horizontal", clip[:, :, ::-1]),
+                             ("both", clip[::-1, :, ::-1])):
+        if np.array_equal(out, expected):
+          counts[name] += 1
+          break
+    self.assertEqual(sum(counts.values()), draws)
+    return {k: v / draws for k, v in counts.items()}
+
+  def test_official_flips_time_half_horizontal_quarter_never_both(self):
+    # The official RandomFlip: time flip with p=0.5 and stop; else a horizontal flip with p=0.5.
+    share = self._flip_counts("official")
+    self.assertEqual(share["both"], 0.0)
+    # 4000 draws: the standard error of a share near 0.25-0.5 is under 0.008; 0.03 is ~4 sigma.
+    self.assertAlmostEqual(share["time"], 0.5, delta=0.03)
+    self.assertAlmostEqual(share["horizontal"], 0.25, delta=0.03)
+    self.assertAlmostEqual(share["none"], 0.25, delta=0.03)
+
+  def test_independent_flips_can_happen_together(self):
+    share = self._flip_counts("independent")
+    for name in ("none", "time", "horizontal", "both"):
+      self.assertAlmostEqual(share[name], 0.25, delta=0.03, msg=name)
 
   def test_flips_off_keep_the_clip(self):
     clip = _clip()
@@ -96,7 +117,7 @@ class ResizeCropTest(absltest.TestCase):
   def test_mgif_resize_then_crop_output_shape(self):
     cfg = fomm_tf.load_config("mgif-256", frame_shape=[32, 32, 3],
                               crop_size=[32, 32])
-    params = aug.AugmentationParams.from_config(cfg)
+    params = aug.AugmentationParams.from_config(cfg.dataset)
     self.assertEqual(params.resize_ratio, (0.9, 1.1))
     self.assertEqual(params.crop_size, (32, 32))
     self.assertEqual(params.hue, 0.5)

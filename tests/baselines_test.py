@@ -4,8 +4,9 @@ import numpy as np
 from absl.testing import absltest
 
 import fomm_tf
+from fomm_tf import errors
 from fomm_tf.evaluation import baselines
-from tests import fixture_util as fx
+from tests import testing as fx
 
 
 class BaselinesTest(absltest.TestCase):
@@ -48,7 +49,7 @@ class BaselinesTest(absltest.TestCase):
     np.testing.assert_allclose(out[:, 8:], self.source[0, :, :-8], atol=1e-3)
 
   def test_unknown_method(self):
-    with self.assertRaisesRegex(ValueError, "--method must be one of fomm, no_motion, global_affine"):
+    with self.assertRaisesRegex(errors.UsageError, "--method must be one of fomm, no_motion, global_affine"):
       baselines.make_backend("optical_flow", self.model)
 
 

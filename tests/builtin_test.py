@@ -1,22 +1,20 @@
 """The built-in model and sample media: they load, animate, and beat the no-motion baseline."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 from absl.testing import absltest
 
 import fomm_tf
 from fomm_tf import builtin
+from fomm_tf import errors
 from fomm_tf.checkpoint import loading
-from fomm_tf.data import media
-from tests import fixture_util
+from fomm_tf.io import media
+from tests import testing as fixture_util
 
 
 def _run_animate(workdir, *args):
-  return subprocess.run([sys.executable, "-m", "fomm_tf.animate", *args], capture_output=True, text=True,
-                        cwd=workdir, timeout=600, env=dict(os.environ, PYTHONPATH=fixture_util.REPO_ROOT))
+  return fixture_util.run_module("fomm_tf.animate", *args, cwd=workdir)
 
 
 class BuiltinModelTest(absltest.TestCase):
@@ -51,7 +49,7 @@ class BuiltinModelTest(absltest.TestCase):
 
   def test_weights_for_another_config_are_refused(self):
     model = fomm_tf.load_model("vox-256", build_discriminator=False)
-    with self.assertRaisesRegex(loading.CheckpointLoadError, r"synthetic-128\.weights\.npz: .*another config|shape"):
+    with self.assertRaisesRegex(errors.CheckpointMismatchError, r"synthetic-128\.weights\.npz: .*another config|shape"):
       loading.load_weights(model, builtin.WEIGHTS)
 
   def test_default_command_writes_animation_mp4(self):

@@ -9,9 +9,11 @@ import tensorflow as tf
 from absl.testing import absltest
 
 import fomm_tf
+from fomm_tf import errors
 from fomm_tf.checkpoint import loading
 from fomm_tf.checkpoint import torch_pickle
-from tests import fixture_util as fx
+from tests import torch_writer
+from tests import testing as fx
 
 
 def _snapshot(model):
@@ -32,13 +34,13 @@ class CheckpointLoadingTest(tf.test.TestCase):
     state = {k: dict(v) if isinstance(v, dict) else v for k, v in self.state.items()}
     mutate(state)
     path = self.tmp("variant.pth.tar")
-    torch_pickle.write_torch_checkpoint(path, state)
+    torch_writer.write_torch_checkpoint(path, state)
     return path
 
   def assertLoadFails(self, path, pattern, cfg=None):
     model = fomm_tf.load_model(cfg or fx.fixture_config())
     before = _snapshot(model)
-    with self.assertRaisesRegex(ValueError, pattern):
+    with self.assertRaisesRegex(errors.CheckpointError, pattern):
       loading.load_weights(model, path)
     for a, b in zip(before, _snapshot(model)):
       np.testing.assert_array_equal(a, b, err_msg="a failed load changed the model")
@@ -58,7 +60,7 @@ class CheckpointLoadingTest(tf.test.TestCase):
 
   def test_not_a_fomm_checkpoint(self):
     path = self.tmp("other.pth.tar")
-    torch_pickle.write_torch_checkpoint(path, {"model": {"w": np.zeros(3, np.float32)}})
+    torch_writer.write_torch_checkpoint(path, {"model": {"w": np.zeros(3, np.float32)}})
     self.assertLoadFails(path, r"not a FOMM checkpoint: no 'kp_detector' entry")
 
   def test_inconsistent_blur_buffer(self):

@@ -26,35 +26,35 @@ class ConfigTest(parameterized.TestCase):
   def test_official_configs_match_reference(self, name):
     cfg = config_lib.load_config(name)
     epochs, repeats, milestones, batch, gan, sn, use_kp, id_sampling = REFERENCE[name]
-    self.assertEqual(cfg.num_epochs, epochs)
-    self.assertEqual(cfg.num_repeats, repeats)
-    self.assertEqual(cfg.epoch_milestones, milestones)
-    self.assertEqual(cfg.train_batch_size, batch)
-    self.assertEqual(cfg.loss_generator_gan, gan)
-    self.assertEqual(cfg.disc_sn, sn)
-    self.assertEqual(cfg.disc_use_kp, use_kp)
-    self.assertEqual(cfg.id_sampling, id_sampling)
+    self.assertEqual(cfg.train.num_epochs, epochs)
+    self.assertEqual(cfg.train.num_repeats, repeats)
+    self.assertEqual(cfg.train.epoch_milestones, tuple(milestones))
+    self.assertEqual(cfg.train.batch_size, batch)
+    self.assertEqual(cfg.train.loss_generator_gan, gan)
+    self.assertEqual(cfg.discriminator.sn, sn)
+    self.assertEqual(cfg.discriminator.use_kp, use_kp)
+    self.assertEqual(cfg.dataset.id_sampling, id_sampling)
     # Shared parameters of all official configs.
-    self.assertEqual(cfg.frame_shape, [256, 256, 3])
-    self.assertEqual(cfg.num_kp, 10)
-    self.assertEqual(cfg.perceptual_scales, [1.0, 0.5, 0.25, 0.125])
-    self.assertEqual(cfg.loss_perceptual, [10.0] * 5)
-    self.assertEqual((cfg.sigma_affine, cfg.sigma_tps, cfg.points_tps), (0.05, 0.005, 5))
-    self.assertEqual(cfg.lr_kp_detector, 0.0 if name == "taichi-adv-256" else 2e-4)
-    self.assertEqual(cfg.kp_single_jacobian_map, name == "mgif-256")
-    self.assertTrue(cfg.use_relative_movement and cfg.use_relative_jacobian)
-    self.assertFalse(cfg.adapt_movement_scale)
+    self.assertEqual(cfg.model.frame_shape, (256, 256, 3))
+    self.assertEqual(cfg.model.num_kp, 10)
+    self.assertEqual(cfg.train.perceptual_scales, (1.0, 0.5, 0.25, 0.125))
+    self.assertEqual(cfg.train.loss_perceptual, (10.0,) * 5)
+    self.assertEqual((cfg.train.sigma_affine, cfg.train.sigma_tps, cfg.train.points_tps), (0.05, 0.005, 5))
+    self.assertEqual(cfg.train.lr_kp_detector, 0.0 if name == "taichi-adv-256" else 2e-4)
+    self.assertEqual(cfg.kp_detector.single_jacobian_map, name == "mgif-256")
+    self.assertTrue(cfg.animation.use_relative_movement and cfg.animation.use_relative_jacobian)
+    self.assertFalse(cfg.animation.adapt_movement_scale)
 
   def test_mgif_augmentation(self):
     cfg = config_lib.load_config("mgif-256")
-    self.assertEqual(cfg.resize_ratio, [0.9, 1.1])
-    self.assertEqual(cfg.crop_size, [256, 256])
-    self.assertEqual(cfg.jitter_hue, 0.5)
+    self.assertEqual(cfg.dataset.resize_ratio, (0.9, 1.1))
+    self.assertEqual(cfg.dataset.crop_size, (256, 256))
+    self.assertEqual(cfg.dataset.jitter_hue, 0.5)
 
   def test_path_and_overrides(self):
     path = os.path.join(config_lib.CONFIG_DIR, "vox-256.flags")
     cfg = config_lib.load_config(path, num_kp=5)
-    self.assertEqual(cfg.num_kp, 5)
+    self.assertEqual(cfg.model.num_kp, 5)
     self.assertEqual(cfg.source, path)
 
   def test_official_model_params(self):
@@ -62,8 +62,8 @@ class ConfigTest(parameterized.TestCase):
         "common_params": {"num_kp": 4}, "kp_detector_params": {"block_expansion": 8},
         "generator_params": {"dense_motion_params": {"num_blocks": 3}},
         "discriminator_params": {"scales": [1, 0.5]}}})
-    self.assertEqual((cfg.num_kp, cfg.kp_block_expansion, cfg.dm_num_blocks), (4, 8, 3))
-    self.assertEqual(cfg.disc_scales, [1.0, 0.5])
+    self.assertEqual((cfg.model.num_kp, cfg.kp_detector.block_expansion, cfg.dense_motion.num_blocks), (4, 8, 3))
+    self.assertEqual(cfg.discriminator.scales, (1.0, 0.5))
 
   def test_unknown_flag_in_file(self):
     path = self.create_tempfile("bad.flags", "--num_kp=10\n--no_such_parameter=3\n").full_path

@@ -14,17 +14,16 @@ from absl.testing import absltest
 from PIL import Image
 
 import fomm_tf
-from fomm_tf import evaluate as evaluate_main
-from fomm_tf.animation import pipeline
+from fomm_tf import errors
+from fomm_tf.inference import pipeline
 from fomm_tf.checkpoint import loading as checkpoint_loading
-from fomm_tf.data import media
+from fomm_tf.io import media
 from fomm_tf.evaluation import animation_pairs
 from fomm_tf.evaluation import cli
 from fomm_tf.evaluation import figures
 from fomm_tf.evaluation import staging
-from fomm_tf.evaluation.errors import EvaluationError
-from tests import fixture_util
-from tests import tiny_model_util as tiny
+from fomm_tf.errors import EvaluationError
+from tests import testing as tiny
 
 SIZE = 64
 # Pixels per unit of [-1, 1] keypoint coordinates in a 64-pixel frame.
@@ -60,13 +59,13 @@ class EvaluateTest(absltest.TestCase):
     cls.root = os.path.join(cls.dir, "dataset")
     test_dir = os.path.join(cls.root, "test")
     os.makedirs(test_dir)
-    tiny.write_video(os.path.join(test_dir, "moving.mp4"), tiny.moving_square_frames(8, SIZE, SIZE))
+    tiny.write_video(os.path.join(test_dir, "moving.mp4"), tiny.textured_square_frames(8, SIZE, SIZE))
     still_dir = os.path.join(test_dir, "still")
     os.makedirs(still_dir)
-    still = tiny.moving_square_frames(1, SIZE, SIZE, seed=2)[0]
+    still = tiny.textured_square_frames(1, SIZE, SIZE, seed=2)[0]
     for i in range(5):
       tiny.write_image(os.path.join(still_dir, f"{i:04d}.png"), still)
-    tiny.write_video(os.path.join(test_dir, "wide.gif"), tiny.moving_square_frames(6, 48, SIZE, seed=3))
+    tiny.write_video(os.path.join(test_dir, "wide.gif"), tiny.textured_square_frames(6, 48, SIZE, seed=3))
     with open(os.path.join(test_dir, "dataset_notes.json"), "w") as f:
       f.write("{}")
     # Ground truth = our own detector's keypoints on the real frames, so the fitted map is the identity.
@@ -85,7 +84,7 @@ class EvaluateTest(absltest.TestCase):
 
   def run_cli(self, *args, checkpoint=True, root=None):
     flag_values = flags.FlagValues()
-    evaluate_main.define_flags(flag_values)
+    cli.define_flags(flag_values)
     argv = ["evaluate", f"--flagfile={self.flagfile}", f"--dataset_root={root or self.root}", *args]
     if checkpoint:
       argv.append(f"--checkpoint={self.checkpoint}")
@@ -214,7 +213,7 @@ class EvaluateTest(absltest.TestCase):
     np.save(os.path.join(keypoint_dir, "clip_pred.npy"), pred)
     out = os.path.join(self.create_tempdir().full_path, "new", "dir")
     flag_values = flags.FlagValues()
-    evaluate_main.define_flags(flag_values)
+    cli.define_flags(flag_values)
     flag_values(["evaluate", "--mode=keypoints", f"--external_keypoints_dir={keypoint_dir}", f"--output_dir={out}"])
     cli.run(flag_values)
     rows = read_csv(os.path.join(out, "keypoints.csv"))
@@ -226,7 +225,7 @@ class EvaluateTest(absltest.TestCase):
 
   def assert_fails_cleanly(self, message, *args, output_dir, **kwargs):
     before = sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else None
-    with self.assertRaises(cli.USER_ERRORS) as context:
+    with self.assertRaises(errors.FommError) as context:
       self.run_cli(f"--output_dir={output_dir}", *args, **kwargs)
     self.assertIn(message, str(context.exception))
     self.assertNotIn("\n", str(context.exception))
@@ -253,10 +252,10 @@ class EvaluateTest(absltest.TestCase):
     prefix = checkpoint_loading.save_weights(other, os.path.join(self.create_tempdir().full_path, "other"))
     out = self.create_tempdir().full_path
     flag_values = flags.FlagValues()
-    evaluate_main.define_flags(flag_values)
+    cli.define_flags(flag_values)
     flag_values(["evaluate", f"--flagfile={self.flagfile}", f"--dataset_root={self.root}", f"--output_dir={out}",
                  f"--checkpoint={prefix}"])
-    with self.assertRaisesRegex(checkpoint_loading.CheckpointLoadError, "does not fit this config"):
+    with self.assertRaisesRegex(errors.CheckpointError, "does not fit this config"):
       cli.run(flag_values)
     self.assertEqual(os.listdir(out), [])
 
@@ -273,14 +272,14 @@ class EvaluateTest(absltest.TestCase):
                               output_dir=out.full_path, root=root)
     with open(os.path.join(out.full_path, "reconstruction.csv")) as f:
       self.assertEqual(f.read(), "old results\n")
-    self.assertFalse(any(n.startswith(staging.STAGING_PREFIX) for n in os.listdir(out.full_path)))
+    self.assertFalse(any(n.startswith(staging.StagedOutput.PREFIX) for n in os.listdir(out.full_path)))
 
   def test_command_line_error_is_one_line(self):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     process = subprocess.run(
         [sys.executable, "-m", "fomm_tf.evaluate", f"--flagfile={self.flagfile}",
          f"--dataset_root={os.path.join(self.dir, 'missing')}", f"--output_dir={self.create_tempdir().full_path}"],
-        cwd=fixture_util.REPO_ROOT, capture_output=True, text=True, env=env, timeout=120)
+        cwd=tiny.REPO_ROOT, capture_output=True, text=True, env=env, timeout=120)
     self.assertEqual(process.returncode, 1)
     self.assertEqual(process.stderr.strip().splitlines()[-1],
                      f"error: dataset root {os.path.join(self.dir, 'missing')} does not exist or is not a directory")

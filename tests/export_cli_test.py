@@ -7,11 +7,11 @@ import sys
 
 from absl.testing import absltest
 
-from fomm_tf.export import backends
-from fomm_tf.export import layout
-from fomm_tf.export import signatures as signatures_lib
-from tests import fixture_util as fx
-from tests import tiny_model_util
+from fomm_tf.export import cli
+from fomm_tf.inference import export_layout as layout
+from fomm_tf.inference import exported_backends as backends
+from tests import testing as fx
+from tests import testing as tiny_model_util
 
 
 def _export(*args):
@@ -20,20 +20,21 @@ def _export(*args):
                         cwd=fx.REPO_ROOT, env=env, timeout=300)
 
 
-class ExportCliTest(absltest.TestCase):
+class ExportCliTest(fx.TestMixin, absltest.TestCase):
 
   def assertFailsWith(self, result, message):
-    self.assertNotEqual(result.returncode, 0, result.stdout[-1000:])
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    self.assertLen(error_lines, 1, result.stderr[-2000:])
-    self.assertRegex(error_lines[0], message)
+    """`result` is an in-process run (code, stdout, stderr): one error line, matching `message`."""
+    self.assertErrorLine(result, ".*" + message)
+    self.assertLen([line for line in result[2].splitlines() if line.startswith("error: ")], 1, result[2][-2000:])
 
   def test_export_with_overwrite_calibration_video_and_random_weights(self):
     work = self.create_tempdir()
     flagfile = tiny_model_util.write_tiny_flagfile(work.full_path)
     video = os.path.join(work.full_path, "driving.mp4")
-    tiny_model_util.write_video(video, tiny_model_util.moving_square_frames(6))
+    tiny_model_util.write_video(video, tiny_model_util.textured_square_frames(6))
     output = work.mkdir("export")
+    # A previous export (it has a manifest), which --overwrite may replace.
+    output.create_file("manifest.json", "{}")
     output.create_file("stale.txt", "from an older export")
     result = _export(f"--flagfile={flagfile}", f"--output_dir={output.full_path}", "--overwrite",
                      "--formats=saved_model,tflite", "--quantize=int8", f"--representative_data={video}")
@@ -43,7 +44,7 @@ class ExportCliTest(absltest.TestCase):
     self.assertIn("tflite/int8/generator.tflite", result.stdout)
     self.assertEqual(sorted(os.listdir(output.full_path)), [layout.MANIFEST, layout.SAVED_MODEL, layout.TFLITE])
     self.assertEqual(sorted(os.listdir(os.path.join(output.full_path, layout.TFLITE, "int8"))),
-                     sorted(signatures_lib.TFLITE_FILES.values()))
+                     sorted(layout.TFLITE_FILES.values()))
     with open(os.path.join(output.full_path, layout.MANIFEST)) as f:
       manifest = json.load(f)
     self.assertEqual(manifest["frame_shape"], [64, 64, 3])
@@ -61,21 +62,35 @@ class ExportCliTest(absltest.TestCase):
     flagfile = tiny_model_util.write_tiny_flagfile(work.full_path)
     taken = work.mkdir("taken")
     taken.create_file("keep.txt", "mine")
-    self.assertFailsWith(_export(f"--flagfile={flagfile}", f"--output_dir={taken.full_path}"),
+    export = lambda *args: fx.run_cli(cli, *args)
+    self.assertFailsWith(export(f"--flagfile={flagfile}", f"--output_dir={taken.full_path}"),
                          r"taken: directory exists and is not empty \(pass --overwrite to replace it\)$")
+    # --overwrite replaces only a previous export: a directory without a manifest is not deleted.
+    self.assertFailsWith(export(f"--flagfile={flagfile}", f"--output_dir={taken.full_path}", "--overwrite"),
+                         r"taken: --overwrite only replaces a previous export, .* refusing to delete it$")
     self.assertEqual(os.listdir(taken.full_path), ["keep.txt"])
+    # Nor one that holds a file the export reads, even with a manifest.
+    holds_input = work.mkdir("holds_input")
+    holds_input.create_file("manifest.json", "{}")
+    checkpoint = holds_input.create_file("ckpt.pth.tar", "not really").full_path
+    self.assertFailsWith(export(f"--flagfile={flagfile}", f"--output_dir={holds_input.full_path}", "--overwrite",
+                                f"--checkpoint={checkpoint}"),
+                         r"--output_dir=.*holds_input holds --checkpoint=.*ckpt\.pth\.tar: refusing")
+    self.assertEqual(sorted(os.listdir(holds_input.full_path)), ["ckpt.pth.tar", "manifest.json"])
 
     fresh = os.path.join(work.full_path, "fresh")
-    self.assertFailsWith(_export(f"--flagfile={flagfile}", f"--checkpoint={fx.CHECKPOINT}",
-                                 f"--output_dir={fresh}"),
+    self.assertFailsWith(export(f"--flagfile={flagfile}", f"--checkpoint={fx.CHECKPOINT}",
+                                f"--output_dir={fresh}"),
                          r"small-official\.pth\.tar: .* has no counterpart in the model for this config")
-    self.assertFailsWith(_export(f"--flagfile={flagfile}", f"--output_dir={fresh}", "--quantize=float32,int4"),
+    self.assertFailsWith(export(f"--flagfile={flagfile}", f"--output_dir={fresh}", "--quantize=float32,int4"),
                          r"--quantize: unknown quantisation 'int4'; "
                          r"choose from float32, float16, dynamic_int8, int8$")
-    self.assertFailsWith(_export(f"--output_dir={fresh}", "--quantize=int8"),
+    self.assertFailsWith(export(f"--output_dir={fresh}", "--quantize=int8"),
                          r"--quantize=int8 needs --representative_data")
+    self.assertFailsWith(export(f"--flagfile={flagfile}", f"--output_dir={fresh}", "--checkpoint="),
+                         r"--checkpoint is empty")
     self.assertFalse(os.path.exists(fresh))
-    self.assertEqual(sorted(os.listdir(work.full_path)), ["taken", "tiny.flags"])
+    self.assertEqual(sorted(os.listdir(work.full_path)), ["holds_input", "taken", "tiny.flags"])
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from ai_edge_litert.interpreter import Interpreter
 import fomm_tf
 from fomm_tf.export import evaluation
 from fomm_tf.export import exporter
-from fomm_tf.export import layout
+from fomm_tf.inference import export_layout as layout
 from fomm_tf.export import signatures as signatures_lib
 from tests import export_test_util as util
 
@@ -45,12 +45,12 @@ class FullSizeExportTest(absltest.TestCase):
     frames = evaluation.synthetic_frames(model.frame_shape)
     inputs = evaluation.reference_inputs(functions, frames)
     loaded = tf.saved_model.load(os.path.join(_STATE["dir"], layout.SAVED_MODEL))
-    for name in signatures_lib.SAVED_MODEL_SIGNATURES:
+    for name in layout.SAVED_MODEL_SIGNATURES:
       expected = evaluation.run_keras(functions, name, inputs[name])
       saved = loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs[name].items()})
       for key, value in expected.items():
         self.assertLessEqual(util.max_abs(saved[key].numpy(), value), util.TOL, f"saved_model {name} {key}")
-      if name in signatures_lib.TFLITE_FILES:
+      if name in layout.TFLITE_FILES:
         path = os.path.join(_STATE["dir"], layout.tflite_relpath("float32", name))
         interpreter = Interpreter(model_path=path)
         (key,) = interpreter.get_signature_list()

@@ -10,15 +10,16 @@ import tensorflow as tf
 from absl.testing import absltest
 
 import fomm_tf
-from fomm_tf.animation import backend as backend_lib
-from fomm_tf.animation import pipeline
-from fomm_tf.export import backends
+from fomm_tf import errors
+from fomm_tf.inference import keras_backend as backend_lib
+from fomm_tf.inference import pipeline
+from fomm_tf.inference import exported_backends as backends
 from fomm_tf.export import exporter
-from fomm_tf.export import layout
+from fomm_tf.inference import export_layout as layout
 from fomm_tf.export import manifest as manifest_lib
 from fomm_tf.export import signatures as signatures_lib
 from tests import export_test_util as util
-from tests import fixture_util as fx
+from tests import testing as fx
 
 EXPORT = util.ModuleExport("export_saved_model_test_", formats=["saved_model"],
                            representative_frames=util.fixture_frames())
@@ -51,7 +52,7 @@ class SavedModelSignatureTest(absltest.TestCase):
     self.assertLessEqual(err, util.TOL, f"{what}: max abs error {err:.3g}")
 
   def test_signatures_are_all_there(self):
-    self.assertSameElements(signatures_lib.SAVED_MODEL_SIGNATURES, _loaded().signatures.keys())
+    self.assertSameElements(layout.SAVED_MODEL_SIGNATURES, _loaded().signatures.keys())
 
   def test_detect_keypoints_matches_keras_and_fixture(self):
     frames = util.fixture_frames()
@@ -148,7 +149,7 @@ class SavedModelFilesTest(absltest.TestCase):
     self.assertEqual(manifest["formats"], ["saved_model"])
     self.assertEqual(sorted(manifest["files"]), ["saved_model"])
     described = manifest["files"]["saved_model"]["signatures"]
-    self.assertSameElements(signatures_lib.SAVED_MODEL_SIGNATURES, described)
+    self.assertSameElements(layout.SAVED_MODEL_SIGNATURES, described)
     serving = described["serving_default"]
     self.assertEqual(serving["inputs"]["driving"], {"shape": [None, 256, 256, 3], "dtype": "float32"})
     self.assertEqual(serving["inputs"]["relative"], {"shape": [], "dtype": "bool"})
@@ -217,11 +218,11 @@ class SavedModelBackendTest(absltest.TestCase):
       backend.generate(state, kp, {"value": np.zeros((1, 5, 2)), "jacobian": np.zeros((1, 5, 2, 2))})
     collinear = {"value": np.stack([np.linspace(-0.5, 0.5, 10)] * 2, axis=-1)[None].astype(np.float32),
                  "jacobian": kp["jacobian"]}
-    with self.assertRaisesRegex(ValueError, "initial driving keypoints span no area"):
+    with self.assertRaisesRegex(errors.AnimationError, "initial driving keypoints span no area"):
       backend.normalize_kp(kp, util.fixture_kp("kp_driving"), collinear, adapt_movement_scale=True,
                            use_relative_movement=True, use_relative_jacobian=True)
     missing = os.path.join(self.create_tempdir().full_path, "nothing")
-    with self.assertRaisesRegex(ValueError, "nothing: no SavedModel here"):
+    with self.assertRaisesRegex(errors.ExportError, "nothing: no SavedModel here"):
       backends.SavedModelBackend(missing)
 
 
@@ -255,7 +256,7 @@ class ExportArgumentTest(absltest.TestCase):
   def test_model_without_jacobians_is_refused(self):
     cfg = fx.fixture_config(True).replace(estimate_jacobian=False)
     model = fomm_tf.load_model(cfg, build_discriminator=False)
-    with self.assertRaisesRegex(signatures_lib.ExportError, "export needs estimate_jacobian=true"):
+    with self.assertRaisesRegex(errors.ExportError, "export needs estimate_jacobian=true"):
       signatures_lib.ExportFunctions(model)
 
 

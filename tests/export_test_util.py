@@ -1,24 +1,18 @@
 """Shared helpers of the export tests: the official fixture model and frames, and one export per test module."""
 
-import functools
 import os
 import shutil
 import tempfile
 
 import numpy as np
 
-import fomm_tf
-from tests import fixture_util as fx
+from tests import testing as fx
 
 # Exported files must agree with the Keras model to this (max abs error).
 TOL = 1e-4
 
 
-@functools.lru_cache(maxsize=None)
-def fixture_model():
-  """The small official fixture model (align_corners=True), without discriminator."""
-  return fomm_tf.load_model(fx.fixture_config(True), checkpoint=fx.CHECKPOINT, align_corners=True,
-                            build_discriminator=False)
+fixture_model = fx.fixture_model
 
 
 def fixture_frames():

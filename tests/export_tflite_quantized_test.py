@@ -7,12 +7,12 @@ from absl.testing import absltest
 from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.interpreter import OpResolverType
 
-from fomm_tf.animation import backend as backend_lib
-from fomm_tf.animation import pipeline
-from fomm_tf.export import backends
+from fomm_tf.inference import keras_backend as backend_lib
+from fomm_tf.inference import pipeline
+from fomm_tf.inference import exported_backends as backends
 from fomm_tf.export import evaluation
 from fomm_tf.export import exporter
-from fomm_tf.export import layout
+from fomm_tf.inference import export_layout as layout
 from fomm_tf.export import signatures as signatures_lib
 from fomm_tf.export import tflite as tflite_lib
 from tests import export_test_util as util
@@ -47,7 +47,7 @@ class QuantizedExportTest(absltest.TestCase):
 
   def test_every_file_uses_builtin_ops_only(self):
     for quantization in QUANTIZED:
-      for signature in signatures_lib.TFLITE_FILES:
+      for signature in layout.TFLITE_FILES:
         ops = tflite_lib.operator_names(_path(quantization, signature))
         select = [op for op in ops if op.startswith(("Flex", "CUSTOM"))]
         self.assertEqual(select, [], f"{quantization} {signature}")

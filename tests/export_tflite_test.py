@@ -10,11 +10,13 @@ from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.interpreter import OpResolverType
 
 import fomm_tf
-from fomm_tf.animation import backend as backend_lib
-from fomm_tf.animation import pipeline
-from fomm_tf.export import backends
+from fomm_tf import errors
+from fomm_tf.inference import keras_backend as backend_lib
+from fomm_tf.inference import pipeline
+from fomm_tf.inference import exported_backends as backends
 from fomm_tf.export import exporter
-from fomm_tf.export import layout
+from fomm_tf.io import files
+from fomm_tf.inference import export_layout as layout
 from fomm_tf.export import signatures as signatures_lib
 from fomm_tf.export import tflite as tflite_lib
 from tests import export_test_util as util
@@ -83,7 +85,7 @@ class Float32ParityTest(absltest.TestCase):
     _, manifest = EXPORT.get()
     self.assertEqual(manifest["quantizations"], ["float32"])
     self.assertEqual(sorted(manifest["files"]),
-                     sorted(layout.tflite_relpath("float32", s) for s in signatures_lib.TFLITE_FILES))
+                     sorted(layout.tflite_relpath("float32", s) for s in layout.TFLITE_FILES))
     self.assertIn("synthetic", manifest["evaluation_input"])
     generator = manifest["files"]["tflite/float32/generator.tflite"]
     self.assertEqual(generator["quantization"], "float32")
@@ -103,7 +105,7 @@ class OpsTest(absltest.TestCase):
 
   def test_every_file_uses_builtin_ops_only(self):
     directory, manifest = EXPORT.get()
-    for signature in signatures_lib.TFLITE_FILES:
+    for signature in layout.TFLITE_FILES:
       path = os.path.join(directory, layout.tflite_relpath("float32", signature))
       from_flatbuffer = tflite_lib.operator_names(path)
       # The interpreter's view of the same graph (before delegation).
@@ -125,7 +127,7 @@ class OpsTest(absltest.TestCase):
                          input_signature=[tf.TensorSpec((None, 3, 3), tf.float32, name="m")])
     archive.write_out(directory, verbose=False)
     loaded = tf.saved_model.load(directory)
-    with self.assertRaisesRegex(signatures_lib.ExportError,
+    with self.assertRaisesRegex(errors.ExportError,
                                 r"invert.tflite: float32 conversion failed: needs TensorFlow select ops "
                                 r"\(MatrixInverse\)"):
       tflite_lib.convert(loaded.signatures["invert"], loaded, "float32", "invert.tflite")
@@ -148,12 +150,12 @@ class TFLiteBackendTest(absltest.TestCase):
 
   def test_bad_inputs_raise_clear_errors(self):
     directory, _ = EXPORT.get()
-    with self.assertRaisesRegex(ValueError, r"no 'int8' TFLite variant .*available: float32"):
+    with self.assertRaisesRegex(errors.ExportError, r"no 'int8' TFLite variant .*available: float32"):
       backends.TFLiteBackend(directory, quantize="int8")
     with self.assertRaisesRegex(ValueError, "batch_mode must be one of loop, resize, got 'both'"):
       backends.TFLiteBackend(directory, batch_mode="both")
     missing = os.path.join(self.create_tempdir().full_path, "missing")
-    with self.assertRaisesRegex(ValueError, "missing: no such export directory"):
+    with self.assertRaisesRegex(errors.ExportError, "missing: no such export directory"):
       backends.TFLiteBackend(missing)
     backend = backends.TFLiteBackend(directory)
     with self.assertRaisesRegex(ValueError, r"detect_keypoints: expected frames of shape \(B, 256, 256, 3\)"):
@@ -175,7 +177,7 @@ class StagingTest(absltest.TestCase):
     target = root.mkdir("export")
     target.create_file("old.txt", "old")
     with self.assertRaisesRegex(RuntimeError, "conversion broke"):
-      with exporter.staged_output_dir(target.full_path, overwrite=True) as staging:
+      with files.staged_directory(target.full_path, replace_if=lambda _: True) as staging:
         with open(os.path.join(staging, "half.tflite"), "wb") as f:
           f.write(b"partial")
         raise RuntimeError("conversion broke")
@@ -186,7 +188,7 @@ class StagingTest(absltest.TestCase):
     root = self.create_tempdir()
     target = root.mkdir("export")
     target.create_file("old.txt", "old")
-    with exporter.staged_output_dir(target.full_path, overwrite=True) as staging:
+    with files.staged_directory(target.full_path, replace_if=lambda _: True) as staging:
       with open(os.path.join(staging, "new.txt"), "w") as f:
         f.write("new")
     self.assertEqual(sorted(os.listdir(root.full_path)), ["export"])

@@ -6,7 +6,7 @@ import numpy as np
 from absl.testing import absltest
 
 from fomm_tf.evaluation import keypoint_metrics as km
-from fomm_tf.evaluation.errors import EvaluationError
+from fomm_tf.errors import EvaluationError
 
 
 def random_keypoints(frames, num_kp, seed=0, scale=64.0):

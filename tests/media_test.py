@@ -9,9 +9,9 @@ import av
 import numpy as np
 from PIL import Image
 
-from fomm_tf.data import media
-from fomm_tf.data.media import MediaError
-from tests import media_test_util
+from fomm_tf.io import media
+from fomm_tf.errors import MediaError
+from tests import testing as media_test_util
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -16,7 +16,7 @@ from fomm_tf.models import dense_motion
 from fomm_tf.models import discriminator
 from fomm_tf.models import generator
 from fomm_tf.models import keypoint_detector
-from tests import fixture_util as fx
+from tests import testing as fx
 
 _VOX = None
 
@@ -24,7 +24,7 @@ _VOX = None
 def vox_model():
   global _VOX
   if _VOX is None:
-    _VOX = fomm_tf.load_model("vox-256")
+    _VOX = fomm_tf.load_model("vox-256", build_discriminator=True)
   return _VOX
 
 
@@ -96,7 +96,7 @@ class ModelsTest(tf.test.TestCase):
 
   def test_use_kp_discriminator_takes_heatmaps(self):
     cfg = fx.fixture_config().replace(disc_use_kp=True, disc_sn=False)
-    model = fomm_tf.load_model(cfg)
+    model = fomm_tf.load_model(cfg, build_discriminator=True)
     frames = np.zeros((1, 256, 256, 3), np.float32)
     kp = model.detect_keypoints(frames)
     out = model.discriminator({"prediction_1": frames}, kp)
@@ -123,10 +123,10 @@ class ModelsTest(tf.test.TestCase):
         conv_blocks.DownBlock2d(8), conv_blocks.UpBlock2d(8), conv_blocks.SameBlock2d(8, kernel_size=7),
         conv_blocks.ResBlock2d(8), hourglass.Hourglass(4, in_features=3, num_blocks=2, max_features=16),
         spectral_norm_conv.SpectralNormConv2D(4, 4),
-        keypoint_detector.KeypointDetector(**cfg.kp_detector_params()),
-        generator.OcclusionAwareGenerator(**cfg.generator_params()),
-        dense_motion.DenseMotionNetwork(num_kp=10, num_channels=3, **cfg.generator_params()["dense_motion_params"]),
-        discriminator.MultiScaleDiscriminator(**cfg.discriminator_params()),
+        keypoint_detector.KeypointDetector(**cfg.kp_detector_kwargs()),
+        generator.OcclusionAwareGenerator(**cfg.generator_kwargs()),
+        dense_motion.DenseMotionNetwork(num_kp=10, num_channels=3, **cfg.generator_kwargs()["dense_motion_params"]),
+        discriminator.MultiScaleDiscriminator(**cfg.discriminator_kwargs()),
     ]
     for layer in layers:
       config = layer.get_config()

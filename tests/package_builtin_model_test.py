@@ -5,8 +5,8 @@ import os
 import numpy as np
 from absl.testing import absltest
 
-from fomm_tf.data import media
-from tests import media_test_util
+from fomm_tf.io import media
+from tests import testing as media_test_util
 from tools import package_builtin_model
 
 

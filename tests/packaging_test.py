@@ -9,7 +9,7 @@ import zipfile
 
 from absl.testing import absltest
 
-from tests import fixture_util
+from tests import testing as fixture_util
 
 
 class PackagingTest(absltest.TestCase):
@@ -18,11 +18,12 @@ class PackagingTest(absltest.TestCase):
     work = self.create_tempdir().full_path
     # A copy, so that setuptools' build/ folder neither litters the checkout nor serves a stale build.
     source = os.path.join(work, "source")
-    for name in ("pyproject.toml", "setup.py", "README.md"):
+    for name in ("pyproject.toml", "README.md"):
       os.makedirs(source, exist_ok=True)
       shutil.copy(os.path.join(fixture_util.REPO_ROOT, name), source)
     for name in ("fomm_tf", "configs"):
-      shutil.copytree(os.path.join(fixture_util.REPO_ROOT, name), os.path.join(source, name),
+      # symlinks=True: fomm_tf/configs stays the link a clone has, so the wheel must resolve it itself.
+      shutil.copytree(os.path.join(fixture_util.REPO_ROOT, name), os.path.join(source, name), symlinks=True,
                       ignore=shutil.ignore_patterns("__pycache__"))
     wheel_dir = os.path.join(work, "wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", source,
@@ -34,6 +35,10 @@ class PackagingTest(absltest.TestCase):
     expected = [f"fomm_tf/configs/{name}" for name in configs] + [
         f"fomm_tf/assets/{name}" for name in ("synthetic-128.weights.npz", "sample_source.png", "sample_driving.mp4")]
     self.assertEqual([name for name in expected if name not in names], [], f"missing from {os.path.basename(wheel)}")
+    (entry_points,) = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
+    scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
+    for command in ("animate", "train", "evaluate", "export", "app", "live"):
+      self.assertIn(f"fomm-{command} = fomm_tf.", scripts)
 
     target = os.path.join(work, "site")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", target, wheel],

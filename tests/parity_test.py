@@ -10,7 +10,7 @@ from absl.testing import parameterized
 import fomm_tf
 from fomm_tf.ops import antialias
 from fomm_tf.ops import transform as transform_lib
-from tests import fixture_util as fx
+from tests import testing as fx
 
 KP_TOL = 1e-5
 MAP_TOL = 1e-5
@@ -30,7 +30,8 @@ CASES = [
 
 @functools.lru_cache(maxsize=None)
 def _model(checkpoint, align_corners):
-  return fomm_tf.load_model(fx.fixture_config(align_corners), checkpoint=checkpoint, align_corners=align_corners)
+  return fomm_tf.load_model(fx.fixture_config(align_corners), checkpoint=checkpoint, align_corners=align_corners,
+                            build_discriminator=True)
 
 
 def _kp(prefix):

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from fomm_tf.data import synthetic
+from fomm_tf.errors import DatasetError
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _TOOL = os.path.join(_REPO_ROOT, "tools", "make_synthetic_dataset.py")
@@ -108,7 +109,7 @@ class RenderVideoTest(absltest.TestCase):
         (dict(rng_or_seed=0, num_frames=2, frame_size=64, identity="x"), "identity"),
     ]
     for kwargs, message in cases:
-      with self.assertRaises(ValueError, msg=str(kwargs)) as context:
+      with self.assertRaises(DatasetError, msg=str(kwargs)) as context:
         synthetic.render_video(**kwargs)
       self.assertIn(message, str(context.exception))
       self.assertTrue(_one_line(context.exception))
@@ -195,7 +196,7 @@ class WriteDatasetTest(absltest.TestCase):
 
   def test_non_empty_output_dir_needs_overwrite(self):
     root = self._write("strip", seed=0)["output_dir"]
-    with self.assertRaises(FileExistsError) as context:
+    with self.assertRaises(DatasetError) as context:
       self._write("strip", seed=1, output_dir=root)
     self.assertIn(root, str(context.exception))
     self.assertTrue(_one_line(context.exception))
@@ -211,7 +212,7 @@ class WriteDatasetTest(absltest.TestCase):
     root = self.create_tempdir().full_path
     with open(os.path.join(root, "notes.txt"), "w", encoding="utf-8") as handle:
       handle.write("keep me")
-    with self.assertRaises(FileExistsError) as context:
+    with self.assertRaises(DatasetError) as context:
       self._write("strip", output_dir=root, overwrite=True)
     self.assertIn("does not look like a synthetic dataset", str(context.exception))
     self.assertEqual(os.listdir(root), ["notes.txt"])
@@ -237,7 +238,7 @@ class WriteDatasetTest(absltest.TestCase):
     for overrides, message in cases:
       args = dict(num_train=1, num_test=1, num_frames=2, frame_size=64, seed=0, fmt="strip")
       args.update(overrides)
-      with self.assertRaises(ValueError, msg=str(overrides)) as context:
+      with self.assertRaises(DatasetError, msg=str(overrides)) as context:
         synthetic.write_dataset(os.path.join(parent, "dataset"), **args)
       self.assertIn(message, str(context.exception))
       self.assertTrue(_one_line(context.exception))
@@ -264,8 +265,9 @@ class CommandLineTest(absltest.TestCase):
 
     result = self._run(*flags)
     self.assertNotEqual(result.returncode, 0)
-    error_lines = [line for line in result.stderr.splitlines() if "make_synthetic_dataset" in line]
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     self.assertLen(error_lines, 1, msg=result.stderr)
+    self.assertEqual(error_lines[0], result.stderr.strip().splitlines()[-1])
     self.assertIn(f"{root} is not empty", error_lines[0])
     self.assertNotIn("Traceback", result.stderr)
 

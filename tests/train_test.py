@@ -1,52 +1,53 @@
 """Training: every loss, falling losses, resume equality, signals, NaN handling, TensorBoard, distribution."""
 
+import functools
 import glob
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import absltest
 
 import fomm_tf
 from fomm_tf import config as config_lib
+from fomm_tf import errors
 from fomm_tf.data import synthetic
-from fomm_tf.training import trainer as trainer_lib
-from tests import fixture_util
-from tests import tiny_model_util as tiny
-
-_DATASET = None
+from fomm_tf.training import loop as trainer_lib
+from tests import testing as tiny
 
 
+@functools.lru_cache(maxsize=None)
 def dataset_root():
-  global _DATASET
-  if _DATASET is None:
-    root = os.path.join(absltest.get_default_test_tmpdir(), "train_test_dataset")
-    if not os.path.exists(os.path.join(root, "dataset.json")):
-      synthetic.write_dataset(root, num_train=4, num_test=2, num_frames=8, frame_size=64, seed=0, fmt="mp4",
-                              videos_per_identity=2, overwrite=True)
-    _DATASET = root
-  return _DATASET
+  """A small synthetic dataset, written once per test process into its own folder."""
+  root = os.path.join(tiny.make_class_dir("train_test_dataset_"), "data")
+  synthetic.write_dataset(root, num_train=4, num_test=2, num_frames=8, frame_size=64, seed=0, fmt="mp4",
+                          videos_per_identity=2)
+  return root
 
 
 def tiny_config(**overrides):
-  path = tiny.write_tiny_flagfile(absltest.get_default_test_tmpdir())
-  values = dict(train_batch_size=2, num_repeats=2, num_epochs=1, loss_perceptual=[1.0, 1.0, 1.0, 0.0, 0.0],
-                perceptual_scales=[1.0, 0.5], id_sampling=False, jitter_brightness=0.0, jitter_contrast=0.0,
-                jitter_saturation=0.0, jitter_hue=0.0)
+  """The tiny model, shallower still (each run here builds and traces a training step: the suite's cost), with
+  a two-layer, one-scale VGG loss; every loss term and every network is still there."""
+  values = dict(train_batch_size=2, num_repeats=2, num_epochs=1, loss_perceptual=[1.0, 1.0, 0.0, 0.0, 0.0],
+                perceptual_scales=[1.0], id_sampling=False, jitter_brightness=0.0, jitter_contrast=0.0,
+                jitter_saturation=0.0, jitter_hue=0.0, kp_num_blocks=2, dm_num_blocks=2, gen_num_bottleneck_blocks=1)
   values.update(overrides)
-  return config_lib.load_config(path, **values)
+  return tiny.tiny_config().replace(**values)
 
 
 def make_trainer(model_dir, cfg=None, **kwargs):
   kwargs.setdefault("vgg19_weights", "random")
   kwargs.setdefault("checkpoint_every", 1000)
   kwargs.setdefault("image_every", 0)
+  kwargs.setdefault("summary_every", 1)
   return trainer_lib.Trainer(cfg or tiny_config(), dataset_root(), model_dir, **kwargs)
 
 
@@ -56,9 +57,13 @@ def free_port():
     return s.getsockname()[1]
 
 
+@functools.lru_cache(maxsize=None)
+def tiny_flagfile():
+  return tiny.write_tiny_flagfile(tiny.make_class_dir("train_test_flags_"))
+
+
 def train_cmd(model_dir, *extra):
-  flagfile = tiny.write_tiny_flagfile(absltest.get_default_test_tmpdir())
-  return [sys.executable, "-m", "fomm_tf.train", f"--flagfile={flagfile}", f"--dataset_root={dataset_root()}",
+  return [sys.executable, "-m", "fomm_tf.train", f"--flagfile={tiny_flagfile()}", f"--dataset_root={dataset_root()}",
           f"--model_dir={model_dir}", "--vgg19_weights=random", "--loss_perceptual=1,0,0,0,0",
           "--perceptual_scales=1", "--noid_sampling", "--num_repeats=4", "--image_every=0", *extra]
 
@@ -73,6 +78,16 @@ SMALL_NET = ["--loss_perceptual=0,0,0,0,0", "--loss_pixel=1", "--gen_num_bottlen
 def last_losses(stdout):
   line = [l for l in stdout.splitlines() if l.startswith("done at step")][-1]
   return {k: float(v) for k, v in (part.split() for part in line.split(": ", 1)[1].split(", "))}
+
+
+def events(model_dir):
+  """[(tag, step, value or image array)] of the run's TensorBoard event files, read back."""
+  out = []
+  for path in glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        out.append((value.tag, event.step, tf.make_ndarray(value.tensor)))
+  return out
 
 
 class TrainTest(tf.test.TestCase):
@@ -94,18 +109,105 @@ class TrainTest(tf.test.TestCase):
     pixel = [losses["pixel"] for _, losses in trainer.history]
     self.assertLess(np.mean(pixel[-5:]), 0.8 * np.mean(pixel[:5]), pixel)
 
-  def test_resume_matches_uninterrupted_run(self):
-    straight = make_trainer(self.create_tempdir().full_path, max_steps=4)
-    straight.train()
+  def assert_poisoned_weights_stop_training(self, kernel_of, error_pattern):
+    """Sets one kernel to NaN; the run must stop with `error_pattern` and leave no checkpoint."""
     model_dir = self.create_tempdir().full_path
-    first = make_trainer(model_dir, max_steps=2)
+    trainer = make_trainer(model_dir, max_steps=3, checkpoint_every=1)
+    kernel = kernel_of(trainer.model)
+    kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+    with self.assertRaisesRegex(errors.TrainingError, error_pattern):
+      trainer.train()
+    self.assertEqual(glob.glob(os.path.join(model_dir, "ckpt-*")), [])
+
+  def test_nan_loss_stops_without_saving(self):
+    self.assert_poisoned_weights_stop_training(lambda model: model.kp_detector.kp.kernel,
+                                               r"loss \w+ is nan at step 1; stopped without saving")
+
+  def test_non_finite_weights_are_never_saved(self):
+    # Training normalises with batch statistics, so a NaN running variance leaves the losses finite;
+    # the weights themselves are checked before each save.
+    self.assert_poisoned_weights_stop_training(lambda model: model.generator.first.norm.moving_variance,
+                                               r"is not finite at step 1; no checkpoint written")
+
+  def test_learning_rate_milestones(self):
+    trainer = make_trainer(self.create_tempdir().full_path, tiny_config(epoch_milestones=[1, 3]), max_steps=1)
+    self.assertAllClose(trainer.learning_rates(0)["generator"], 2e-4)
+    self.assertAllClose(trainer.learning_rates(1)["generator"], 2e-5)
+    self.assertAllClose(trainer.learning_rates(3)["kp_detector"], 2e-6)
+
+  def test_bfloat16_mixed_precision_step(self):
+    trainer = make_trainer(self.create_tempdir().full_path, max_steps=1, mixed_precision="bfloat16")
+    losses = trainer.train()
+    self.assertTrue(all(np.isfinite(v) for v in losses.values()), losses)
+    self.assertEqual(trainer.model.generator.compute_dtype, "bfloat16")
+    # An argument, not a global policy left changed behind the caller.
+    self.assertEqual(keras.mixed_precision.global_policy().name, "float32")
+
+  def test_float16_step_shares_one_loss_scale_for_detector_and_generator(self):
+    trainer = make_trainer(self.create_tempdir().full_path, max_steps=2, mixed_precision="float16")
+    scale = trainer.state.loss_scales["generator"]
+    self.assertEqual(float(scale.scale.numpy()), 2.0 ** 15)
+    before = {v.path: v.numpy().copy() for v in trainer.model.kp_detector.trainable_weights[:2]}
+    losses = trainer.train()
+    self.assertTrue(all(np.isfinite(v) for v in losses.values()), losses)
+    self.assertEqual(keras.mixed_precision.global_policy().name, "float32")
+    self.assertEqual(trainer.model.kp_detector.compute_dtype, "float16")
+    # The detector and the generator are updated together or not at all, by one scale; plain Adam optimizers.
+    self.assertFalse(any(isinstance(o, keras.optimizers.LossScaleOptimizer) for o in trainer.optimizers.values()))
+    updated = [not np.array_equal(before[v.path], v.numpy()) for v in trainer.model.kp_detector.trainable_weights[:2]]
+    finite_steps = int(scale.finite_steps.numpy())
+    self.assertEqual(any(updated), finite_steps > 0)
+    # Each skipped (overflowing) step halves the scale, so two steps leave 2^15, 2^14 or 2^13.
+    self.assertIn(float(scale.scale.numpy()), (2.0 ** 13, 2.0 ** 14, 2.0 ** 15))
+
+  def test_bad_counts_are_errors(self):
+    for kwargs, pattern in ((dict(batch_size=0), "--batch_size must be an integer >= 1"),
+                            (dict(max_steps=0), "--max_steps must be an integer >= 1"),
+                            (dict(checkpoint_every=-1), "--checkpoint_every"),
+                            (dict(keep_checkpoints=-2), "--keep_checkpoints")):
+      with self.assertRaisesRegex(errors.UsageError, pattern):
+        make_trainer(self.create_tempdir().full_path, **kwargs)
+
+
+def checkpoint_steps(model_dir):
+  return sorted(int(p.rsplit("-", 1)[1].split(".")[0]) for p in glob.glob(os.path.join(model_dir, "ckpt-*.index")))
+
+
+class FourStepRunTest(tf.test.TestCase):
+  """One four-step run, saved every step (keeping three), read back by each test."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.root = tiny.make_class_dir("train_test_run_")
+    cls.model_dir = os.path.join(cls.root, "run")
+    cls.straight = make_trainer(cls.model_dir, max_steps=4, checkpoint_every=1, keep_checkpoints=3,
+                                summary_every=1, image_every=2)
+    cls.straight.train()
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.root)
+    super().tearDownClass()
+
+  def test_keep_checkpoints_keeps_the_newest(self):
+    self.assertEqual(checkpoint_steps(self.model_dir), [2, 3, 4])
+
+  def test_resume_matches_uninterrupted_run(self):
+    model_dir = self.create_tempdir().full_path
+    # The image grid's steps run a second graph (which also returns the outputs), rounding differently:
+    # the same image_every as the straight run keeps the comparison exact.
+    first = make_trainer(model_dir, max_steps=2, checkpoint_every=1, keep_checkpoints=0, image_every=2)
     first.train()
-    resumed = make_trainer(model_dir, max_steps=4)
+    self.assertEqual(checkpoint_steps(model_dir), [1, 2])  # 0 keeps every checkpoint.
+    resumed = make_trainer(model_dir, max_steps=4, image_every=2)
     self.assertEqual(int(resumed.step.numpy()), 2)
     self.assertIsNotNone(resumed.restored_from)
     resumed.train()
+    straight = self.straight
     self.assertEqual(int(resumed.step.numpy()), 4)
     self.assertEqual(int(resumed.epoch.numpy()), int(straight.epoch.numpy()))
+    self.assertEqual([step for step, _ in resumed.history], [3, 4])
     for (step_a, a), (step_b, b) in zip(straight.history[2:], resumed.history):
       self.assertEqual(step_a, step_b)
       for k in a:
@@ -115,74 +217,42 @@ class TrainTest(tf.test.TestCase):
         self.assertAllClose(va.numpy(), vb.numpy(), rtol=1e-4, atol=1e-6, msg=f"{name} {va.path}")
 
   def test_checkpoint_loads_for_animation(self):
-    model_dir = self.create_tempdir().full_path
-    cfg = tiny_config()
-    make_trainer(model_dir, cfg, max_steps=1).train()
-    model = fomm_tf.load_model(cfg, checkpoint=model_dir)
-    frames = [f.astype(np.float32) / 255 for f in tiny.moving_square_frames(3, 64, 64)]
+    model = fomm_tf.load_model(tiny_config(), checkpoint=self.model_dir)
+    for name in ("kp_detector", "generator"):
+      for trained, loaded in zip(getattr(self.straight.model, name).weights, getattr(model, name).weights):
+        np.testing.assert_array_equal(trained.numpy(), loaded.numpy(), err_msg=trained.path)
+    frames = [f.astype(np.float32) / 255 for f in tiny.textured_square_frames(3, 64, 64)]
     self.assertLen(list(fomm_tf.animate(model, frames[0], frames)), 3)
 
-  def assert_poisoned_weights_stop_training(self, kernel_of, error_pattern):
-    """Sets one kernel to NaN; the run must stop with `error_pattern` and leave no checkpoint."""
-    model_dir = self.create_tempdir().full_path
-    trainer = make_trainer(model_dir, max_steps=3, checkpoint_every=1)
-    kernel = kernel_of(trainer.model)
-    kernel.assign(np.full(kernel.shape, np.nan, np.float32))
-    with self.assertRaisesRegex(trainer_lib.TrainingError, error_pattern):
-      trainer.train()
-    self.assertEqual(glob.glob(os.path.join(model_dir, "ckpt-*")), [])
-
-  def test_nan_loss_stops_without_saving(self):
-    self.assert_poisoned_weights_stop_training(lambda model: model.kp_detector.kp.kernel,
-                                               r"loss \w+ is nan at step 1; stopped without saving")
-
-  def test_non_finite_weights_are_never_saved(self):
-    # A NaN generator output can still give finite losses (ReLU maps NaN to 0
-    # on this CPU), so the weights themselves are checked before each save.
-    self.assert_poisoned_weights_stop_training(lambda model: model.generator.final.kernel,
-                                               r"is not finite at step 1; no checkpoint written")
-
-  def test_tensorboard_has_scalars_and_image_grid(self):
-    model_dir = self.create_tempdir().full_path
-    make_trainer(model_dir, max_steps=2, summary_every=1, image_every=2).train()
-    tags, images = set(), []
-    for path in glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*")):
-      for event in tf.compat.v1.train.summary_iterator(path):
-        for value in event.summary.value:
-          tags.add(value.tag)
-          if value.tag == "visualization":
-            images.append(tf.make_ndarray(value.tensor))
+  def test_tensorboard_has_scalars_and_a_readable_image_grid_from_step_1(self):
+    written = events(self.model_dir)
+    tags = {tag for tag, _, _ in written}
     for tag in ("loss/perceptual", "loss/equivariance_value", "loss/equivariance_jacobian", "loss/total",
                 "learning_rate/generator", "learning_rate/kp_detector", "steps_per_second"):
       self.assertIn(tag, tags)
-    self.assertLen(images, 1)
+    self.assertEqual(sorted(step for tag, step, _ in written if tag == "loss/total"), [1, 2, 3, 4])
+    images = [(step, value) for tag, step, value in written if tag == "visualization"]
+    # The first grid at step 1, then every image_every steps.
+    self.assertEqual([step for step, _ in images], [1, 2, 4])
     # The stored image summary is [width, height, encoded PNG].
-    width, height = int(images[0][0]), int(images[0][1])
-    self.assertEqual(height, 64)
-    # source, transformed, driving, deformed, prediction, occlusion, 11 masked warps, summed masks.
-    self.assertEqual(width, 64 * 18)
-
-  def test_learning_rate_milestones(self):
-    trainer = make_trainer(self.create_tempdir().full_path, tiny_config(epoch_milestones=[1, 3]), max_steps=1)
-    self.assertAllClose(trainer.learning_rates(0)["generator"], 2e-4)
-    self.assertAllClose(trainer.learning_rates(1)["generator"], 2e-5)
-    self.assertAllClose(trainer.learning_rates(3)["kp_detector"], 2e-6)
-
-  def test_bfloat16_mixed_precision_step(self):
-    import keras
-    try:
-      trainer = make_trainer(self.create_tempdir().full_path, max_steps=1, mixed_precision="bfloat16")
-      losses = trainer.train()
-    finally:
-      keras.mixed_precision.set_global_policy("float32")
-    self.assertTrue(all(np.isfinite(v) for v in losses.values()), losses)
+    width, height = int(images[0][1][0]), int(images[0][1][1])
+    png = tf.io.decode_png(images[0][1][2]).numpy()
+    self.assertEqual(png.shape, (height, width, 3))
+    # Batch 2 -> 2 samples; 18 panels each (source, transformed, driving, deformed, prediction, occlusion,
+    # 11 masked warps, summed masks) in rows of 6: 3 rows of 64 px panels under 12 px labels.
+    label, gap, rows = 12, 4, 3
+    self.assertEqual(width, 6 * 64 + 5 * gap)
+    self.assertEqual(height, 2 * rows * (64 + label) + 2 * gap)
+    self.assertLess(width / height, 1.0)
+    # Labels are white text on black above each panel.
+    self.assertGreater(png[:label, :64].max(), 200)
 
 
 class TrainProcessTest(absltest.TestCase):
   """The entry point in real processes: replicas, workers and signals."""
 
   def run_ok(self, cmd, env=None):
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=fixture_util.REPO_ROOT, timeout=600, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tiny.REPO_ROOT, timeout=600, env=env)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     return proc.stdout
 
@@ -199,7 +269,7 @@ class TrainProcessTest(absltest.TestCase):
   def test_sigterm_saves_a_checkpoint(self):
     model_dir = self.create_tempdir().full_path
     proc = subprocess.Popen(train_cmd(model_dir, "--max_steps=100000", "--summary_every=1", "--batch_size=2"),
-                            cwd=fixture_util.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tiny.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     # Wait until training runs (the first scalars are written at step 1).
     while time.time() < deadline and not glob.glob(os.path.join(model_dir, "train", "events.*")):
@@ -221,7 +291,7 @@ class TrainProcessTest(absltest.TestCase):
     for index in range(2):
       env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
       procs.append(subprocess.Popen(train_cmd(model_dir, "--max_steps=2", "--batch_size=2", *SMALL_NET),
-                                    cwd=fixture_util.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    cwd=tiny.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, env=env))
     outputs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outputs):

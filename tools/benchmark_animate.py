@@ -80,13 +80,13 @@ def prepare(work_dir, backend_names, num_frames):
   import keras
   import numpy as np
   import fomm_tf
-  from fomm_tf.animation import pipeline
+  from fomm_tf.inference import pipeline
   from fomm_tf.checkpoint import loading as checkpoint_loading
   from fomm_tf.export import evaluation
   from fomm_tf.export import exporter
 
   keras.utils.set_random_seed(SEED)
-  model = fomm_tf.load_model(FLAGS.config, build_discriminator=False)
+  model = fomm_tf.load_model(FLAGS.config)
   checkpoint_loading.save_weights(model, os.path.join(work_dir, "weights", "ckpt"))
   frames = evaluation.synthetic_frames(model.frame_shape, count=num_frames + 1)
   np.save(os.path.join(work_dir, "frames.npy"), frames)
@@ -109,16 +109,12 @@ def make_backend(name, work_dir, batch_mode):
   """The backend `name`, built from the files `prepare` wrote."""
   export_dir = os.path.join(work_dir, "export")
   if name in ("keras", "keras_bfloat16"):
-    import keras
-    if name == "keras_bfloat16":
-      keras.mixed_precision.set_global_policy("mixed_bfloat16")
     import fomm_tf
-    from fomm_tf.animation import backend as backend_lib
-    from fomm_tf.checkpoint import loading as checkpoint_loading
-    model = fomm_tf.load_model(FLAGS.config, build_discriminator=False)
-    checkpoint_loading.load_weights(model, os.path.join(work_dir, "weights", "ckpt"))
-    return backend_lib.KerasBackend(model)
-  from fomm_tf.export import backends
+    from fomm_tf.inference import keras_backend
+    model = fomm_tf.load_model(FLAGS.config, checkpoint=os.path.join(work_dir, "weights", "ckpt"),
+                               dtype="bfloat16" if name == "keras_bfloat16" else None)
+    return keras_backend.KerasBackend(model)
+  from fomm_tf.inference import exported_backends as backends
   if name == "saved_model":
     return backends.SavedModelBackend(export_dir)
   return backends.TFLiteBackend(export_dir, quantize=_quantization(name), num_threads=FLAGS.num_threads,
@@ -127,7 +123,7 @@ def make_backend(name, work_dir, batch_mode):
 
 def run_worker(name, work_dir, batch_size, batch_mode, repeats):
   import numpy as np
-  from fomm_tf.animation import pipeline
+  from fomm_tf.inference import pipeline
   from fomm_tf.export import evaluation
   frames = np.load(os.path.join(work_dir, "frames.npy"))
   reference = np.load(os.path.join(work_dir, "reference.npy"))

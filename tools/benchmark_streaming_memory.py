@@ -27,8 +27,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def make_driving(path, num_frames):
   from fomm_tf import builtin
-  from fomm_tf.data import media
-  from fomm_tf.data import video_writer
+  from fomm_tf.io import media
+  from fomm_tf.io import video_writer
   sample = media.read_video_frames(builtin.SAMPLE_DRIVING)
   cycle = sample + sample[::-1]
   with video_writer.VideoWriter(path, 25) as writer:

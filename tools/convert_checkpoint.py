@@ -13,20 +13,19 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags
+from absl import flags  # pylint: disable=g-import-not-at-top
 
-from fomm_tf import cli_util
-from fomm_tf import config as config_lib
+from fomm_tf import cli
 from fomm_tf.checkpoint import loading
 from fomm_tf.checkpoint import official_mapping
+from fomm_tf.config import flagfiles
+from fomm_tf.errors import UsageError
+from fomm_tf.io import files
 from fomm_tf.models import fomm_model
 
-FLAGS = flags.FLAGS
 
-
-def define_flags(flag_values=FLAGS):
-  cli_util.define_model_flags(flag_values, checkpoint_help="The official .pth.tar (legacy or zip format).")
+def define_flags(flag_values):
+  cli.define_model_flags(flag_values, checkpoint_help="The official .pth.tar (legacy or zip format).")
   flags.DEFINE_string("output", None, "Output checkpoint prefix, e.g. checkpoints/vox/ckpt.", flag_values=flag_values)
   flags.DEFINE_boolean("overwrite", False, "Replace an existing checkpoint at --output.", flag_values=flag_values)
 
@@ -34,15 +33,16 @@ def define_flags(flag_values=FLAGS):
 def convert(cfg, checkpoint, output, overwrite=False):
   """Loads `checkpoint` into a model built from `cfg`, writes it to `output`; returns the summary text."""
   if not checkpoint or not output:
-    raise ValueError("--checkpoint and --output are required")
+    raise UsageError("--checkpoint and --output are required")
   if not loading.is_torch_checkpoint(checkpoint):
-    raise ValueError(f"{checkpoint}: not a PyTorch checkpoint (expected an official .pth.tar)")
+    raise UsageError(f"{checkpoint}: not a PyTorch checkpoint (expected an official .pth.tar)")
   if os.path.exists(output + ".index") and not overwrite:
-    raise ValueError(f"{output}: a checkpoint already exists there (pass --overwrite to replace it)")
+    raise UsageError(f"{output}: a checkpoint already exists there (pass --overwrite to replace it)")
+  files.refuse_overwrite([("output", output + ".index")], [("checkpoint", checkpoint)])
   directory = os.path.dirname(os.path.abspath(output))
   if not os.path.isdir(directory):
-    raise ValueError(f"{directory}: output directory does not exist")
-  model = fomm_model.FommModel(cfg)
+    raise UsageError(f"{directory}: output directory does not exist")
+  model = fomm_model.FommModel(cfg, build_discriminator=True)
   state = loading.load_weights(model, checkpoint)
   entries = official_mapping.model_entries(model)
   lines = [f"converted {checkpoint}"]
@@ -59,16 +59,12 @@ def convert(cfg, checkpoint, output, overwrite=False):
   return "\n".join(lines)
 
 
-def main(argv):
-  del argv
-  try:
-    cfg = cli_util.resolve_config(FLAGS) or config_lib.load_config(None)
-    print(convert(cfg, FLAGS.checkpoint, FLAGS.output, FLAGS.overwrite))
-  except (ValueError, OSError) as e:
-    print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-    sys.exit(1)
+def run(flag_values):
+  cfg = cli.resolve_config(flag_values) or flagfiles.load_config(None)
+  print(convert(cfg, cli.checkpoint_flag(flag_values), flag_values.output, flag_values.overwrite))
 
+
+main = cli.main_function(define_flags, run)
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  main()

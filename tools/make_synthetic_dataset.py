@@ -15,44 +15,41 @@ import sys
 # Running the file directly puts tools/ (not the repository root) on sys.path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags
+from absl import flags  # pylint: disable=g-import-not-at-top
 
+from fomm_tf import cli
 from fomm_tf.data import synthetic
-
-FLAGS = flags.FLAGS
-
-flags.DEFINE_string("output_dir", None, "Dataset folder to create (must be absent or empty unless --overwrite).")
-flags.DEFINE_integer("num_train", 64, "Number of training videos.")
-flags.DEFINE_integer("num_test", 8, "Number of test videos (identities disjoint from train).")
-flags.DEFINE_integer("num_frames", 32, "Frames per video (>= 2).")
-flags.DEFINE_integer("frame_size", 128, f"Frame height and width in pixels (>= {synthetic.MIN_FRAME_SIZE}).")
-flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives the same frames and keypoints.")
-flags.DEFINE_string("format", "mp4", f"Video format: one of {', '.join(synthetic.FORMATS)}.")
-flags.DEFINE_integer("videos_per_identity", 4, "Videos sharing one puppet identity (id{N}#{M} naming).")
-flags.DEFINE_boolean("overwrite", False, "Replace an existing dataset folder.")
+from fomm_tf.errors import UsageError
 
 
-def main(argv):
-  if len(argv) > 1:
-    sys.exit(f"make_synthetic_dataset: error: unexpected arguments {' '.join(argv[1:])}")
-  if not FLAGS.output_dir:
-    sys.exit("make_synthetic_dataset: error: --output_dir is required")
-  try:
-    summary = synthetic.write_dataset(
-        output_dir=FLAGS.output_dir,
-        num_train=FLAGS.num_train,
-        num_test=FLAGS.num_test,
-        num_frames=FLAGS.num_frames,
-        frame_size=FLAGS.frame_size,
-        seed=FLAGS.seed,
-        fmt=FLAGS.format,
-        videos_per_identity=FLAGS.videos_per_identity,
-        overwrite=FLAGS.overwrite,
-    )
-  except (ValueError, FileExistsError) as error:
-    # These are argument problems; a one-line message beats a traceback.
-    sys.exit(f"make_synthetic_dataset: error: {error}")
+def define_flags(flag_values):
+  kw = {"flag_values": flag_values}
+  flags.DEFINE_string("output_dir", None, "Dataset folder to create (must be absent or empty unless --overwrite).",
+                      **kw)
+  flags.DEFINE_integer("num_train", 64, "Number of training videos.", **kw)
+  flags.DEFINE_integer("num_test", 8, "Number of test videos (identities disjoint from train).", **kw)
+  flags.DEFINE_integer("num_frames", 32, "Frames per video (>= 2).", **kw)
+  flags.DEFINE_integer("frame_size", 128, f"Frame height and width in pixels (>= {synthetic.MIN_FRAME_SIZE}).", **kw)
+  flags.DEFINE_integer("seed", 0, "Random seed; the same seed gives the same frames and keypoints.", **kw)
+  flags.DEFINE_string("format", "mp4", f"Video format: one of {', '.join(synthetic.FORMATS)}.", **kw)
+  flags.DEFINE_integer("videos_per_identity", 4, "Videos sharing one puppet identity (id{N}#{M} naming).", **kw)
+  flags.DEFINE_boolean("overwrite", False, "Replace an existing dataset folder.", **kw)
+
+
+def run(flag_values):
+  if not flag_values.output_dir:
+    raise UsageError("--output_dir is required")
+  summary = synthetic.write_dataset(
+      output_dir=flag_values.output_dir,
+      num_train=flag_values.num_train,
+      num_test=flag_values.num_test,
+      num_frames=flag_values.num_frames,
+      frame_size=flag_values.frame_size,
+      seed=flag_values.seed,
+      fmt=flag_values.format,
+      videos_per_identity=flag_values.videos_per_identity,
+      overwrite=flag_values.overwrite,
+  )
   print(json.dumps({
       "output_dir": summary["output_dir"],
       "format": summary["format"],
@@ -62,5 +59,7 @@ def main(argv):
   }))
 
 
+main = cli.main_function(define_flags, run)
+
 if __name__ == "__main__":
-  app.run(main)
+  main()

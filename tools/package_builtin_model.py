@@ -8,16 +8,20 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags
+from absl import flags  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Training run (a TF checkpoint directory) of configs/synthetic-128.flags.")
-flags.DEFINE_string("dataset_root", None, "The synthetic dataset it was trained on; the sample comes from test/.")
-flags.DEFINE_string("sample_video", None,
-                    "Test video used as the sample (default: the one with the most motion, see most_moving_video).")
-flags.DEFINE_string("assets_dir", None, "Output folder (default: fomm_tf/assets).")
+
+def define_flags(flag_values):
+  kw = {"flag_values": flag_values}
+  flags.DEFINE_string("model_dir", None, "Training run (a TF checkpoint directory) of configs/synthetic-128.flags.",
+                      **kw)
+  flags.DEFINE_string("dataset_root", None, "The synthetic dataset it was trained on; the sample comes from test/.",
+                      **kw)
+  flags.DEFINE_string("sample_video", None,
+                      "Test video used as the sample (default: the one with the most motion, see most_moving_video).",
+                      **kw)
+  flags.DEFINE_string("assets_dir", None, "Output folder (default: fomm_tf/assets).", **kw)
 
 
 def most_moving_video(videos, read_frames):
@@ -31,39 +35,36 @@ def most_moving_video(videos, read_frames):
   return max(videos, key=motion)
 
 
-def main(argv):
-  del argv
+def run(flag_values):
   from PIL import Image
   from fomm_tf import builtin
-  from fomm_tf import config as config_lib
   from fomm_tf.checkpoint import loading
-  from fomm_tf.data import dataset
-  from fomm_tf.data import media
-  from fomm_tf.data import video_writer
-  from fomm_tf.models import fomm_model
-  try:
-    if not FLAGS.model_dir or not FLAGS.dataset_root:
-      raise ValueError("--model_dir and --dataset_root are required")
-    assets = FLAGS.assets_dir or builtin.ASSETS_DIR
-    os.makedirs(assets, exist_ok=True)
-    model = fomm_model.FommModel(config_lib.load_config(builtin.CONFIG), build_discriminator=False)
-    prefix = loading.load_weights(model, FLAGS.model_dir)
-    weights = builtin.save_npz_weights(model, os.path.join(assets, os.path.basename(builtin.WEIGHTS)))
-    videos = dataset.find_videos(FLAGS.dataset_root, "test")
-    video = FLAGS.sample_video or most_moving_video(videos, media.read_video_frames)
-    frames = media.read_video_frames(video)
-    source = os.path.join(assets, os.path.basename(builtin.SAMPLE_SOURCE))
-    tmp = source + ".partial.png"
-    Image.fromarray(np.round(frames[0] * 255).astype(np.uint8)).save(tmp)
-    os.replace(tmp, source)
-    with video_writer.VideoWriter(os.path.join(assets, os.path.basename(builtin.SAMPLE_DRIVING)), 25, crf=12) as w:
-      for frame in frames:
-        w.write(frame)
-    print(f"packaged {prefix} -> {weights} ({os.path.getsize(weights) / 1e6:.2f} MB); sample {video}")
-  except (ValueError, OSError) as e:
-    print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-    sys.exit(1)
+  from fomm_tf.checkpoint import npz_weights
+  from fomm_tf.data import video_index
+  from fomm_tf.errors import MediaError
+  from fomm_tf.errors import UsageError
+  from fomm_tf.io import files
+  from fomm_tf.io import media
+  from fomm_tf.io import video_writer
+  if not flag_values.model_dir or not flag_values.dataset_root:
+    raise UsageError("--model_dir and --dataset_root are required")
+  assets = flag_values.assets_dir or builtin.ASSETS_DIR
+  os.makedirs(assets, exist_ok=True)
+  model = loading.load_model(builtin.CONFIG)
+  prefix = loading.load_weights(model, flag_values.model_dir)
+  weights = npz_weights.save_npz_weights(model, os.path.join(assets, os.path.basename(builtin.WEIGHTS)))
+  videos = video_index.find_videos(flag_values.dataset_root, "test")
+  video = flag_values.sample_video or most_moving_video(videos, media.read_video_frames)
+  frames = media.read_video_frames(video)
+  source = os.path.join(assets, os.path.basename(builtin.SAMPLE_SOURCE))
+  with files.atomic_file(source, MediaError, suffix=".png") as temp:
+    Image.fromarray(np.round(frames[0] * 255).astype(np.uint8)).save(temp)
+  with video_writer.VideoWriter(os.path.join(assets, os.path.basename(builtin.SAMPLE_DRIVING)), 25, crf=12) as w:
+    for frame in frames:
+      w.write(frame)
+  print(f"packaged {prefix} -> {weights} ({os.path.getsize(weights) / 1e6:.2f} MB); sample {video}")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from fomm_tf import cli
+  cli.main_function(define_flags, run)()

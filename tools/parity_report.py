@@ -46,7 +46,7 @@ def main(argv):
   for fmt in ("small-official.pth.tar", "small-official-legacy.pth.tar"):
     for ac in (True, False):
       cfg = config_lib.config_from_official(official).replace(align_corners=ac)
-      model = fomm_tf.load_model(cfg, checkpoint=os.path.join(d, fmt), align_corners=ac)
+      model = fomm_tf.load_model(cfg, checkpoint=os.path.join(d, fmt), align_corners=ac, build_discriminator=True)
       for name in ("source", "driving"):
         out = model.kp_detector(nhwc(a[name]), return_internals=True)
         record("keypoint value", out["value"], a[f"kp_{name}_value"])

@@ -1,28 +1,20 @@
 """Choosing the driving frame whose pose best matches the source (`--find_best_frame`).
 
-The official demo uses an external face-landmark model; here the project's own
-keypoint detector supplies the points, so it works offline for any domain.
+The official demo normalises face landmarks (centred, divided by the square root
+of their convex hull's area) and takes the nearest frame; with `--crop=face` the
+face mesh supplies the points (animation/framing.py), otherwise the model's own
+keypoints, so it works offline for any domain. One normalisation serves both
+(fomm_tf/faces/landmarks.py, plain numpy).
 """
 
-import numpy as np
+from fomm_tf.errors import AnimationError
+from fomm_tf.faces import landmarks
 
-from fomm_tf.ops import linalg
-
-
-def normalized_pose(kp_value):
-  """(K, 2) keypoints centred on their mean and divided by sqrt(hull area), as the official demo does."""
-  kp = np.asarray(kp_value, np.float64)
-  kp = kp - kp.mean(axis=0, keepdims=True)
-  area = float(linalg.convex_hull_area(kp))
-  if area <= 0:
-    return kp
-  return kp / np.sqrt(area)
+normalized_pose = landmarks.normalized_landmarks
 
 
 def best_frame_index(kp_source_value, kp_driving_values):
   """Index of the driving keypoint set (N, K, 2) closest to the source's (K, 2) after normalisation."""
-  source = normalized_pose(kp_source_value)
-  distances = [float(np.sum((normalized_pose(kp) - source) ** 2)) for kp in kp_driving_values]
-  if not distances:
-    raise ValueError("best frame: the driving video has no frames")
-  return int(np.argmin(distances))
+  if len(kp_driving_values) == 0:
+    raise AnimationError("best frame: the driving video has no frames")
+  return landmarks.best_frame_index(kp_source_value, list(kp_driving_values))

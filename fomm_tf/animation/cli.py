@@ -1,67 +1,98 @@
-"""The work behind `python -m fomm_tf.animate` (flags are defined in fomm_tf/animate.py)."""
+"""`python -m fomm_tf.animate` (also `fomm-animate`): animate a still image with the motion of a driving video.
+
+  python -m fomm_tf.animate --flagfile=configs/vox-256.flags --checkpoint=vox-cpk.pth.tar \\
+      --source_image=face.png --driving_video=driving.mp4 --result_video=result.mp4
+
+With no media, model or checkpoint flags it animates the built-in sample with
+the built-in model. Every flag value is checked before anything is loaded, the
+result never replaces one of the inputs, and it is written to a hidden
+temporary file renamed at the end, so an error or a signal leaves nothing behind.
+"""
 
 import os
 
-import numpy as np
-from absl import logging
+from absl import flags
 
-from fomm_tf import cli_util
-from fomm_tf import config as config_lib
-from fomm_tf import visualization
-from fomm_tf.animation import best_frame as best_frame_lib
-from fomm_tf.animation import pipeline
+from fomm_tf import builtin
+from fomm_tf import cli
+from fomm_tf.animation import job
 from fomm_tf.animation import progress as progress_lib
-from fomm_tf.checkpoint import loading as checkpoint_loading
-from fomm_tf.checkpoint import official_mapping
-from fomm_tf.checkpoint import torch_pickle
-from fomm_tf.data import media
-from fomm_tf.data import video_writer
+from fomm_tf.errors import UsageError
+from fomm_tf.io import video_writer
 
-USER_ERRORS = (media.MediaError, config_lib.ConfigError, checkpoint_loading.CheckpointLoadError,
-               official_mapping.MappingError, torch_pickle.CheckpointError, ValueError, OSError)
+BACKENDS = ("keras", "saved_model", "tflite")
+
+
+def define_backend_flags(flag_values):
+  """The model flags and what runs the networks (shared with `python -m fomm_tf.live`)."""
+  cli.define_model_flags(flag_values)
+  kw = {"flag_values": flag_values}
+  flags.DEFINE_enum("backend", "keras", list(BACKENDS), "What runs the networks.", **kw)
+  flags.DEFINE_string("export_dir", None, "Export directory (from fomm_tf.export) for --backend=saved_model|tflite.",
+                      **kw)
+  flags.DEFINE_enum("mixed_precision", None, ["bfloat16", "float16"],
+                    "--backend=keras: compute in this precision (bfloat16 is ~1.8x faster on CPUs with "
+                    "AVX512-BF16; see tools/benchmark_animate.py).", **kw)
+  flags.DEFINE_string("quantize", "float32", "TFLite variant for --backend=tflite.", **kw)
+
+
+def define_flags(flag_values):
+  """Defines the config flags (--crop among them) and the animation flags on `flag_values`."""
+  define_backend_flags(flag_values)
+  kw = {"flag_values": flag_values}
+  flags.DEFINE_string("source_image", None, "The image to animate (PNG, JPEG, ...).", **kw)
+  flags.DEFINE_string("driving_video", None, "The motion: a video file (mp4, mov, avi, webm, mkv, gif), "
+                      "a folder of frames or a horizontal frame strip.", **kw)
+  flags.DEFINE_string("result_video", "animation.mp4", "Output .mp4/.mov/.mkv (H.264), .webm (VP9) or .gif.", **kw)
+  flags.DEFINE_boolean("relative", True, "Relative motion transfer (--norelative: absolute keypoints).", **kw)
+  flags.DEFINE_boolean("adapt_scale", False, "Scale relative motion by the keypoints' convex-hull areas.", **kw)
+  flags.DEFINE_boolean("find_best_frame", False, "Start from the driving frame whose pose best matches the "
+                       "source: face landmarks with --crop=face, else our own keypoints.", **kw)
+  flags.DEFINE_integer("best_frame", None, "Use this driving frame (0-based) as the initial frame.", **kw)
+  flags.DEFINE_boolean("audio", False, "Copy the driving video's audio into the result.", **kw)
+  flags.DEFINE_integer("batch_size", 8, "Driving frames animated per step.", **kw)
+  flags.DEFINE_float("fps", None, f"Result frame rate, {video_writer.MIN_FPS:g} to {video_writer.MAX_FPS:g} "
+                     "(default: the driving video's).", **kw)
+  flags.DEFINE_boolean("visualize", False, "Write source | driving with keypoints | result side by side.", **kw)
+  flags.DEFINE_string("output_size", None, f"Resize the result to N or HxW, at most {job.MAX_OUTPUT_SIDE} "
+                      "(default: the model's frame size).", **kw)
+  flags.DEFINE_integer("face_index", 0, "--crop=face: which face of the photo, largest first.", **kw)
+  flags.DEFINE_boolean("paste_back", False, "--crop=face: the result is the whole photo with the animated head "
+                       "blended back in (at most --max_output_size on its long side).", **kw)
+  flags.DEFINE_integer("max_output_size", 1024, "--paste_back: the longest side of the result.", **kw)
+  flags.DEFINE_integer("smooth", 1, f"Average the driving keypoints over this many frames (1: off, up to "
+                       f"{job.MAX_SMOOTH}); removes jitter, adds (N - 1) / 2 frames of lag.", **kw)
+  flags.DEFINE_string("crop_preview", None, "Write PATH.png with the photo and a few driving frames, their crop "
+                      "boxes drawn, and stop (nothing is animated).", **kw)
 
 
 def make_backend(flag_values, cfg):
+  """The Backend the flags ask for; with no config, the built-in model."""
   if flag_values.mixed_precision and flag_values.backend != "keras":
-    raise ValueError(f"--mixed_precision is for --backend=keras; --backend={flag_values.backend} runs the "
+    raise UsageError(f"--mixed_precision is for --backend=keras; --backend={flag_values.backend} runs the "
                      f"precision it was exported in (--quantize)")
   if flag_values.backend == "keras":
-    if flag_values.mixed_precision:
-      # Layers built from here on compute in this precision; variables stay float32.
-      import keras
-      keras.mixed_precision.set_global_policy(f"mixed_{flag_values.mixed_precision}")
-    from fomm_tf.animation import backend
+    from fomm_tf.inference import keras_backend  # pylint: disable=import-outside-toplevel
     if cfg is None:
-      if flag_values.checkpoint:
-        raise ValueError("--checkpoint needs its config: pass --flagfile=configs/NAME.flags (or --config=NAME)")
-      from fomm_tf import builtin
       print(f"using the built-in {builtin.CONFIG} model (trained on synthetic puppets)")
-      return backend.KerasBackend(builtin.load_builtin_model())
-    return backend.KerasBackend(cli_util.load_model(cfg, flag_values.checkpoint))
-  if not flag_values.model_dir:
-    raise ValueError(f"--backend={flag_values.backend} needs --model_dir (a directory written by fomm_tf.export)")
-  from fomm_tf.export import backends
+      return keras_backend.KerasBackend(builtin.load_builtin_model(dtype=flag_values.mixed_precision))
+    return keras_backend.KerasBackend(cli.load_model(cfg, cli.checkpoint_flag(flag_values),
+                                                     dtype=flag_values.mixed_precision))
+  if not flag_values.export_dir:
+    raise UsageError(f"--backend={flag_values.backend} needs --export_dir (a directory written by fomm_tf.export)")
+  from fomm_tf.inference import exported_backends  # pylint: disable=import-outside-toplevel
   if flag_values.backend == "saved_model":
-    return backends.SavedModelBackend(flag_values.model_dir)
-  return backends.TFLiteBackend(flag_values.model_dir, quantize=flag_values.quantize)
-
-
-def driving_keypoints(backend, video, batch_size, fit):
-  """Keypoints of every driving frame in one streaming pass: {'value': (N, K, 2), 'jacobian': (N, K, 2, 2)}."""
-  size = backend.frame_shape[0]
-  parts = []
-  for batch in pipeline.batched(video, batch_size):
-    parts.append(backend.detect_keypoints(np.stack([pipeline.prepare_frame(f, size, fit) for f in batch])))
-  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return exported_backends.SavedModelBackend(flag_values.export_dir)
+  return exported_backends.TFLiteBackend(flag_values.export_dir, quantize=flag_values.quantize)
 
 
 def use_samples(flag_values):
   """With no media, model or checkpoint flags, animate the built-in sample with the built-in model."""
   if flag_values.source_image or flag_values.driving_video:
     return False
-  if flag_values.checkpoint or cli_util.config_flags_given(flag_values) or flag_values.backend != "keras":
+  if (flag_values.checkpoint is not None or cli.config_flags_given(flag_values)
+      or flag_values.backend != "keras"):
     return False
-  from fomm_tf import builtin
   flag_values.source_image = builtin.SAMPLE_SOURCE
   flag_values.driving_video = builtin.SAMPLE_DRIVING
   print(f"no --source_image/--driving_video: animating the built-in sample {builtin.SAMPLE_SOURCE} "
@@ -69,71 +100,54 @@ def use_samples(flag_values):
   return True
 
 
+def options_from_flags(flag_values, cfg):
+  """The AnimationOptions the flags spell out, checked (nothing is read or loaded yet)."""
+  checkpoint = cli.checkpoint_flag(flag_values)
+  if checkpoint is not None and not cli.config_flags_given(flag_values):
+    raise UsageError("--checkpoint needs its config: pass --flagfile=configs/NAME.flags (or --config=NAME)")
+  options = job.AnimationOptions(
+      source_image=flag_values.source_image, driving_video=flag_values.driving_video,
+      result_video=flag_values.result_video, relative=flag_values.relative, adapt_scale=flag_values.adapt_scale,
+      find_best_frame=flag_values.find_best_frame, best_frame=flag_values.best_frame, audio=flag_values.audio,
+      batch_size=flag_values.batch_size, fps=flag_values.fps, visualize=flag_values.visualize,
+      output_size=job.parse_size(flag_values.output_size) if flag_values.output_size else None,
+      crop=flag_values.crop if flag_values["crop"].present or cfg is None else cfg.animation.crop,
+      face_index=flag_values.face_index, paste_back=flag_values.paste_back,
+      max_output_size=flag_values.max_output_size, smooth=flag_values.smooth,
+      crop_preview=flag_values.crop_preview, checkpoint=checkpoint)
+  options.check()
+  return options
+
+
+class _BarProgress(job.Progress):
+
+  def __init__(self):
+    self.bar = None
+
+  def update(self, done, total):
+    if self.bar is None:
+      self.bar = progress_lib.ProgressBar(total=total)
+    self.bar.update()
+
+  def close(self):
+    if self.bar is not None:
+      self.bar.close()
+
+
 def run(flag_values):
   use_samples(flag_values)
-  for name in ("source_image", "driving_video"):
-    if not flag_values[name].value:
-      raise ValueError(f"--{name} is required")
-  source_image = media.read_image(flag_values.source_image)
-  video = media.open_video(flag_values.driving_video)
-  if flag_values.batch_size < 1:
-    raise ValueError(f"--batch_size must be >= 1, got {flag_values.batch_size}")
-  if flag_values.best_frame is not None and flag_values.best_frame < 0:
-    raise ValueError(f"--best_frame must be >= 0, got {flag_values.best_frame}")
-  if flag_values.best_frame is not None and video.num_frames is not None and flag_values.best_frame >= video.num_frames:
-    raise ValueError(f"--best_frame={flag_values.best_frame} is out of range: {video.path} has "
-                     f"{video.num_frames} frames")
-  audio_source = None
-  if flag_values.audio:
-    if not video.has_audio:
-      raise ValueError(f"--audio: {video.path} has no audio stream")
-    audio_source = video.path
-  output_size = parse_output_size(flag_values.output_size)
-  fps = flag_values.fps if flag_values.fps else video.fps
-  if fps <= 0:
-    raise ValueError(f"--fps must be > 0, got {fps}")
-
-  cfg = cli_util.resolve_config(flag_values)
+  cfg = cli.resolve_config(flag_values)
+  options = options_from_flags(flag_values, cfg)
   backend = make_backend(flag_values, cfg)
-  size = backend.frame_shape[0]
-  radius = cfg.kp_size if cfg is not None else 5
-  colormap = cfg.colormap if cfg is not None else "gist_rainbow"
-
-  kp_initial = None
-  if flag_values.find_best_frame or flag_values.best_frame is not None:
-    kp_all = driving_keypoints(backend, video, flag_values.batch_size, flag_values.fit)
-    count = len(kp_all["value"])
-    wanted = flag_values.best_frame
-    if wanted is None:
-      source_kp = backend.detect_keypoints(pipeline.prepare_frame(source_image, size, flag_values.fit)[np.newaxis])
-      wanted = best_frame_lib.best_frame_index(source_kp["value"][0], kp_all["value"])
-      logging.info("best matching driving frame: %d of %d", wanted, count)
-    if wanted >= count:
-      raise ValueError(f"--best_frame={wanted} is out of range: {video.path} has {count} frames")
-    kp_initial = {k: v[wanted:wanted + 1] for k, v in kp_all.items()}
-    print(f"initial driving frame: {wanted}")
-
-  bar = progress_lib.ProgressBar(total=video.num_frames)
-  with video_writer.VideoWriter(flag_values.result_video, fps, audio_source=audio_source) as writer:
-    for result, driving, kp in pipeline.animate_with_keypoints(
-        backend, source_image, video, relative=flag_values.relative, adapt_scale=flag_values.adapt_scale,
-        batch_size=flag_values.batch_size, kp_driving_initial=kp_initial, fit=flag_values.fit):
-      frame = result
-      if flag_values.visualize:
-        source_panel = pipeline.prepare_frame(source_image, size, flag_values.fit)
-        driving_panel = visualization.draw_keypoints(driving, kp, radius, colormap)
-        frame = visualization.side_by_side([source_panel, driving_panel, result])
-      if output_size is not None:
-        target = output_size if not flag_values.visualize else (output_size[0], output_size[1] * 3)
-        frame = media.resize_frame(frame, target)
-      writer.write(np.clip(frame, 0.0, 1.0))
-      bar.update()
-  bar.close()
-  print(f"wrote {writer.frames_written} frames to {os.path.abspath(flag_values.result_video)}")
+  visualizer = cfg.visualizer if cfg is not None else None
+  bar = _BarProgress()
+  try:
+    count = job.run(backend, options, progress=bar, radius=visualizer.kp_size if visualizer else 5,
+                    colormap=visualizer.colormap if visualizer else "gist_rainbow")
+  finally:
+    bar.close()
+  if not options.crop_preview:
+    print(f"wrote {count} frames to {os.path.abspath(options.result_video)}")
 
 
-def parse_output_size(text):
-  if not text:
-    return None
-  from fomm_tf import animate as animate_main
-  return animate_main.parse_size(text)
+main = cli.main_function(define_flags, run)

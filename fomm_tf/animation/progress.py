@@ -30,5 +30,7 @@ class ProgressBar:
     self.stream.flush()
 
   def close(self):
-    self.stream.write("\n")
-    self.stream.flush()
+    """Ends the bar's line (if it drew one), so that what is printed next starts on a line of its own."""
+    if self.done:
+      self.stream.write("\n")
+      self.stream.flush()

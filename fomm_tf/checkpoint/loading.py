@@ -1,40 +1,73 @@
-"""Loading weights into a FommModel from official `.pth.tar` files or this project's checkpoints."""
+"""Loading weights into a FommModel: official `.pth.tar` files, this project's TF checkpoints, compact .npz.
+
+`load_model` builds the networks of a config and loads a checkpoint into them.
+Every file is checked completely before any variable is assigned, so a file
+that does not fit changes nothing.
+"""
 
 import os
 
 import tensorflow as tf
 from absl import logging
 
+from fomm_tf import errors
+from fomm_tf.checkpoint import npz_weights
 from fomm_tf.checkpoint import official_mapping
 from fomm_tf.checkpoint import torch_pickle
+from fomm_tf.config import flagfiles
+from fomm_tf.errors import CheckpointError
+from fomm_tf.errors import CheckpointMismatchError
+from fomm_tf.io import files
+from fomm_tf.models import fomm_model
 
 NETWORKS = ("kp_detector", "generator", "discriminator")
+_TORCH_HEADS = (b"PK", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 
-class CheckpointLoadError(ValueError):
-  pass
+def load_model(config, checkpoint=None, align_corners=None, dtype=None, build_discriminator=False):
+  """Builds a FommModel for `config` and loads `checkpoint` into it.
+
+  Args:
+    config: a config name ("vox-256"), a flagfile path, or a FommConfig.
+    checkpoint: None (random weights), an official `.pth.tar` (legacy or zip
+      format), a checkpoint of this project (a tf.train.Checkpoint prefix or a
+      directory holding one) or a compact `.npz` of inference weights.
+    align_corners: the grid-sampling convention (see README); None keeps the config's.
+    dtype: None / "float32", "bfloat16" or "float16" (mixed precision for inference).
+    build_discriminator: also build the discriminator (training needs it; animation does not).
+  """
+  overrides = {} if align_corners is None else {"align_corners": bool(align_corners)}
+  cfg = flagfiles.load_config(config, **overrides)
+  model = fomm_model.FommModel(cfg, build_discriminator=build_discriminator, dtype=dtype)
+  if checkpoint is not None:
+    load_weights(model, checkpoint)
+  return model
 
 
 def is_torch_checkpoint(path):
   """True for files in either PyTorch format (zip or legacy pickle), judged by their first bytes."""
   if not os.path.isfile(path):
     return False
-  with open(path, "rb") as f:
-    head = f.read(2)
-  return head in (b"PK", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+  try:
+    with open(path, "rb") as f:
+      head = f.read(2)
+  except OSError as error:
+    raise errors.os_error(CheckpointError, path, error) from None
+  return head in _TORCH_HEADS
 
 
 def load_official_state_dicts(model, state, source):
   """Assigns official state dicts ({'kp_detector': {...}, ...}) to `model`."""
   if not isinstance(state, dict):
-    raise CheckpointLoadError(f"{source}: not a FOMM checkpoint (top level is {type(state).__name__}, not a dict)")
+    raise CheckpointMismatchError(f"{source}: not a FOMM checkpoint (top level is {type(state).__name__}, "
+                                  "not a dict)")
   entries = official_mapping.model_entries(model)
-  present = [n for n in ("kp_detector", "generator") if n not in state]
-  if present:
-    raise CheckpointLoadError(f"{source}: not a FOMM checkpoint: no {present[0]!r} entry "
-                              f"(has {', '.join(map(repr, list(state)[:8]))})")
+  absent = [n for n in ("kp_detector", "generator") if n not in state]
+  if absent:
+    keys = ", ".join(repr(errors.printable(k, limit=40)) for k in list(state)[:8])
+    raise CheckpointMismatchError(f"{source}: not a FOMM checkpoint: no {absent[0]!r} entry (has {keys})")
   # Check every network before assigning any, so a bad file changes nothing.
-  plans = []
+  assignments = []
   for network in NETWORKS:
     if network not in entries:
       continue
@@ -43,10 +76,7 @@ def load_official_state_dicts(model, state, source):
       continue
     state_dict = state[network]
     if not isinstance(state_dict, dict):
-      raise CheckpointLoadError(f"{source}: {network!r} is a {type(state_dict).__name__}, not a state dict")
-    plans.append((network, state_dict))
-  assignments = []
-  for network, state_dict in plans:
+      raise CheckpointMismatchError(f"{source}: {network!r} is a {type(state_dict).__name__}, not a state dict")
     assignments += official_mapping.check_state_dict(entries[network], state_dict, network, source)
   for variable, array in assignments:
     variable.assign(array)
@@ -96,40 +126,48 @@ def resolve_tf_checkpoint(path):
   if os.path.isdir(path):
     latest = tf.train.latest_checkpoint(path)
     if latest is None:
-      raise CheckpointLoadError(f"{path}: directory holds no checkpoint")
+      raise CheckpointError(f"{path}: directory holds no checkpoint")
     return latest
   if os.path.exists(path + ".index"):
     return path
   if path.endswith(".index") and os.path.exists(path):
     return path[:-len(".index")]
-  raise CheckpointLoadError(f"checkpoint not found: {path}")
+  raise CheckpointError(f"checkpoint not found: {path}")
+
+
+def read_tf_checkpoint(checkpoint, prefix, expect_partial):
+  """Restores a tf.train.Checkpoint from `prefix`; a damaged or unfitting checkpoint is a CheckpointError."""
+  try:
+    status = checkpoint.read(prefix)
+    status.assert_existing_objects_matched()
+    if expect_partial:
+      status.expect_partial()
+  except (ValueError, AssertionError, tf.errors.OpError) as e:
+    raise CheckpointMismatchError(f"{prefix}: does not fit this config or is damaged: {errors.one_line(e)}") \
+        from None
+  return status
 
 
 def load_weights(model, checkpoint):
   """Loads `checkpoint` into `model`: an official .pth.tar, a TF checkpoint of this project (prefix or
   directory), or a compact .npz of inference weights (as the built-in model ships)."""
   path = os.fspath(checkpoint)
+  if not path:
+    raise CheckpointError("empty checkpoint path (an unset variable?); leave --checkpoint out for random weights")
+  if os.path.exists(path) and not os.path.isdir(path):
+    files.check_regular_file(path, CheckpointError, "checkpoint")
   if path.endswith(".npz") and os.path.isfile(path):
-    from fomm_tf import builtin
-    try:
-      return builtin.load_npz_weights(model, path)
-    except builtin.WeightsFileError as e:
-      raise CheckpointLoadError(str(e)) from None
+    return npz_weights.load_npz_weights(model, path)
   if is_torch_checkpoint(path):
-    state = torch_pickle.read_torch_checkpoint(path)
+    # The file may claim no more tensor bytes than a checkpoint of this model can need (see model_byte_budget).
+    budget = torch_pickle.model_byte_budget(v.shape for net in model.networks().values() for v in net.weights)
+    state = torch_pickle.read_torch_checkpoint(path, max_total_bytes=budget)
     return load_official_state_dicts(model, state, path)
   if os.path.isfile(path) and not os.path.exists(path + ".index") and not path.endswith(".index"):
-    raise CheckpointLoadError(f"{path}: neither a PyTorch .pth.tar nor a TensorFlow checkpoint")
+    raise CheckpointError(f"{path}: neither a PyTorch .pth.tar nor a TensorFlow checkpoint")
   prefix = resolve_tf_checkpoint(path)
-  ckpt = make_tf_checkpoint(model)
-  try:
-    status = ckpt.read(prefix)
-    status.assert_existing_objects_matched()
-    # Optimizer slots and networks this model does not build (e.g. the discriminator) stay unread.
-    status.expect_partial()
-  except (ValueError, AssertionError, tf.errors.OpError) as e:
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    raise CheckpointLoadError(f"{prefix}: does not fit this config: {first}") from None
+  # Optimizer slots and networks this model does not build (e.g. the discriminator) stay unread.
+  read_tf_checkpoint(make_tf_checkpoint(model), prefix, expect_partial=True)
   return prefix
 
 

@@ -8,12 +8,10 @@ weights are (out, in, kh, kw), Keras kernels (kh, kw, in, out)).
 import keras
 import numpy as np
 
+from fomm_tf.errors import CheckpointMismatchError
+from fomm_tf.errors import printable
 from fomm_tf.layers import anti_alias
 from fomm_tf.layers import spectral_norm_conv
-
-
-class MappingError(ValueError):
-  pass
 
 
 def _conv_kernel_to_torch(shape):
@@ -71,19 +69,25 @@ def _blur_from_torch(w):
   # The buffer repeats one kernel per channel; a file whose channels differ
   # was not written by the official module.
   if not np.allclose(w, w[:1], atol=0, rtol=0):
-    raise MappingError("anti-alias blur buffer has different kernels per channel")
+    raise CheckpointMismatchError("anti-alias blur buffer has different kernels per channel")
   return w[0, 0]
 
 
-def _hourglass(prefix, hourglass):
+def _conv_norm(prefix, block):
+  """A block's `conv` and `norm` (DownBlock2d, UpBlock2d, SameBlock2d)."""
+  return {**_leaf_entries(f"{prefix}.conv", block.conv), **_leaf_entries(f"{prefix}.norm", block.norm)}
+
+
+def _blocks(prefix, blocks):
   entries = {}
-  for i, block in enumerate(hourglass.down_blocks):
-    entries.update(_leaf_entries(f"{prefix}.encoder.down_blocks.{i}.conv", block.conv))
-    entries.update(_leaf_entries(f"{prefix}.encoder.down_blocks.{i}.norm", block.norm))
-  for i, block in enumerate(hourglass.up_blocks):
-    entries.update(_leaf_entries(f"{prefix}.decoder.up_blocks.{i}.conv", block.conv))
-    entries.update(_leaf_entries(f"{prefix}.decoder.up_blocks.{i}.norm", block.norm))
+  for i, block in enumerate(blocks):
+    entries.update(_conv_norm(f"{prefix}.{i}", block))
   return entries
+
+
+def _hourglass(prefix, hourglass):
+  return {**_blocks(f"{prefix}.encoder.down_blocks", hourglass.down_blocks),
+          **_blocks(f"{prefix}.decoder.up_blocks", hourglass.up_blocks)}
 
 
 def kp_detector_entries(kp):
@@ -106,14 +110,9 @@ def generator_entries(gen):
       entries.update(_leaf_entries("dense_motion_network.occlusion", dm.occlusion))
     if dm.down is not None:
       entries.update(_leaf_entries("dense_motion_network.down", dm.down))
-  entries.update(_leaf_entries("first.conv", gen.first.conv))
-  entries.update(_leaf_entries("first.norm", gen.first.norm))
-  for i, block in enumerate(gen.down_blocks):
-    entries.update(_leaf_entries(f"down_blocks.{i}.conv", block.conv))
-    entries.update(_leaf_entries(f"down_blocks.{i}.norm", block.norm))
-  for i, block in enumerate(gen.up_blocks):
-    entries.update(_leaf_entries(f"up_blocks.{i}.conv", block.conv))
-    entries.update(_leaf_entries(f"up_blocks.{i}.norm", block.norm))
+  entries.update(_conv_norm("first", gen.first))
+  entries.update(_blocks("down_blocks", gen.down_blocks))
+  entries.update(_blocks("up_blocks", gen.up_blocks))
   for i, block in enumerate(gen.bottleneck):
     for part in ("conv1", "conv2", "norm1", "norm2"):
       entries.update(_leaf_entries(f"bottleneck.r{i}.{part}", getattr(block, part)))
@@ -144,37 +143,34 @@ def model_entries(model):
 def check_state_dict(entries, state_dict, network, source):
   """Checks `state_dict` against `entries` completely and returns [(variable, array)] to assign.
 
-  Raises MappingError naming the first unmapped, missing or mis-shaped key.
+  Raises CheckpointMismatchError naming the first unmapped, missing or mis-shaped key, or a value that is
+  not a tensor (checked before numpy sees it: a hostile file can nest lists a billion elements deep).
   """
+  name = lambda key: printable(key, limit=200)  # A hostile file's key names can be megabytes long.
+  for key, value in state_dict.items():
+    if not isinstance(value, np.ndarray):
+      raise CheckpointMismatchError(f"{source}: {network}.{name(key)} is not a tensor (a {type(value).__name__})")
   unmapped = [k for k in state_dict if k not in entries]
   if unmapped:
     k = unmapped[0]
-    raise MappingError(f"{source}: {network}.{k} {list(np.shape(state_dict[k]))} has no counterpart in the model "
-                       f"for this config ({len(unmapped)} unmapped key(s))")
+    raise CheckpointMismatchError(f"{source}: {network}.{name(k)} {list(state_dict[k].shape)} has no counterpart in "
+                                  f"the model for this config ({len(unmapped)} unmapped key(s))")
   missing = [k for k in entries if k not in state_dict]
   if missing:
     k = missing[0]
-    raise MappingError(f"{source}: {network}.{k} is missing from the checkpoint (model expects "
+    raise CheckpointMismatchError(f"{source}: {network}.{k} is missing from the checkpoint (model expects "
                        f"{list(entries[k].torch_shape)}; {len(missing)} missing key(s))")
   converted = []
   for key, entry in entries.items():
-    value = np.asarray(state_dict[key])
+    value = state_dict[key]
     if tuple(value.shape) != entry.torch_shape:
-      raise MappingError(f"{source}: {network}.{key} has shape {list(value.shape)} in the checkpoint but the "
+      raise CheckpointMismatchError(f"{source}: {network}.{key} has shape {list(value.shape)} in the checkpoint but the "
                          f"model for this config expects {list(entry.torch_shape)}")
     if entry.variable is None:
       continue
     try:
       array = entry.convert(value.astype(np.float32))
-    except MappingError as e:
-      raise MappingError(f"{source}: {network}.{key}: {e}") from None
+    except CheckpointMismatchError as e:
+      raise CheckpointMismatchError(f"{source}: {network}.{key}: {e}") from None
     converted.append((entry.variable, array))
   return converted
-
-
-def assign_state_dict(entries, state_dict, network, source):
-  """Assigns every variable of one network, after checking the whole state dict."""
-  converted = check_state_dict(entries, state_dict, network, source)
-  for variable, array in converted:
-    variable.assign(array)
-  return len(converted)

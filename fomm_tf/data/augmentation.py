@@ -6,13 +6,14 @@ the `np.random.Generator` passed in, so both frames get the same flip, crop
 and colour change, and the same generator state gives the same result.
 
 The order follows the official `AllAugmentationTransform`: flips, random
-resize, random crop, colour jitter. Two deliberate differences from the
-official code:
-
-* The time flip and the horizontal flip are drawn independently (the official
-  `RandomFlip` returns right after a time flip, so it never does both).
-* Colour jitter works in float32 with torchvision's tensor semantics instead
-  of going through 8-bit PIL images, so no rounding to 1/255 happens.
+resize, random crop, colour jitter. Flips follow the official `RandomFlip`
+by default (`flip_mode="official"`): with probability 0.5 the clip is reversed
+in time and nothing else is flipped; otherwise it is mirrored with probability
+0.5 (so 50% time-flipped, 25% mirrored, never both). `flip_mode="independent"`
+tosses the two coins independently (25% of clips get both). One deliberate
+difference from the official code: colour jitter works in float32 with
+torchvision's tensor semantics instead of going through 8-bit PIL images, so
+no rounding to 1/255 happens.
 
 Public API:
   AugmentationParams.from_config(cfg) -> AugmentationParams
@@ -24,29 +25,17 @@ Public API:
 """
 
 import dataclasses
-import numbers
 from typing import Optional, Tuple
 
 import numpy as np
 
-from fomm_tf.data import media
+from fomm_tf import checks
+from fomm_tf.errors import AugmentationError
+from fomm_tf.io import media
 
+FLIP_MODES = ("official", "independent")
 # ITU-R 601 luma weights, as torchvision's rgb_to_grayscale uses.
 _LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-class AugmentationError(ValueError):
-  """Augmentation parameters or an input clip are invalid."""
-
-
-def _is_number(value) -> bool:
-  return (isinstance(value, numbers.Real)
-          and not isinstance(value, (bool, np.bool_)))
-
-
-def _is_positive_int(value) -> bool:
-  return (isinstance(value, numbers.Integral)
-          and not isinstance(value, (bool, np.bool_)) and value > 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +44,9 @@ class AugmentationParams:
 
   Attributes:
     flip_time: reverse the clip's frame order with probability 0.5.
-    flip_horizontal: mirror every frame left-right with probability 0.5.
+    flip_horizontal: mirror every frame left-right (with probability 0.5, or
+      0.25 when time flips are on too and `flip_mode` is "official").
+    flip_mode: "official" (a time flip excludes the mirror) or "independent".
     brightness, contrast, saturation: jitter strengths s >= 0; the factor is
       drawn uniformly from [max(0, 1 - s), 1 + s] (0 switches it off).
     hue: hue jitter strength in [0, 0.5]; the shift is drawn uniformly from
@@ -71,15 +62,18 @@ class AugmentationParams:
   hue: float = 0.0
   resize_ratio: Optional[Tuple[float, float]] = None
   crop_size: Optional[Tuple[int, int]] = None
+  flip_mode: str = "official"
 
   def __post_init__(self):
     for name in ("flip_time", "flip_horizontal"):
       if not isinstance(getattr(self, name), (bool, np.bool_)):
         raise AugmentationError(
             f"{name} must be a bool, got {getattr(self, name)!r}")
+    if self.flip_mode not in FLIP_MODES:
+      raise AugmentationError(f"flip_mode must be one of {', '.join(FLIP_MODES)}, got {self.flip_mode!r}")
     for name in ("brightness", "contrast", "saturation", "hue"):
       value = getattr(self, name)
-      if not _is_number(value) or not value >= 0:
+      if not checks.is_number(value) or not value >= 0:
         raise AugmentationError(
             f"jitter {name} must be a number >= 0, got {value!r}")
     if self.hue > 0.5:
@@ -87,7 +81,7 @@ class AugmentationParams:
           f"jitter hue must be in [0, 0.5], got {self.hue}")
     if self.resize_ratio is not None:
       ratio = tuple(self.resize_ratio)
-      if (len(ratio) != 2 or not all(_is_number(r) for r in ratio)
+      if (len(ratio) != 2 or not all(checks.is_number(r) for r in ratio)
               or not 0 < ratio[0] <= ratio[1]):
         raise AugmentationError(
             f"resize_ratio must be (low, high) with 0 < low <= high, "
@@ -101,7 +95,7 @@ class AugmentationParams:
             f"frames back to one size")
     if self.crop_size is not None:
       size = tuple(self.crop_size)
-      if len(size) != 2 or not all(_is_positive_int(s) for s in size):
+      if len(size) != 2 or not all(checks.is_positive_int(s) for s in size):
         raise AugmentationError(
             f"crop_size must be (height, width) of positive integers, "
             f"got {list(size)}")
@@ -109,10 +103,11 @@ class AugmentationParams:
 
   @classmethod
   def from_config(cls, cfg) -> "AugmentationParams":
-    """Reads the dataset flags of a FommConfig (empty lists mean off)."""
+    """Reads the dataset section of a FommConfig (empty tuples mean off)."""
     return cls(
         flip_time=bool(cfg.flip_time),
         flip_horizontal=bool(cfg.flip_horizontal),
+        flip_mode=cfg.flip_mode,
         brightness=float(cfg.jitter_brightness),
         contrast=float(cfg.jitter_contrast),
         saturation=float(cfg.jitter_saturation),
@@ -143,8 +138,8 @@ def _check_clip(frames) -> np.ndarray:
 
 
 def random_flip(frames: np.ndarray, rng: np.random.Generator,
-                flip_time: bool, flip_horizontal: bool) -> np.ndarray:
-  """Reverses the frame order and/or mirrors all frames, each with p=0.5.
+                flip_time: bool, flip_horizontal: bool, mode: str = "official") -> np.ndarray:
+  """Reverses the frame order or mirrors all frames, as the official `RandomFlip` (see the module doc).
 
   Both coins are always tossed, so the generator advances the same way
   whatever the flags are.
@@ -153,6 +148,8 @@ def random_flip(frames: np.ndarray, rng: np.random.Generator,
   reverse_time, mirror = rng.random(2) < 0.5
   if flip_time and reverse_time:
     frames = frames[::-1]
+    if mode == "official":
+      return np.ascontiguousarray(frames)
   if flip_horizontal and mirror:
     frames = frames[:, :, ::-1]
   return np.ascontiguousarray(frames)
@@ -331,7 +328,7 @@ def color_jitter(frames: np.ndarray, rng: np.random.Generator,
 def augment_clip(frames: np.ndarray, params: AugmentationParams,
                  rng: np.random.Generator) -> np.ndarray:
   """Flips, resizes, crops and colour-jitters a clip as `params` says."""
-  frames = random_flip(frames, rng, params.flip_time, params.flip_horizontal)
+  frames = random_flip(frames, rng, params.flip_time, params.flip_horizontal, params.flip_mode)
   if params.resize_ratio is not None:
     frames = random_resize(frames, rng, params.resize_ratio)
   if params.crop_size is not None:

@@ -1,7 +1,8 @@
-"""The FOMM training and evaluation data pipelines (tf.data over PyAV decoding).
+"""The FOMM training data pipeline (tf.data over PyAV decoding).
 
-A training sample is two distinct frames of one video, drawn at random and
-returned in time order as "source" and "driving" (a time flip may swap them),
+A training sample is two frames of one video, drawn uniformly *with*
+replacement and put in time order as "source" and "driving" (so they may be
+the same frame, as in the official `FramesDataset`; a time flip may swap them),
 augmented identically (see `augmentation.py`), as float32 (H, W, 3) in [0, 1].
 Frames whose stored size differs from the config's `frame_shape` are resized
 to it first (area averaging when shrinking).
@@ -21,40 +22,31 @@ counted in a `SkipCounter`.
 Determinism: sample `i` of epoch `e` uses `np.random.default_rng([seed, e,
 1, i])` for every random choice and the epoch order uses
 `default_rng([seed, e, 0])`, so the same (seed, epoch) always gives the same
-batches, whatever the parallelism. `dataset.repeat()` would replay the same
-epoch; build one dataset per epoch with `epoch=` instead.
-
-Public API:
-  DatasetError, SkipCounter, find_videos, index_videos, VideoIndex
-  make_train_dataset(cfg, root, batch_size, seed=0, ..., epoch=0)
-  read_frames_at(path, indices) -> list of frames
-  iterate_test_videos(cfg, root, max_videos=None) -> (name, VideoSource)
-  ResizedVideoSource
+batches, whatever the parallelism, and a run resumed mid-epoch (`start_batch`)
+gets exactly the batches it would have had, without decoding the ones skipped.
+`dataset.repeat()` would replay the same epoch; build one dataset per epoch
+with `epoch=` instead.
 """
 
-import numbers
-import os
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from fomm_tf import checks
 from fomm_tf.data import augmentation
-from fomm_tf.data import media
-from fomm_tf.data.video_index import DatasetError
 from fomm_tf.data.video_index import SkipCounter
 from fomm_tf.data.video_index import VideoIndex
 from fomm_tf.data.video_index import check_seed
-from fomm_tf.data.video_index import find_videos
 from fomm_tf.data.video_index import index_videos
-from fomm_tf.data.video_index import one_line
+from fomm_tf.errors import AugmentationError
+from fomm_tf.errors import DatasetError
+from fomm_tf.errors import MediaError
+from fomm_tf.errors import one_line
+from fomm_tf.io import media
 
-__all__ = [
-    "DatasetError", "SkipCounter", "VideoIndex", "find_videos",
-    "index_videos", "make_train_dataset", "read_frames_at",
-    "iterate_test_videos", "ResizedVideoSource", "train_frame_size",
-]
+__all__ = ["make_train_dataset", "read_frames_at", "sample_frame_pair", "train_frame_size"]
 
 # Stream tags of the seed sequences, keeping the epoch order and the samples
 # on independent random streams.
@@ -62,23 +54,18 @@ _ORDER_STREAM = 0
 _SAMPLE_STREAM = 1
 
 
-def _is_positive_int(value) -> bool:
-  return (isinstance(value, numbers.Integral)
-          and not isinstance(value, (bool, np.bool_)) and value > 0)
-
-
 def _frame_size(cfg) -> Tuple[int, int]:
-  height, width, channels = cfg.frame_shape
+  height, width, channels = cfg.model.frame_shape
   if channels != 3:
     raise DatasetError(f"frame_shape must have 3 channels (RGB), got "
-                       f"{list(cfg.frame_shape)}")
+                       f"{list(cfg.model.frame_shape)}")
   return int(height), int(width)
 
 
 def _augmentation_params(cfg) -> augmentation.AugmentationParams:
   try:
-    return augmentation.AugmentationParams.from_config(cfg)
-  except augmentation.AugmentationError as error:
+    return augmentation.AugmentationParams.from_config(cfg.dataset)
+  except AugmentationError as error:
     raise DatasetError(f"{cfg.source}: {error}") from None
 
 
@@ -92,6 +79,11 @@ def train_frame_size(cfg) -> Tuple[int, int]:
 # ----------------------------------------------------------------------------
 
 
+def sample_frame_pair(rng: np.random.Generator, num_frames: int) -> np.ndarray:
+  """Two frame indices drawn uniformly with replacement, sorted (the official training sampler)."""
+  return np.sort(rng.choice(num_frames, size=2, replace=True))
+
+
 def read_frames_at(path: str, indices: Sequence[int]) -> List[np.ndarray]:
   """Decodes the frames at `indices` (any order, repeats allowed).
 
@@ -99,11 +91,11 @@ def read_frames_at(path: str, indices: Sequence[int]) -> List[np.ndarray]:
   streamed from the start up to the last requested frame.
 
   Raises:
-    media.MediaError: the video cannot be decoded up to the last index
+    MediaError: the video cannot be decoded up to the last index
       (including a video shorter than it), or a frame size differs.
   """
   if not indices or min(indices) < 0:
-    raise media.MediaError(
+    raise MediaError(
         f"{path}: frame indices must be non-negative, got {list(indices)}")
   wanted = set(int(i) for i in indices)
   last = max(wanted)
@@ -111,12 +103,12 @@ def read_frames_at(path: str, indices: Sequence[int]) -> List[np.ndarray]:
   frames = {}
   if isinstance(source, media.FrameFolderSource):
     if last >= len(source.frame_paths):
-      raise media.MediaError(f"{path}: has {len(source.frame_paths)} "
+      raise MediaError(f"{path}: has {len(source.frame_paths)} "
                              f"frames, frame {last} was requested")
     for index in sorted(wanted):
       frame = media.read_image(source.frame_paths[index])
       if frame.shape[:2] != source.frame_size:
-        raise media.MediaError(
+        raise MediaError(
             f"{path}: frame {index} is {frame.shape[0]}x"
             f"{frame.shape[1]}, but frame 0 is {source.frame_size[0]}"
             f"x{source.frame_size[1]}")
@@ -135,7 +127,7 @@ def read_frames_at(path: str, indices: Sequence[int]) -> List[np.ndarray]:
       # Closes the container now instead of at garbage collection.
       stream.close()
     if last not in frames:
-      raise media.MediaError(f"{path}: ended after {decoded} frames, "
+      raise MediaError(f"{path}: ended after {decoded} frames, "
                              f"frame {last} was requested")
   return [frames[int(i)] for i in indices]
 
@@ -170,8 +162,7 @@ class _PairSampler:
 
   def _load(self, video: int, rng: np.random.Generator) -> np.ndarray:
     path = self._index.paths[video]
-    indices = np.sort(rng.choice(self._index.num_frames[video], size=2,
-                                 replace=False))
+    indices = sample_frame_pair(rng, self._index.num_frames[video])
     frames = read_frames_at(path, [int(i) for i in indices])
     frames = [frame if frame.shape[:2] == self._frame_size
               else media.resize_frame(frame, self._frame_size)
@@ -184,7 +175,7 @@ class _PairSampler:
     for video in self._candidates(int(entry), rng):
       try:
         clip = self._load(video, rng)
-      except (media.MediaError, OSError) as error:
+      except MediaError as error:
         path = self._index.paths[video]
         if self._skip_report.record(path, error):
           logging.warning("Skipping video %s: %s", path,
@@ -198,17 +189,22 @@ class _PairSampler:
         f"{int(position)}")
 
 
+def batches_per_epoch(index: VideoIndex, num_repeats: int, batch_size: int) -> int:
+  """Full batches in one epoch of `index`."""
+  return len(index) * num_repeats // batch_size
+
+
 def make_train_dataset(cfg, root: Union[str, VideoIndex], batch_size: int,
                        seed: int = 0,
                        num_parallel_calls: int = tf.data.AUTOTUNE,
                        drop_remainder: bool = True,
                        skip_report: Optional[SkipCounter] = None,
-                       epoch: int = 0, split_seed: int = 0) -> tf.data.Dataset:
-  """One epoch of training batches.
+                       epoch: int = 0, split_seed: int = 0,
+                       start_batch: int = 0) -> tf.data.Dataset:
+  """One epoch of training batches (from batch `start_batch` on).
 
   Args:
-    cfg: FommConfig; uses frame_shape, num_repeats, id_sampling and the
-      augmentation flags.
+    cfg: FommConfig; uses the frame shape, num_repeats and the dataset section.
     root: dataset folder, or a `VideoIndex` of its train split from
       `index_videos` (reuse it across epochs to probe only once).
     batch_size: samples per batch.
@@ -219,26 +215,28 @@ def make_train_dataset(cfg, root: Union[str, VideoIndex], batch_size: int,
       None; the warnings are logged either way).
     epoch: epoch number; together with `seed` it fixes the batches.
     split_seed: seed of the 80/20 split when the root has no train/ folder.
+    start_batch: batches of the epoch to leave out (a resumed run); their
+      samples are never decoded.
 
   Returns:
-    A finite tf.data.Dataset of len(index) * num_repeats // batch_size
-    batches (rounded up without drop_remainder), each a dict with "source"
-    and "driving" float32 (B, H, W, 3) in [0, 1] and "video_index" int32
-    (B,) indexing `index.paths`. (H, W) is `train_frame_size(cfg)`.
+    A finite tf.data.Dataset of the epoch's len(index) * num_repeats //
+    batch_size batches (rounded up without drop_remainder) from `start_batch`
+    on, each a dict with "source" and "driving" float32 (B, H, W, 3) in [0, 1]
+    and "video_index" int32 (B,) indexing `index.paths`. (H, W) is
+    `train_frame_size(cfg)`.
 
   Raises:
     DatasetError: bad arguments, no usable video, or fewer samples than
       one batch; all before any training step.
   """
-  if not _is_positive_int(batch_size):
+  if not checks.is_positive_int(batch_size):
     raise DatasetError(
         f"batch_size must be a positive integer, got {batch_size!r}")
   seed = check_seed(seed)
   epoch = check_seed(epoch, "epoch")
-  num_repeats = cfg.num_repeats
-  if not _is_positive_int(num_repeats):
-    raise DatasetError(f"{cfg.source}: num_repeats must be a positive "
-                       f"integer, got {num_repeats!r}")
+  start_batch = check_seed(start_batch, "start_batch")
+  num_repeats = cfg.train.num_repeats
+  id_sampling = cfg.dataset.id_sampling
   frame_size = _frame_size(cfg)
   params = _augmentation_params(cfg)
   output_size = params.output_size(frame_size)
@@ -246,13 +244,13 @@ def make_train_dataset(cfg, root: Union[str, VideoIndex], batch_size: int,
 
   if isinstance(root, VideoIndex):
     index = root
-    if index.split != "train" or index.id_sampling != bool(cfg.id_sampling):
+    if index.split != "train" or index.id_sampling != id_sampling:
       raise DatasetError(
           f"{index.root}: the VideoIndex is of the {index.split} split "
           f"with id_sampling={index.id_sampling}; training needs the "
-          f"train split with id_sampling={bool(cfg.id_sampling)}")
+          f"train split with id_sampling={id_sampling}")
   else:
-    index = index_videos(root, "train", bool(cfg.id_sampling), split_seed,
+    index = index_videos(root, "train", id_sampling, split_seed,
                          skip_report)
 
   num_samples = len(index) * num_repeats
@@ -267,6 +265,7 @@ def make_train_dataset(cfg, root: Union[str, VideoIndex], batch_size: int,
   entries = order_rng.permutation(
       np.tile(np.arange(len(index), dtype=np.int32), num_repeats))
   positions = np.arange(num_samples, dtype=np.int64)
+  first = min(start_batch * batch_size, num_samples)
   sampler = _PairSampler(index, params, frame_size, seed, epoch, skip_report)
   frame_shape = tuple(output_size) + (3,)
 
@@ -279,73 +278,8 @@ def make_train_dataset(cfg, root: Union[str, VideoIndex], batch_size: int,
     video.set_shape(())
     return {"source": source, "driving": driving, "video_index": video}
 
-  dataset = tf.data.Dataset.from_tensor_slices((entries, positions))
+  dataset = tf.data.Dataset.from_tensor_slices((entries[first:], positions[first:]))
   dataset = dataset.map(load, num_parallel_calls=num_parallel_calls,
                         deterministic=True)
   dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
   return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-# ----------------------------------------------------------------------------
-# Evaluation.
-# ----------------------------------------------------------------------------
-
-
-class ResizedVideoSource(media.VideoSource):
-  """Streams another VideoSource's frames resized to `frame_size`."""
-
-  def __init__(self, source: media.VideoSource, frame_size: Tuple[int, int]):
-    super().__init__(source.path, source.fps, source.num_frames,
-                     tuple(frame_size), source.has_audio)
-    self.original_frame_size = source.frame_size
-    self._source = source
-
-  def __iter__(self) -> Iterator[np.ndarray]:
-    for frame in self._source:
-      yield media.resize_frame(frame, self.frame_size)
-
-
-def iterate_test_videos(cfg, root: str, max_videos: Optional[int] = None,
-                        split_seed: int = 0,
-                        skip_report: Optional[SkipCounter] = None
-                        ) -> Iterator[Tuple[str, media.VideoSource]]:
-  """Opens the test videos one at a time, in sorted order.
-
-  Yields (name, source): `name` is the video's file or folder name, and
-  `source` streams its frames at the config's frame size. A video that
-  cannot be opened is skipped with a warning (and recorded in
-  `skip_report`); at most `max_videos` videos are yielded.
-
-  Raises:
-    DatasetError: bad `max_videos`, or the test split has no videos (at
-      the call); no video could be opened (when the iteration ends).
-  """
-  if max_videos is not None and not _is_positive_int(max_videos):
-    raise DatasetError(f"max_videos must be a positive integer or None, "
-                       f"got {max_videos!r}")
-  frame_size = _frame_size(cfg)
-  videos = find_videos(root, "test", split_seed)
-  if not videos:
-    raise DatasetError(f"{os.fspath(root)} (test split): no videos found")
-
-  def generate():
-    yielded = 0
-    for path in videos:
-      try:
-        source = media.open_video(path)
-      except (media.MediaError, OSError) as error:
-        logging.warning("Skipping video %s: %s", path, one_line(error))
-        if skip_report is not None:
-          skip_report.record(path, error)
-        continue
-      if source.frame_size != frame_size:
-        source = ResizedVideoSource(source, frame_size)
-      yield os.path.basename(os.path.normpath(path)), source
-      yielded += 1
-      if max_videos is not None and yielded >= max_videos:
-        return
-    if not yielded:
-      raise DatasetError(f"{os.fspath(root)} (test split): none of the "
-                         f"{len(videos)} videos can be opened")
-
-  return generate()

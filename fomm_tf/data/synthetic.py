@@ -31,12 +31,13 @@ import dataclasses
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from typing import Optional, Union
 
 import numpy as np
+
+from fomm_tf.errors import DatasetError
+from fomm_tf.io import files
 
 FORMATS = ("mp4", "png_folder", "strip")
 MIN_FRAME_SIZE = 32
@@ -270,9 +271,9 @@ def _as_rng(rng_or_seed, what):
   if isinstance(rng_or_seed, np.random.Generator):
     return rng_or_seed
   if isinstance(rng_or_seed, (bool, np.bool_)) or not isinstance(rng_or_seed, (int, np.integer)):
-    raise ValueError(f"{what} must be an int seed or a numpy Generator, got {rng_or_seed!r}")
+    raise DatasetError(f"{what} must be an int seed or a numpy Generator, got {rng_or_seed!r}")
   if rng_or_seed < 0:
-    raise ValueError(f"{what} must be a non-negative int, got {rng_or_seed}")
+    raise DatasetError(f"{what} must be a non-negative int, got {rng_or_seed}")
   return np.random.default_rng(int(rng_or_seed))
 
 
@@ -536,9 +537,9 @@ def _composite(canvas, placement, frame_size):
 
 def _check_count(value, name, minimum):
   if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-    raise ValueError(f"{name} must be an int, got {value!r}")
+    raise DatasetError(f"{name} must be an int, got {value!r}")
   if value < minimum:
-    raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    raise DatasetError(f"{name} must be >= {minimum}, got {value}")
   return int(value)
 
 
@@ -565,7 +566,7 @@ def render_video(rng_or_seed: RngOrSeed, num_frames: int, frame_size: int,
   if identity is None:
     identity = sample_identity(rng)
   elif not isinstance(identity, Identity):
-    raise ValueError(f"identity must be an Identity from sample_identity(), got {type(identity).__name__}")
+    raise DatasetError(f"identity must be an Identity from sample_identity(), got {type(identity).__name__}")
   motion = _sample_motion(rng, identity)
   background = _render_background(identity, frame_size)
 
@@ -634,13 +635,13 @@ def _plan_split(num_videos, first_identity, videos_per_identity):
 
 def _check_output_dir(output_dir, overwrite):
   if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-    raise ValueError(f"output_dir {output_dir} exists and is not a directory")
+    raise DatasetError(f"output_dir {output_dir} exists and is not a directory")
   if os.path.isdir(output_dir) and os.listdir(output_dir):
     if not overwrite:
-      raise FileExistsError(f"output_dir {output_dir} is not empty; pass overwrite=True (--overwrite) to replace it")
+      raise DatasetError(f"output_dir {output_dir} is not empty; pass overwrite=True (--overwrite) to replace it")
     # Guard against wiping an unrelated directory by a typo in the path.
     if not os.path.isfile(os.path.join(output_dir, DATASET_JSON)):
-      raise FileExistsError(
+      raise DatasetError(
           f"refusing to overwrite {output_dir}: it is not empty and has no {DATASET_JSON}, "
           "so it does not look like a synthetic dataset")
 
@@ -673,17 +674,17 @@ def write_dataset(output_dir: str, num_train: int, num_test: int, num_frames: in
   num_train = _check_count(num_train, "num_train", 0)
   num_test = _check_count(num_test, "num_test", 0)
   if num_train + num_test < 1:
-    raise ValueError("num_train + num_test must be >= 1, got 0")
+    raise DatasetError("num_train + num_test must be >= 1, got 0")
   num_frames = _check_count(num_frames, "num_frames", 2)
   frame_size = _check_count(frame_size, "frame_size", MIN_FRAME_SIZE)
   seed = _check_count(seed, "seed", 0)
   videos_per_identity = _check_count(videos_per_identity, "videos_per_identity", 1)
   if fmt not in FORMATS:
-    raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    raise DatasetError(f"fmt must be one of {', '.join(FORMATS)}, got {fmt!r}")
   if fmt == "mp4" and frame_size % 2:
-    raise ValueError(f"frame_size must be even for mp4 (yuv420p), got {frame_size}")
+    raise DatasetError(f"frame_size must be even for mp4 (yuv420p), got {frame_size}")
   if not isinstance(output_dir, (str, os.PathLike)) or not str(output_dir):
-    raise ValueError(f"output_dir must be a non-empty path, got {output_dir!r}")
+    raise DatasetError(f"output_dir must be a non-empty path, got {output_dir!r}")
   output_dir = os.path.abspath(os.fspath(output_dir))
   _check_output_dir(output_dir, overwrite)
 
@@ -692,11 +693,9 @@ def write_dataset(output_dir: str, num_train: int, num_test: int, num_frames: in
   test_plan = _plan_split(num_test, first_test_identity, videos_per_identity)
   suffix = {"mp4": ".mp4", "png_folder": "", "strip": ".png"}[fmt]
 
-  parent = os.path.dirname(output_dir)
-  os.makedirs(parent, exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=os.path.basename(output_dir) + ".partial-", dir=parent)
   start = time.perf_counter()
-  try:
+  # The guard above decided whether an existing folder may be replaced.
+  with files.staged_directory(output_dir, DatasetError, replace_if=lambda _: True) as staging:
     splits = {}
     identity_index, identity = None, None
     for split, plan in (("train", train_plan), ("test", test_plan)):
@@ -749,17 +748,6 @@ def write_dataset(output_dir: str, num_train: int, num_test: int, num_frames: in
       json.dump(description, handle, indent=2)
       handle.write("\n")
 
-    if os.path.isdir(output_dir):
-      # Move the old folder aside first so the swap is two renames, not a slow delete.
-      retired = tempfile.mkdtemp(prefix=os.path.basename(output_dir) + ".old-", dir=parent)
-      os.rename(output_dir, os.path.join(retired, "dataset"))
-      os.rename(staging, output_dir)
-      shutil.rmtree(retired)
-    else:
-      os.rename(staging, output_dir)
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
 
   total_frames = (num_train + num_test) * num_frames
   return dict(description, output_dir=output_dir, seconds=seconds,

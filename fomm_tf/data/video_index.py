@@ -16,14 +16,13 @@ Public API:
   DatasetError, SkipCounter
   find_videos(root, split, seed=0) -> sorted list of paths
   identity_of(path) -> str
-  probe_video(path) -> number of frames (raises media.MediaError)
+  probe_video(path) -> number of frames (raises MediaError)
   VideoIndex, index_videos(root, split, id_sampling, ...) -> VideoIndex
 """
 
 import concurrent.futures
 import dataclasses
 import math
-import numbers
 import os
 import threading
 import time
@@ -33,16 +32,17 @@ from absl import logging
 import av
 import numpy as np
 
-from fomm_tf.data import media
+from fomm_tf import checks
+from fomm_tf import errors
+from fomm_tf.errors import DatasetError
+from fomm_tf.errors import MediaError
+from fomm_tf.errors import one_line
+from fomm_tf.io import media
 
 SPLITS = ("train", "test")
 TEST_FRACTION = 0.2
 # Videos are listed by these extensions; frame strips are still images.
 _VIDEO_FILE_EXTENSIONS = media.VIDEO_EXTENSIONS | media.IMAGE_EXTENSIONS
-
-
-class DatasetError(ValueError):
-  """A dataset folder, split or parameter cannot be used."""
 
 
 class SkipCounter:
@@ -88,15 +88,9 @@ class SkipCounter:
     return f"SkipCounter(count={self.count}, names={self.names})"
 
 
-def one_line(error: BaseException) -> str:
-  """The message of `error` on a single line (its type name if empty)."""
-  return " ".join(str(error).split()) or type(error).__name__
-
-
 def check_seed(seed, name: str = "seed") -> int:
   """Returns `seed` as an int after checking it is a non-negative integer."""
-  if (not isinstance(seed, numbers.Integral)
-          or isinstance(seed, (bool, np.bool_)) or seed < 0):
+  if not checks.is_non_negative_int(seed):
     raise DatasetError(
         f"{name} must be a non-negative integer, got {seed!r}")
   return int(seed)
@@ -111,8 +105,11 @@ def _is_video_name(folder: str, name: str) -> bool:
 
 
 def _list_videos(folder: str) -> List[str]:
-  return [os.path.join(folder, name) for name in sorted(os.listdir(folder))
-          if _is_video_name(folder, name)]
+  try:
+    names = sorted(os.listdir(folder))
+  except OSError as error:
+    raise errors.os_error(DatasetError, folder, error, "cannot list the dataset folder") from None
+  return [os.path.join(folder, name) for name in names if _is_video_name(folder, name)]
 
 
 def split_train_test(videos: List[str],
@@ -177,7 +174,7 @@ def _count_packets(path: str) -> int:
       stream = container.streams.video[0]
       return sum(1 for packet in container.demux(stream) if packet.size)
   except av.error.FFmpegError as error:
-    raise media.MediaError(
+    raise MediaError(
         f"{path}: cannot count frames: "
         f"{one_line(error)}") from error
 
@@ -186,7 +183,7 @@ def probe_video(path: str) -> int:
   """Opens a video, decodes its first frame and returns its frame count.
 
   Raises:
-    media.MediaError: the video cannot be opened or decoded, or has fewer
+    MediaError: the video cannot be opened or decoded, or has fewer
       than 2 frames (a training sample needs two distinct frames).
   """
   source = media.open_video(path)
@@ -194,7 +191,7 @@ def probe_video(path: str) -> int:
   if num_frames is None:
     num_frames = _count_packets(path)
   if num_frames < 2:
-    raise media.MediaError(f"{path}: has {num_frames} frame(s); a "
+    raise MediaError(f"{path}: has {num_frames} frame(s); a "
                            f"training sample needs at least 2")
   return int(num_frames)
 
@@ -250,8 +247,7 @@ def index_videos(root: str, split: str = "train", id_sampling: bool = False,
   def probe(path):
     try:
       return probe_video(path), None
-    except (media.MediaError, OSError) as error:
-      # OSError: e.g. a frame folder that cannot be listed.
+    except MediaError as error:
       return None, error
 
   with concurrent.futures.ThreadPoolExecutor(num_workers) as pool:

@@ -12,10 +12,10 @@ import numpy as np
 from absl import logging
 
 from fomm_tf import visualization
-from fomm_tf.animation import pipeline
-from fomm_tf.data import media
-from fomm_tf.data import video_writer
-from fomm_tf.evaluation.errors import EvaluationError
+from fomm_tf.inference import pipeline
+from fomm_tf.io import media
+from fomm_tf.io import video_writer
+from fomm_tf.errors import EvaluationError
 
 CSV_COLUMNS = ("source", "driving", "frames", "file")
 

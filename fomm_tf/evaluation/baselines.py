@@ -11,7 +11,9 @@ measured the same way as for FOMM.
 import numpy as np
 import tensorflow as tf
 
-from fomm_tf.animation import backend as backend_lib
+from fomm_tf.errors import UsageError
+from fomm_tf.inference import backend as backend_lib
+from fomm_tf.inference import keras_backend
 from fomm_tf.ops import coordinates
 from fomm_tf.ops import grid_sample as grid_sample_lib
 
@@ -19,10 +21,10 @@ from fomm_tf.ops import grid_sample as grid_sample_lib
 class _DetectorBackend(backend_lib.Backend):
 
   def __init__(self, model):
-    self._keras = backend_lib.KerasBackend(model)
+    self._keras = keras_backend.KerasBackend(model)
     self.frame_shape = self._keras.frame_shape
     self.num_kp = self._keras.num_kp
-    self.align_corners = model.config.align_corners
+    self.align_corners = model.config.model.align_corners
 
   def detect_keypoints(self, frames):
     return self._keras.detect_keypoints(frames)
@@ -69,7 +71,7 @@ METHODS = {"fomm": None, "no_motion": NoMotionBackend, "global_affine": GlobalAf
 
 def make_backend(method, model):
   if method not in METHODS:
-    raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    raise UsageError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
   if method == "fomm":
-    return backend_lib.KerasBackend(model)
+    return keras_backend.KerasBackend(model)
   return METHODS[method](model)

@@ -22,9 +22,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from fomm_tf import visualization
-from fomm_tf.animation import pipeline
-from fomm_tf.data import media
-from fomm_tf.evaluation.errors import EvaluationError
+from fomm_tf.inference import pipeline
+from fomm_tf.io import media
+from fomm_tf.errors import EvaluationError
 
 OCCLUSION_COLUMNS = ("source", "driving", "deformed", "occlusion", "prediction")
 _DPI = 100

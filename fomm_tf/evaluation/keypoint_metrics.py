@@ -37,7 +37,7 @@ import os
 
 import numpy as np
 
-from fomm_tf.evaluation.errors import EvaluationError
+from fomm_tf.errors import EvaluationError
 
 GT_SUFFIX = "_gt.npy"
 PRED_SUFFIX = "_pred.npy"
@@ -247,7 +247,7 @@ def mapped_akd(real_detected, generated_detected, gt):
 
 def _load_array(path):
   try:
-    array = np.load(path, allow_pickle=False)
+    array = np.array(np.load(path, mmap_mode="r", allow_pickle=False))
   except (OSError, ValueError, EOFError) as error:
     raise EvaluationError(f"{path}: cannot read as a .npy array: {' '.join(str(error).split())}") from None
   if array.ndim != 3 or array.shape[-1] != 2:

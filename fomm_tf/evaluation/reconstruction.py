@@ -22,14 +22,15 @@ import numpy as np
 from absl import logging
 
 from fomm_tf import visualization
-from fomm_tf.animation import pipeline
-from fomm_tf.data import media
-from fomm_tf.data import video_writer
+from fomm_tf.inference import pipeline
+from fomm_tf.io import media
+from fomm_tf.io import video_writer
+from fomm_tf.evaluation import face_metrics
 from fomm_tf.evaluation import keypoint_metrics
 from fomm_tf.evaluation import videos as videos_lib
-from fomm_tf.evaluation.errors import EvaluationError
+from fomm_tf.errors import EvaluationError
 
-CSV_COLUMNS = ("video", "frames", "l1", "akd", "akd_real")
+CSV_COLUMNS = ("video", "frames", "l1", "akd", "akd_real", "akd_face", "mkr_face")
 L1_AVERAGING = ("l1: mean over all frames of all videos (each frame's L1 is mean |prediction - frame| over its "
                 "pixels and channels, [0, 1] scale), as in the paper; l1_mean_of_videos: mean of the per-video L1s")
 AKD_DEFINITION = ("akd: pixels of the video's own frames; per video, a least-squares map from our detector's keypoints "
@@ -98,20 +99,28 @@ def _video_akd(result, gt, model_size):
                                      keypoint_metrics.normalized_to_pixels(gt, result["frame_size"]))
 
 
-def evaluate_video(backend, video, batch_size=8, fit="crop", video_path=None):
-  """Reconstruction scores of one EvalVideo: a row {"video", "frames", "l1", "akd", "akd_real", "num_gt_keypoints"}.
+def evaluate_video(backend, video, batch_size=8, fit="crop", video_path=None, face_keypoints=False):
+  """Reconstruction scores of one EvalVideo: a row {"video", "frames", "l1", "akd", "akd_real", "num_gt_keypoints",
+  "akd_face", "mkr_face", ...}.
 
   With `video_path`, also writes source | driving | prediction side by side
-  there, at the video's frame rate.
+  there, at the video's frame rate; with `face_keypoints`, measures the face
+  metrics of fomm_tf/evaluation/face_metrics.py.
   """
   backend = pipeline.as_backend(backend)
   source = media.open_video(video.path)
   with_keypoints = video.keypoints_path is not None
   writer = None
-  on_frame = None
+  collector = face_metrics.FaceLandmarkCollector() if face_keypoints else None
   if video_path is not None:
     writer = video_writer.VideoWriter(video_path, source.fps)
-    on_frame = lambda s, d, p: writer.write(np.clip(visualization.side_by_side([s, d, p]), 0.0, 1.0))
+
+  def on_frame(s, d, p):
+    if writer is not None:
+      writer.write(np.clip(visualization.side_by_side([s, d, p]), 0.0, 1.0))
+    if collector is not None:
+      collector.add(d, p)
+
   try:
     result = reconstruct_video(backend, source, batch_size, fit, with_keypoints, on_frame)
     if writer is not None:
@@ -121,7 +130,12 @@ def evaluate_video(backend, video, batch_size=8, fit="crop", video_path=None):
       writer.abort()
     raise
   row = {"video": video.name, "frames": int(len(result["l1"])), "l1": float(result["l1"].mean()),
-         "akd": float("nan"), "akd_real": float("nan"), "num_gt_keypoints": 0}
+         "akd": float("nan"), "akd_real": float("nan"), "num_gt_keypoints": 0, "akd_face": float("nan"),
+         "mkr_face": float("nan")}
+  if collector is not None:
+    face = collector.metrics()
+    row.update({"akd_face": face["akd"], "mkr_face": face["mkr"], "face_counts": {
+        k: face[k] for k in ("num_gt_found", "num_matched", "num_missing")}})
   if with_keypoints:
     gt = videos_lib.load_ground_truth_keypoints(video, row["frames"])
     row.update(_video_akd(result, gt, backend.frame_shape[0]))
@@ -136,10 +150,15 @@ def _weighted_mean(rows, key, weight):
 
 
 def summarize(rows):
-  """Overall scores of per-video rows (see L1_AVERAGING and AKD_DEFINITION)."""
+  """Overall scores of per-video rows (see L1_AVERAGING, AKD_DEFINITION and face_metrics.DEFINITION)."""
   with_gt = [r for r in rows if r["num_gt_keypoints"]]
   keypoint_weight = lambda r: r["frames"] * r["num_gt_keypoints"]
-  return {
+  face = {}
+  if any("face_counts" in r for r in rows):
+    pooled = keypoint_metrics.combine_keypoint_metrics(
+        [{**r["face_counts"], "akd": r["akd_face"]} for r in rows if "face_counts" in r])
+    face = {"akd_face": pooled["akd"], "mkr_face": pooled["mkr"], "face_definition": face_metrics.DEFINITION}
+  return {**face,
       "num_videos": len(rows),
       "num_frames": int(sum(r["frames"] for r in rows)),
       "l1": _weighted_mean(rows, "l1", lambda r: r["frames"]),
@@ -152,7 +171,7 @@ def summarize(rows):
   }
 
 
-def evaluate_reconstruction(backend, videos, batch_size=8, fit="crop", video_dir=None):
+def evaluate_reconstruction(backend, videos, batch_size=8, fit="crop", video_dir=None, face_keypoints=False):
   """Reconstruction of every EvalVideo; returns (rows, summary).
 
   With `video_dir`, writes `video_dir/<name>.mp4` (source | driving | prediction) per video.
@@ -160,7 +179,7 @@ def evaluate_reconstruction(backend, videos, batch_size=8, fit="crop", video_dir
   rows = []
   for index, video in enumerate(videos):
     video_path = os.path.join(video_dir, video.name + ".mp4") if video_dir is not None else None
-    row = evaluate_video(backend, video, batch_size, fit, video_path)
+    row = evaluate_video(backend, video, batch_size, fit, video_path, face_keypoints)
     logging.info("reconstruction %d/%d %s: %d frames, L1 %.5f", index + 1, len(videos), video.name,
                  row["frames"], row["l1"])
     rows.append(row)

@@ -1,57 +1,23 @@
-"""All-or-nothing output: files are written into a hidden folder and moved into place only when a run succeeds."""
+"""All-or-nothing evaluation output (io.files.StagedFiles) with the JSON and CSV writers the modes use."""
 
 import csv
 import io
 import json
 import math
-import os
-import shutil
-import tempfile
 
-from fomm_tf.evaluation.errors import EvaluationError
-
-STAGING_PREFIX = ".evaluate-partial-"
+from fomm_tf.errors import EvaluationError
+from fomm_tf.io import files
 
 
-def _one_line(error):
-  return " ".join(str(error).split()) or type(error).__name__
-
-
-class StagedOutput:
-  """A hidden staging folder inside `output_dir`.
-
-  Write every output under `path(relative)`; `commit()` then renames each file
-  to `output_dir/relative` (one atomic rename per file, on the same file
-  system), and `discard()` (or leaving the `with` block by an exception)
-  deletes everything, including `output_dir` itself when this run created it
-  and it is still empty.
-  """
+class StagedOutput(files.StagedFiles):
+  """Evaluation results staged inside --output_dir and moved into place only when the whole run succeeds."""
 
   def __init__(self, output_dir):
-    if not output_dir:
-      raise EvaluationError("--output_dir is required")
-    self.output_dir = os.path.abspath(output_dir)
-    if os.path.exists(self.output_dir) and not os.path.isdir(self.output_dir):
-      raise EvaluationError(f"output directory {output_dir} exists and is not a directory")
-    self._created = not os.path.exists(self.output_dir)
-    try:
-      if self._created:
-        os.makedirs(self.output_dir)
-      self.staging_dir = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.output_dir)
-    except OSError as error:
-      self._remove_created_output_dir()
-      raise EvaluationError(f"output directory {output_dir} is not writable: {_one_line(error)}") from None
-    self._done = False
+    super().__init__(output_dir, EvaluationError)
 
-  def path(self, relative):
-    """The staging path for `relative`, with its parent folders created."""
-    path = os.path.join(self.staging_dir, relative)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return path
-
-  def write_text(self, relative, text):
-    with open(self.path(relative), "w", encoding="utf-8", newline="") as handle:
-      handle.write(text)
+  @property
+  def output_dir(self):
+    return self.directory
 
   def write_json(self, relative, data):
     self.write_text(relative, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
@@ -64,39 +30,6 @@ class StagedOutput:
     for row in rows:
       writer.writerow([_csv_cell(row.get(column)) for column in columns])
     self.write_text(relative, buffer.getvalue())
-
-  def commit(self):
-    """Moves every staged file into `output_dir`; returns their final paths."""
-    final_paths = []
-    for directory, _, files in os.walk(self.staging_dir):
-      for name in sorted(files):
-        staged = os.path.join(directory, name)
-        final = os.path.join(self.output_dir, os.path.relpath(staged, self.staging_dir))
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        os.replace(staged, final)
-        final_paths.append(final)
-    shutil.rmtree(self.staging_dir)
-    self._done = True
-    return sorted(final_paths)
-
-  def discard(self):
-    if self._done:
-      return
-    self._done = True
-    shutil.rmtree(self.staging_dir, ignore_errors=True)
-    self._remove_created_output_dir()
-
-  def _remove_created_output_dir(self):
-    if self._created and os.path.isdir(self.output_dir) and not os.listdir(self.output_dir):
-      os.rmdir(self.output_dir)
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, exc_type, exc_value, traceback):
-    if exc_type is not None:
-      self.discard()
-    return False
 
 
 def json_safe(value):

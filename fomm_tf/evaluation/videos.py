@@ -1,6 +1,6 @@
 """Lists the test videos of a dataset for evaluation.
 
-The listing is the training data's own (`fomm_tf.data.dataset.find_videos`,
+The listing is the training data's own (`fomm_tf.data.video_index.find_videos`,
 split "test"): DATASET_ROOT/test/* when the root has split folders, else the
 seeded 80/20 test part of a flat folder. A video is a video file (.mp4 .m4v
 .mov .avi .webm .mkv .gif), a folder of frame images or a horizontal frame
@@ -19,8 +19,8 @@ from typing import Optional
 
 import numpy as np
 
-from fomm_tf.data import dataset as dataset_lib
-from fomm_tf.evaluation.errors import EvaluationError
+from fomm_tf.data import video_index
+from fomm_tf.errors import EvaluationError
 
 TEST_SPLIT = "test"
 KEYPOINTS_SUFFIX = ".keypoints.npy"
@@ -56,7 +56,7 @@ def find_test_videos(dataset_root, max_videos=None):
   if max_videos is not None and max_videos < 1:
     raise EvaluationError(f"--max_videos must be >= 1, got {max_videos}")
   videos = []
-  for path in dataset_lib.find_videos(dataset_root, TEST_SPLIT):
+  for path in video_index.find_videos(dataset_root, TEST_SPLIT):
     name = video_name(path)
     keypoints_path = os.path.join(os.path.dirname(os.path.normpath(path)), name + KEYPOINTS_SUFFIX)
     videos.append(EvalVideo(name, path, keypoints_path if os.path.isfile(keypoints_path) else None))
@@ -73,7 +73,7 @@ def load_ground_truth_keypoints(video, num_frames):
   """(T, K, 2) float64 ground-truth keypoints of `video` in [-1, 1], checked against its frame count."""
   path = video.keypoints_path
   try:
-    keypoints = np.load(path, allow_pickle=False)
+    keypoints = np.array(np.load(path, mmap_mode="r", allow_pickle=False))
   except (OSError, ValueError, EOFError) as error:
     raise EvaluationError(f"{path}: cannot read as a .npy array: {' '.join(str(error).split())}") from None
   if keypoints.ndim != 3 or keypoints.shape[-1] != 2 or not np.issubdtype(keypoints.dtype, np.number):

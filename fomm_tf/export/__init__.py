@@ -3,7 +3,7 @@
 Command line: `python -m fomm_tf.export --help`. From Python:
 
     manifest = fomm_tf.export.export_model(model, "export/vox", quantizations=["float32", "float16"])
-    backend = fomm_tf.export.TFLiteBackend("export/vox", quantize="float16")
+    backend = fomm_tf.inference.exported_backends.TFLiteBackend("export/vox", quantize="float16")
     frames = fomm_tf.animate(backend, source_image, driving_frames)
 
 Imports are lazy, like the package's, so that the command line can quieten
@@ -12,15 +12,11 @@ TensorFlow's C++ logging before TensorFlow loads.
 
 import importlib
 
-__all__ = ["FORMATS", "QUANTIZATIONS", "ExportError", "SavedModelBackend", "TFLiteBackend", "export_model",
-           "read_manifest"]
+__all__ = ["FORMATS", "QUANTIZATIONS", "export_model", "read_manifest"]
 
 _LAZY = {
     "FORMATS": "fomm_tf.export.exporter",
     "QUANTIZATIONS": "fomm_tf.export.tflite",
-    "ExportError": "fomm_tf.export.signatures",
-    "SavedModelBackend": "fomm_tf.export.backends",
-    "TFLiteBackend": "fomm_tf.export.backends",
     "export_model": "fomm_tf.export.exporter",
     "read_manifest": "fomm_tf.export.manifest",
 }

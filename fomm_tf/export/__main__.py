@@ -1,12 +1,4 @@
-"""Export a FOMM model as a SavedModel and TFLite files, with a manifest of measured errors.
-
-  python -m fomm_tf.export --flagfile=configs/vox-256.flags --checkpoint=vox-cpk.pth.tar \
-      --output_dir=export/vox-256 --quantize=float32,float16,dynamic_int8,int8 \
-      --representative_data=driving.mp4
-
-Writes OUTPUT_DIR/saved_model/, OUTPUT_DIR/tflite/<quantization>/{kp_detector,source_encoder,generator,
-normalize_kp}.tflite and OUTPUT_DIR/manifest.json; nothing is left behind when the export fails.
-"""
+"""Entry point: `python -m fomm_tf.export` (the command lives in fomm_tf/export/cli.py)."""
 
 import os
 
@@ -14,85 +6,6 @@ import os
 # progress output; set before TensorFlow loads, and only when the caller has not chosen a level.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags  # pylint: disable=g-import-not-at-top
-from absl import logging  # pylint: disable=g-import-not-at-top
-
-from fomm_tf import cli_util  # pylint: disable=g-import-not-at-top
-
-FLAGS = flags.FLAGS
-
-
-def define_flags(flag_values=FLAGS):
-  """Defines the config flags and the export flags on `flag_values`."""
-  cli_util.define_model_flags(flag_values, checkpoint_help="Official .pth.tar or a checkpoint of this project "
-                              "(default: random weights, with a warning).")
-  kw = {"flag_values": flag_values}
-  flags.DEFINE_string("output_dir", None, "Directory to create with the exported files.", **kw)
-  flags.DEFINE_list("formats", ["saved_model", "tflite"], "What to write: saved_model, tflite.", **kw)
-  flags.DEFINE_list("quantize", ["float32"], "TFLite variants: float32, float16, dynamic_int8, int8.", **kw)
-  flags.DEFINE_boolean("overwrite", False, "Replace a non-empty --output_dir.", **kw)
-  flags.DEFINE_list("representative_data", [], "Frames for int8 calibration and the error measurements: "
-                    ".npy arrays (N, H, W, 3), images or videos. Required for --quantize=int8.", **kw)
-  flags.DEFINE_integer("num_calibration_frames", 16, "Frames read from --representative_data.", **kw)
-
-
-def run(flag_values):
-  """Exports as the flags say; returns the manifest."""
-  from fomm_tf.export import exporter
-  from fomm_tf.export import tflite as tflite_lib
-
-  if not flag_values.output_dir:
-    raise ValueError("--output_dir is required")
-  formats = exporter.parse_formats(flag_values.formats)
-  quantizations = tflite_lib.parse_quantizations(flag_values.quantize) if "tflite" in formats else ()
-  # Checked before the (slow) model build so that a refusal is immediate.
-  exporter.check_output_dir(flag_values.output_dir, flag_values.overwrite)
-  if flag_values.num_calibration_frames < 3:
-    raise ValueError(f"--num_calibration_frames must be >= 3, got {flag_values.num_calibration_frames}")
-  if "int8" in quantizations and not flag_values.representative_data:
-    raise ValueError("--quantize=int8 needs --representative_data (frames to calibrate on)")
-  _, model = cli_util.load_model_from_flags(flag_values)
-  frames = None
-  if flag_values.representative_data:
-    frames = exporter.load_representative_frames(flag_values.representative_data, model.frame_shape,
-                                                 flag_values.num_calibration_frames)
-  manifest = exporter.export_model(model, flag_values.output_dir, formats=formats, quantizations=quantizations,
-                                   overwrite=flag_values.overwrite, representative_frames=frames,
-                                   checkpoint=flag_values.checkpoint,
-                                   num_calibration_frames=flag_values.num_calibration_frames,
-                                   progress=lambda message: print(message, flush=True))
-  print_summary(flag_values.output_dir, manifest)
-  return manifest
-
-
-def print_summary(output_dir, manifest):
-  rows = []
-  for path, info in sorted(manifest["files"].items()):
-    parts = info["signatures"].items() if info["kind"] == "saved_model" else [(None, info)]
-    for signature, measured in parts:
-      rows.append(_summary_row(f"{path}:{signature}" if signature else path, measured))
-  for quantization, measured in manifest.get("tflite_animation", {}).items():
-    rows.append(_summary_row(f"animation with tflite/{quantization}", measured))
-  print(f"exported to {output_dir} (errors against the Keras model, {manifest['evaluation_input']}):")
-  print("\n".join(rows))
-
-
-def _summary_row(name, measured):
-  error = max(measured["max_abs_error"].values())
-  psnr = f"{measured['psnr_db']:.1f} dB" if "psnr_db" in measured else "-"
-  return f"  {name:<48} max abs error {error:<9.3g} PSNR {psnr}"
-
-
-def main(argv):
-  from fomm_tf.animation import cli as animation_cli
-  # TensorFlow logs every temporary SavedModel the converter writes (through absl, at INFO); progress is
-  # printed instead, so only warnings are logged unless --verbosity asks for more.
-  if not FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)
-  cli_util.run_main(argv, lambda: run(FLAGS), animation_cli.USER_ERRORS)
-
-
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  from fomm_tf.export import cli  # pylint: disable=g-import-not-at-top
+  cli.main()

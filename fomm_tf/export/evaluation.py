@@ -10,7 +10,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from fomm_tf.errors import ExportError
 from fomm_tf.export import signatures as signatures_lib
+from fomm_tf.inference import export_layout as layout
 
 SYNTHETIC_SEED = 0
 # PSNR of identical arrays is infinite; this cap keeps the manifest plain JSON.
@@ -29,17 +31,17 @@ def synthetic_frames(frame_shape, count=3, seed=SYNTHETIC_SEED):
 
 
 def check_frames(frames, frame_shape, what):
-  """float32 (N, H, W, C) frames in [0, 1] matching the model, or a one-line ValueError."""
+  """float32 (N, H, W, C) frames in [0, 1] matching the model, or a one-line ExportError."""
   frames = np.asarray(frames)
   if frames.dtype == np.uint8:
     frames = frames.astype(np.float32) / 255.0
   expected = tuple(frame_shape)
   if frames.ndim != 4 or tuple(frames.shape[1:]) != expected or frames.shape[0] < 1:
-    raise signatures_lib.ExportError(f"{what}: expected frames of shape (N, {', '.join(map(str, expected))}), "
+    raise ExportError(f"{what}: expected frames of shape (N, {', '.join(map(str, expected))}), "
                                      f"got {frames.shape}")
   frames = frames.astype(np.float32)
   if not np.all(np.isfinite(frames)) or frames.min() < 0.0 or frames.max() > 1.0:
-    raise signatures_lib.ExportError(f"{what}: frame values must be finite and in [0, 1], got range "
+    raise ExportError(f"{what}: frame values must be finite and in [0, 1], got range "
                                      f"[{np.nanmin(frames):.3g}, {np.nanmax(frames):.3g}]")
   return frames
 
@@ -89,7 +91,7 @@ def calibration_inputs(functions, frames):
   frame's keypoints, alternately absolute and relative to the first frame,
   as animation feeds it.
   """
-  samples = {name: [] for name in signatures_lib.TFLITE_FILES}
+  samples = {name: [] for name in layout.TFLITE_FILES}
   count = len(frames)
   kp = [_numpy(functions.detect_keypoints(tf.constant(frames[i:i + 1]))) for i in range(count)]
   for i in range(count):
@@ -124,13 +126,13 @@ def compare(actual, expected):
   """{'max_abs_error': {output: e}, 'psnr_db': p (of 'prediction', when there is one)}."""
   missing = sorted(set(expected) - set(actual))
   if missing:
-    raise signatures_lib.ExportError(f"exported outputs lack {', '.join(missing)} "
+    raise ExportError(f"exported outputs lack {', '.join(missing)} "
                                      f"(have {', '.join(sorted(actual))})")
   result = {"max_abs_error": {}}
   for name in sorted(expected):
     a, e = np.asarray(actual[name], np.float64), np.asarray(expected[name], np.float64)
     if a.shape != e.shape:
-      raise signatures_lib.ExportError(f"exported output {name!r} has shape {a.shape}, Keras gives {e.shape}")
+      raise ExportError(f"exported output {name!r} has shape {a.shape}, Keras gives {e.shape}")
     result["max_abs_error"][name] = float(np.max(np.abs(a - e))) if a.size else 0.0
   if "prediction" in expected:
     result["psnr_db"] = psnr(actual["prediction"], expected["prediction"])

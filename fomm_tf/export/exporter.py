@@ -1,13 +1,13 @@
 """Exports a FommModel to a directory: SavedModel, TFLite variants and a manifest, all or nothing.
 
 Everything is written into a staging directory next to the output directory
-and renamed into place at the end, so a failed export leaves no partial
-output and an existing export is only replaced by a complete one.
+and renamed into place at the end, so a failed (or interrupted) export leaves
+no partial output, and an existing export is only replaced by a complete one.
+`--overwrite` only ever replaces a directory that holds a previous export's
+manifest, and never one that holds a file the export reads.
 """
 
-import contextlib
 import os
-import shutil
 import tempfile
 import time
 
@@ -15,15 +15,17 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from fomm_tf.errors import ExportError
+from fomm_tf.errors import one_line
 from fomm_tf.export import evaluation
-from fomm_tf.export import layout
 from fomm_tf.export import manifest as manifest_lib
 from fomm_tf.export import saved_model as saved_model_lib
 from fomm_tf.export import signatures as signatures_lib
 from fomm_tf.export import tflite as tflite_lib
+from fomm_tf.inference import export_layout as layout
+from fomm_tf.io import files
 
 FORMATS = ("saved_model", "tflite")
-ExportError = signatures_lib.ExportError
 
 
 def parse_formats(values):
@@ -36,49 +38,22 @@ def parse_formats(values):
   return tuple(f for f in FORMATS if f in values)
 
 
-def check_output_dir(output_dir, overwrite):
-  """Refuses an output path that is a file, or a non-empty directory unless `overwrite`."""
+def _is_previous_export(path):
+  return os.path.isfile(os.path.join(path, layout.MANIFEST))
+
+
+def check_output_dir(output_dir, overwrite, inputs=()):
+  """Refuses an output path that is a file, a non-empty directory unless `overwrite`, a non-empty directory
+  that is not a previous export, or one that holds (or lies inside) any of `inputs` [(flag, path)]."""
+  files.refuse_overwrite([], inputs, directories=[("output_dir", output_dir)])
   if os.path.exists(output_dir) and not os.path.isdir(output_dir):
     raise ExportError(f"{output_dir}: exists and is not a directory")
-  if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
-    raise ExportError(f"{output_dir}: directory exists and is not empty (pass --overwrite to replace it)")
-
-
-@contextlib.contextmanager
-def staged_output_dir(output_dir, overwrite):
-  """Yields an empty staging directory that replaces `output_dir` when the block succeeds.
-
-  On any error the staging directory is removed and `output_dir` is left as it was.
-  """
-  output_dir = os.path.abspath(output_dir)
-  check_output_dir(output_dir, overwrite)
-  parent = os.path.dirname(output_dir)
-  os.makedirs(parent, exist_ok=True)
-  name = os.path.basename(output_dir)
-  staging = tempfile.mkdtemp(prefix=f".{name}.staging-", dir=parent)
-  try:
-    yield staging
-  except BaseException:
-    shutil.rmtree(staging)
-    raise
-  _replace_dir(staging, output_dir)
-
-
-def _replace_dir(new_dir, output_dir):
-  if not os.path.exists(output_dir):
-    os.rename(new_dir, output_dir)
-    return
-  # The old directory moves aside first so that the rename of the new one cannot collide with it.
-  old = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.old-", dir=os.path.dirname(output_dir))
-  os.rmdir(old)
-  os.rename(output_dir, old)
-  try:
-    os.rename(new_dir, output_dir)
-  except BaseException:
-    os.rename(old, output_dir)
-    shutil.rmtree(new_dir)
-    raise
-  shutil.rmtree(old)
+  if os.path.isdir(output_dir) and os.listdir(output_dir):
+    if not overwrite:
+      raise ExportError(f"{output_dir}: directory exists and is not empty (pass --overwrite to replace it)")
+    if not _is_previous_export(output_dir):
+      raise ExportError(f"{output_dir}: --overwrite only replaces a previous export, and this directory has no "
+                        f"{layout.MANIFEST}; refusing to delete it")
 
 
 def _prepare_frames(model, representative_frames, quantizations, formats, num_calibration_frames):
@@ -98,7 +73,8 @@ def _prepare_frames(model, representative_frames, quantizations, formats, num_ca
 
 
 def export_model(model, output_dir, formats=FORMATS, quantizations=("float32",), overwrite=False,
-                 representative_frames=None, checkpoint=None, num_calibration_frames=16, progress=None):
+                 representative_frames=None, checkpoint=None, num_calibration_frames=16, progress=None,
+                 inputs=()):
   """Exports `model` (a FommModel) to `output_dir`; returns the manifest dict.
 
   Args:
@@ -113,6 +89,8 @@ def export_model(model, output_dir, formats=FORMATS, quantizations=("float32",),
       input of the error measurements, else a synthetic input is used.
     checkpoint: recorded in the manifest.
     progress: called with one line per finished step (default: absl logging.info).
+    inputs: [(flag name, path)] of the files the export reads (the checkpoint, the
+      representative data): the output directory may not hold any of them.
 
   Raises:
     ExportError: bad arguments, an existing output directory, or a conversion
@@ -122,7 +100,8 @@ def export_model(model, output_dir, formats=FORMATS, quantizations=("float32",),
   formats = parse_formats(formats)
   report = progress or (lambda message: logging.info("%s", message))
   quantizations = tflite_lib.parse_quantizations(quantizations) if "tflite" in formats else ()
-  check_output_dir(os.path.abspath(output_dir), overwrite)
+  inputs = list(inputs) + ([("checkpoint", checkpoint)] if checkpoint else [])
+  check_output_dir(os.path.abspath(output_dir), overwrite, inputs)
   if num_calibration_frames < 1:
     raise ExportError(f"num_calibration_frames must be >= 1, got {num_calibration_frames}")
   calibration_frames, eval_frames, eval_description = _prepare_frames(
@@ -134,7 +113,9 @@ def export_model(model, output_dir, formats=FORMATS, quantizations=("float32",),
   inputs = evaluation.reference_inputs(functions, eval_frames)
   expected = {name: evaluation.run_keras(functions, name, inputs[name]) for name in inputs}
 
-  with staged_output_dir(output_dir, overwrite) as staging, tempfile.TemporaryDirectory() as scratch:
+  staged = files.staged_directory(output_dir, ExportError, replace_if=lambda path: overwrite and
+                                  _is_previous_export(path))
+  with staged as staging, tempfile.TemporaryDirectory() as scratch:
     keep_saved_model = "saved_model" in formats
     saved_model_dir = os.path.join(staging if keep_saved_model else scratch, layout.SAVED_MODEL)
     start = time.time()
@@ -156,7 +137,7 @@ def export_model(model, output_dir, formats=FORMATS, quantizations=("float32",),
 
 def _describe_saved_model(loaded, inputs, expected):
   signatures = {}
-  for name in signatures_lib.SAVED_MODEL_SIGNATURES:
+  for name in layout.SAVED_MODEL_SIGNATURES:
     signature = loaded.signatures[name]
     outputs = signature(**{k: tf.constant(v) for k, v in inputs[name].items()})
     signatures[name] = {**saved_model_lib.signature_io(signature),
@@ -172,11 +153,11 @@ def _run_tflite(content, inputs):
 
 
 def _write_tflite(loaded, staging, quantizations, samples, inputs, expected, report):
-  files = {}
+  described = {}
   converted = {}  # (signature, effective quantisation) -> bytes, so float-only files convert once
   for quantization in quantizations:
     os.makedirs(os.path.join(staging, layout.TFLITE, quantization))
-    for signature in signatures_lib.TFLITE_FILES:
+    for signature in layout.TFLITE_FILES:
       actual_quantization = tflite_lib.effective_quantization(signature, quantization)
       key = (signature, actual_quantization)
       relpath = layout.tflite_relpath(quantization, signature)
@@ -187,21 +168,20 @@ def _write_tflite(loaded, staging, quantizations, samples, inputs, expected, rep
             representative_inputs=samples[signature] if samples is not None else None)
         report(f"converted {relpath} in {time.time() - start:.1f} s")
       content = converted[key]
-      with open(os.path.join(staging, relpath), "wb") as f:
-        f.write(content)
+      files.write_bytes_atomically(os.path.join(staging, relpath), content, ExportError)
       outputs = _run_tflite(content, inputs[signature])
-      files[relpath] = {"kind": "tflite", "quantization": actual_quantization, "size_bytes": len(content),
+      described[relpath] = {"kind": "tflite", "quantization": actual_quantization, "size_bytes": len(content),
                         "operators": tflite_lib.operator_names(content), **tflite_lib.signature_io(content),
                         **evaluation.compare(outputs, expected[signature])}
-  return files
+  return described
 
 
 def _animation_errors(staging, quantizations, inputs, expected):
   """Whole-chain error of each TFLite variant (detect, normalise, encode, generate) against Keras."""
-  from fomm_tf.export import backends
+  from fomm_tf.inference import exported_backends
   errors = {}
   for quantization in quantizations:
-    backend = backends.TFLiteBackend(staging, quantize=quantization)
+    backend = exported_backends.TFLiteBackend(staging, quantize=quantization)
     kp_source = backend.detect_keypoints(inputs["source"])
     kp_driving = backend.detect_keypoints(inputs["driving"])
     kp_initial = {"value": inputs["kp_driving_initial_value"], "jacobian": inputs["kp_driving_initial_jacobian"]}
@@ -220,8 +200,8 @@ def load_representative_frames(paths, frame_shape, max_frames):
   Frames of the model's exact size are used as they are; others are centre
   cropped and resized as animation does (square models only).
   """
-  from fomm_tf.animation import pipeline
-  from fomm_tf.data import media
+  from fomm_tf.inference import pipeline
+  from fomm_tf.io import media
   frame_shape = tuple(frame_shape)
   frames = []
   for path in paths:
@@ -230,10 +210,17 @@ def load_representative_frames(paths, frame_shape, max_frames):
     if not os.path.exists(path):
       raise ExportError(f"{path}: no such file or directory")
     if path.endswith(".npy"):
-      array = np.load(path)
-      if array.ndim != 4 or array.shape[-1] != frame_shape[2]:
-        raise ExportError(f"{path}: expected frames of shape (N, H, W, {frame_shape[2]}), got {array.shape}")
-      items = list(array[:max_frames - len(frames)])
+      # Memory-mapped: only the frames used are ever read, whatever the header claims.
+      try:
+        array = np.load(files.check_regular_file(path, ExportError, ".npy file"), mmap_mode="r",
+                        allow_pickle=False)
+      except (OSError, ValueError) as error:
+        raise ExportError(f"{path}: not a readable .npy array: {one_line(error)}") from None
+      if array.ndim != 4 or array.shape[-1] != frame_shape[2] or array.dtype.kind not in "fu":
+        raise ExportError(f"{path}: expected frames of shape (N, H, W, {frame_shape[2]}), got {array.shape} "
+                          f"{array.dtype}")
+      media.check_pixels(path, array.shape[1], array.shape[2], "frame")
+      items = [np.array(frame) for frame in array[:max_frames - len(frames)]]
     elif media.is_image_path(path) and not os.path.isdir(path):
       items = [media.read_image(path)]
     else:

@@ -23,23 +23,27 @@ Shapes use null for the dynamic batch dimension.
 
 import json
 import os
-import tempfile
 
-from fomm_tf.export import layout
+from fomm_tf.errors import ExportError
+from fomm_tf.errors import one_line
+from fomm_tf.inference import export_layout as layout
+from fomm_tf.io import files
 
 FORMAT_VERSION = 1
+# Real manifests are a few tens of kB.
+MAX_MANIFEST_BYTES = 16 << 20
 
 
 def base_manifest(model, checkpoint, formats, quantizations, evaluation_input):
   config = model.config
   return {
       "format_version": FORMAT_VERSION,
-      "config": dict(config.values),
+      "config": {name: list(value) if isinstance(value, tuple) else value for name, value in config.flat().items()},
       "config_source": config.source,
       "checkpoint": os.path.abspath(checkpoint) if checkpoint else None,
       "frame_shape": list(model.frame_shape),
       "num_kp": int(model.num_kp),
-      "align_corners": bool(config.align_corners),
+      "align_corners": bool(config.model.align_corners),
       "formats": list(formats),
       "quantizations": list(quantizations) if "tflite" in formats else [],
       "evaluation_input": evaluation_input,
@@ -50,30 +54,24 @@ def base_manifest(model, checkpoint, formats, quantizations, evaluation_input):
 def write_manifest(directory, manifest):
   """Writes DIR/manifest.json through a temporary file, so a reader never sees half of it."""
   path = os.path.join(directory, layout.MANIFEST)
-  fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=directory)
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(manifest, f, indent=2, sort_keys=True, allow_nan=False)
-      f.write("\n")
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
-  return path
+  text = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n"
+  return files.write_bytes_atomically(path, text.encode("utf-8"), ExportError)
 
 
 def read_manifest(directory):
-  """The manifest of an export directory, or a one-line ValueError."""
+  """The manifest of an export directory, or a one-line ExportError."""
   path = os.path.join(os.fspath(directory), layout.MANIFEST)
   if not os.path.isfile(path):
-    raise ValueError(f"{path}: no manifest (not a directory written by python -m fomm_tf.export)")
+    raise ExportError(f"{path}: no manifest (not a directory written by python -m fomm_tf.export)")
+  if os.path.getsize(path) > MAX_MANIFEST_BYTES:
+    raise ExportError(f"{path}: a manifest of {os.path.getsize(path)} bytes is not one this project wrote")
   try:
     with open(path) as f:
       manifest = json.load(f)
   except (OSError, ValueError) as e:
-    raise ValueError(f"{path}: unreadable manifest: {str(e).splitlines()[0]}") from None
+    raise ExportError(f"{path}: unreadable manifest: {one_line(e)}") from None
   if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
-    raise ValueError(f"{path}: unsupported manifest (format_version "
+    raise ExportError(f"{path}: unsupported manifest (format_version "
                      f"{manifest.get('format_version') if isinstance(manifest, dict) else None}, "
                      f"expected {FORMAT_VERSION})")
   return manifest

@@ -8,10 +8,10 @@ layers, whose variables the converter would not freeze.
 
 import keras
 
-from fomm_tf.export import signatures as signatures_lib
+from fomm_tf.inference import export_layout as layout
 
 
-def build_archive(functions, names=signatures_lib.SAVED_MODEL_SIGNATURES):
+def build_archive(functions, names=layout.SAVED_MODEL_SIGNATURES):
   """An ExportArchive with one endpoint per signature name (tracked layers, named TensorSpecs)."""
   archive = keras.export.ExportArchive()
   archive.track(functions.model.kp_detector)
@@ -21,7 +21,7 @@ def build_archive(functions, names=signatures_lib.SAVED_MODEL_SIGNATURES):
   return archive
 
 
-def write_saved_model(functions, path, names=signatures_lib.SAVED_MODEL_SIGNATURES):
+def write_saved_model(functions, path, names=layout.SAVED_MODEL_SIGNATURES):
   """Writes the SavedModel of `functions` (an ExportFunctions) to the directory `path`."""
   build_archive(functions, names).write_out(path, verbose=False)
   return path

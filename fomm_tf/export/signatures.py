@@ -10,23 +10,11 @@ import dataclasses
 
 import tensorflow as tf
 
+from fomm_tf.errors import ExportError
+from fomm_tf.inference import generation
 from fomm_tf.ops import normalize_kp as normalize_lib
 
-# SavedModel signature -> the TFLite file converted from it.
-TFLITE_FILES = {
-    "detect_keypoints": "kp_detector.tflite",
-    "encode_source": "source_encoder.tflite",
-    "generate_from_state": "generator.tflite",
-    "normalize_kp": "normalize_kp.tflite",
-}
-# The signatures of the SavedModel; `serving_default` animates a batch of driving frames end to end.
-SAVED_MODEL_SIGNATURES = ("detect_keypoints", "normalize_kp", "generate", "encode_source", "generate_from_state",
-                          "serving_default")
 NORMALIZE_FLAGS = ("adapt_movement_scale", "use_relative_movement", "use_relative_jacobian")
-
-
-class ExportError(ValueError):
-  """A model that cannot be exported as asked (one-line message)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,11 +28,6 @@ class Shapes:
   source_small: tuple  # (h, w, c) of the dense-motion copy of the source
 
 
-def _tile_to(x, batch):
-  """Repeats a batch-1 (or batch-`batch`) tensor along the batch axis to `batch` entries."""
-  return tf.repeat(x, batch // tf.shape(x)[0], axis=0)
-
-
 class ExportFunctions:
   """The exported computations of one FommModel, as plain functions of named tensors.
 
@@ -55,7 +38,7 @@ class ExportFunctions:
 
   def __init__(self, model):
     config = model.config
-    if not config.estimate_jacobian:
+    if not config.model.estimate_jacobian:
       raise ExportError(f"{config.source}: export needs estimate_jacobian=true (the exported signatures carry "
                         "keypoint Jacobians)")
     policies = {layer.dtype_policy.name for layer in (model.kp_detector, model.generator)}
@@ -113,24 +96,22 @@ class ExportFunctions:
     return {"value": out["value"], "jacobian": out["jacobian"]}
 
   def encode_source(self, source):
-    state = self.model.generator.encode_source(source, training=False)
-    return {"features": state["features"], "source_small": state["source_small"]}
+    return generation.encode_source(self.model.generator, source)
 
   def generate_from_state(self, features, source_small, kp_source_value, kp_source_jacobian, kp_driving_value,
                           kp_driving_jacobian):
-    batch = tf.shape(kp_driving_value)[0]
-    state = {"features": _tile_to(features, batch), "source_small": _tile_to(source_small, batch)}
-    kp_source = {"value": _tile_to(kp_source_value, batch), "jacobian": _tile_to(kp_source_jacobian, batch)}
-    kp_driving = {"value": kp_driving_value, "jacobian": kp_driving_jacobian}
-    # With with_deformed=False the decoder reads the source only through the cached state.
-    out = self.model.generator.decode(None, state, kp_source, kp_driving, training=False, with_deformed=False)
-    return {"prediction": out["prediction"]}
+    prediction = generation.generate_from_state(
+        self.model.generator, {"features": features, "source_small": source_small},
+        {"value": kp_source_value, "jacobian": kp_source_jacobian},
+        {"value": kp_driving_value, "jacobian": kp_driving_jacobian})
+    return {"prediction": prediction}
 
   def generate(self, source, kp_source_value, kp_source_jacobian, kp_driving_value, kp_driving_jacobian):
     """Source and source keypoints of batch 1 (shared by every driving entry) or of the driving batch."""
     batch = tf.shape(kp_driving_value)[0]
-    source = _tile_to(source, batch)
-    kp_source = {"value": _tile_to(kp_source_value, batch), "jacobian": _tile_to(kp_source_jacobian, batch)}
+    source = generation.tile_to(source, batch)
+    kp_source = {"value": generation.tile_to(kp_source_value, batch),
+                 "jacobian": generation.tile_to(kp_source_jacobian, batch)}
     kp_driving = {"value": kp_driving_value, "jacobian": kp_driving_jacobian}
     out = self.model.generator(source, kp_source, kp_driving, training=False)
     return {"prediction": out["prediction"]}

@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from fomm_tf.export import signatures as signatures_lib
+from fomm_tf.errors import ExportError
 
 QUANTIZATIONS = ("float32", "float16", "dynamic_int8", "int8")
 # normalize_kp has no weights to compress, and int8 keypoint arithmetic (convex hull tests, 2x2 inverses)
@@ -40,10 +40,10 @@ def parse_quantizations(values):
   """Validates a list of quantisation names; returns them de-duplicated, in QUANTIZATIONS order."""
   values = [v.strip() for v in values if v.strip()]
   if not values:
-    raise signatures_lib.ExportError(f"--quantize: give at least one of {', '.join(QUANTIZATIONS)}")
+    raise ExportError(f"--quantize: give at least one of {', '.join(QUANTIZATIONS)}")
   unknown = [v for v in values if v not in QUANTIZATIONS]
   if unknown:
-    raise signatures_lib.ExportError(f"--quantize: unknown quantisation {unknown[0]!r}; "
+    raise ExportError(f"--quantize: unknown quantisation {unknown[0]!r}; "
                                      f"choose from {', '.join(QUANTIZATIONS)}")
   return tuple(q for q in QUANTIZATIONS if q in values)
 
@@ -55,7 +55,7 @@ def effective_quantization(signature, quantization):
 def make_converter(concrete_function, trackable, quantization, representative_inputs=None):
   """A TFLiteConverter for one concrete function, set up for `quantization`."""
   if quantization not in QUANTIZATIONS:
-    raise signatures_lib.ExportError(f"unknown quantisation {quantization!r}; "
+    raise ExportError(f"unknown quantisation {quantization!r}; "
                                      f"choose from {', '.join(QUANTIZATIONS)}")
   converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_function], trackable)
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -66,7 +66,7 @@ def make_converter(concrete_function, trackable, quantization, representative_in
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
   elif quantization == "int8":
     if not representative_inputs:
-      raise signatures_lib.ExportError("int8 quantisation needs representative inputs (frames to calibrate on)")
+      raise ExportError("int8 quantisation needs representative inputs (frames to calibrate on)")
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: iter(representative_inputs)
   return converter
@@ -87,7 +87,7 @@ def convert(concrete_function, trackable, quantization, what, representative_inp
       content = converter.convert()
   except Exception as e:  # The converter raises several error types; all end the export here.
     failure = _conversion_failure(e)
-    raise signatures_lib.ExportError(f"{what}: {quantization} conversion failed: {failure}") from None
+    raise ExportError(f"{what}: {quantization} conversion failed: {failure}") from None
   check_builtin_only(content, f"{what} ({quantization})")
   return content
 
@@ -143,7 +143,7 @@ def operator_names(content):
 def check_builtin_only(content, what):
   select = [name for name in operator_names(content) if name.startswith(_SELECT_OP_PREFIXES)]
   if select:
-    raise signatures_lib.ExportError(f"{what}: the TFLite model needs non-builtin ops ({', '.join(select)})")
+    raise ExportError(f"{what}: the TFLite model needs non-builtin ops ({', '.join(select)})")
 
 
 def signature_io(content):

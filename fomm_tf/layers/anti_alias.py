@@ -3,10 +3,12 @@
 import keras
 import tensorflow as tf
 
+from fomm_tf.layers import base
 from fomm_tf.ops import antialias
 
 
-class AntiAliasDownsample(keras.layers.Layer):
+@base.register
+class AntiAliasDownsample(base.Layer):
   """Gaussian blur then keep every (1/scale)-th pixel, as the official module.
 
   The kernel is a non-trainable weight because official checkpoints store it
@@ -15,6 +17,7 @@ class AntiAliasDownsample(keras.layers.Layer):
 
   def __init__(self, scale, **kwargs):
     super().__init__(**kwargs)
+    self._record(locals())
     self.scale = scale
     size = antialias.gaussian_kernel_size(scale)
     self.kernel = self.add_weight(
@@ -23,6 +26,3 @@ class AntiAliasDownsample(keras.layers.Layer):
 
   def call(self, x):
     return antialias.anti_alias_downsample(x, self.scale, tf.cast(self.kernel, x.dtype))
-
-  def get_config(self):
-    return {**super().get_config(), "scale": self.scale}

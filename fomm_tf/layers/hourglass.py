@@ -2,6 +2,7 @@
 
 import keras
 
+from fomm_tf.layers import base
 from fomm_tf.layers import conv_blocks
 
 
@@ -13,7 +14,8 @@ def decoder_filters(block_expansion, max_features, num_blocks):
   return [min(max_features, block_expansion * (2 ** i)) for i in reversed(range(num_blocks))]
 
 
-class Hourglass(keras.layers.Layer):
+@base.register
+class Hourglass(base.Layer):
   """Encoder of DownBlock2d, decoder of UpBlock2d with skip connections.
 
   The decoder concatenates [upsampled, skip] and the output ends with the
@@ -22,18 +24,13 @@ class Hourglass(keras.layers.Layer):
 
   def __init__(self, block_expansion, in_features, num_blocks=3, max_features=256, **kwargs):
     super().__init__(**kwargs)
+    self._record(locals())
     self.block_expansion = block_expansion
     self.in_features = in_features
-    self.num_blocks = num_blocks
-    self.max_features = max_features
-    self.down_blocks = [
-        conv_blocks.DownBlock2d(f, name=f"down_block_{i}")
-        for i, f in enumerate(encoder_filters(block_expansion, max_features, num_blocks))
-    ]
-    self.up_blocks = [
-        conv_blocks.UpBlock2d(f, name=f"up_block_{i}")
-        for i, f in enumerate(decoder_filters(block_expansion, max_features, num_blocks))
-    ]
+    self.down_blocks = [self.sublayer(conv_blocks.DownBlock2d, f, name=f"down_block_{i}")
+                        for i, f in enumerate(encoder_filters(block_expansion, max_features, num_blocks))]
+    self.up_blocks = [self.sublayer(conv_blocks.UpBlock2d, f, name=f"up_block_{i}")
+                      for i, f in enumerate(decoder_filters(block_expansion, max_features, num_blocks))]
 
   @property
   def out_filters(self):
@@ -48,12 +45,3 @@ class Hourglass(keras.layers.Layer):
       out = block(out, training=training)
       out = keras.ops.concatenate([out, skips.pop()], axis=-1)
     return out
-
-  def get_config(self):
-    return {
-        **super().get_config(),
-        "block_expansion": self.block_expansion,
-        "in_features": self.in_features,
-        "num_blocks": self.num_blocks,
-        "max_features": self.max_features,
-    }

@@ -3,6 +3,9 @@
 import keras
 import tensorflow as tf
 
+from fomm_tf.layers import base
+from fomm_tf.layers import initializers
+
 _NORM_EPS = 1e-12
 
 
@@ -10,7 +13,8 @@ def _l2_normalize(x):
   return x / tf.maximum(tf.norm(x), _NORM_EPS)
 
 
-class SpectralNormConv2D(keras.layers.Layer):
+@base.register
+class SpectralNormConv2D(base.Layer):
   """VALID convolution whose kernel is divided by its largest singular value.
 
   The weight matrix is the kernel flattened PyTorch style, (out, in * kh * kw).
@@ -21,15 +25,17 @@ class SpectralNormConv2D(keras.layers.Layer):
 
   def __init__(self, filters, kernel_size, **kwargs):
     super().__init__(**kwargs)
+    self._record(locals())
     self.filters = filters
     self.kernel_size = kernel_size
 
   def build(self, input_shape):
     in_channels = int(input_shape[-1])
     k = self.kernel_size
+    fan_in = in_channels * k * k
     self.kernel = self.add_weight(name="kernel", shape=(k, k, in_channels, self.filters),
-                                  initializer="glorot_uniform")
-    self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+                                  initializer=initializers.TorchConvKernel())
+    self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer=initializers.FanInUniform(fan_in))
     self.u = self.add_weight(name="u", shape=(self.filters,), trainable=False,
                              initializer=keras.initializers.RandomNormal())
     self.v = self.add_weight(name="v", shape=(in_channels * k * k,), trainable=False,
@@ -54,6 +60,3 @@ class SpectralNormConv2D(keras.layers.Layer):
   def call(self, x, training=False):
     kernel = tf.cast(self.normalized_kernel(training), x.dtype)
     return tf.nn.conv2d(x, kernel, strides=1, padding="VALID") + tf.cast(self.bias, x.dtype)
-
-  def get_config(self):
-    return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}

@@ -1,10 +1,11 @@
 """The dense motion network: K+1 sparse motions blended into a dense flow."""
 
-import keras
 import tensorflow as tf
 
 from fomm_tf.layers import anti_alias
+from fomm_tf.layers import base
 from fomm_tf.layers import hourglass
+from fomm_tf.layers import initializers
 from fomm_tf.ops import coordinates
 from fomm_tf.ops import grid_sample as grid_sample_lib
 from fomm_tf.ops import linalg
@@ -32,7 +33,8 @@ def sparse_motions(height, width, kp_source, kp_driving):
   return tf.concat([identity, driving_to_source], axis=1)
 
 
-class DenseMotionNetwork(keras.layers.Layer):
+@base.register
+class DenseMotionNetwork(base.Layer):
   """Predicts the mask over K+1 motions (-> dense deformation) and an occlusion map.
 
   Works at `scale_factor` of the frame size (64x64 for 256x256 frames).
@@ -41,21 +43,22 @@ class DenseMotionNetwork(keras.layers.Layer):
   def __init__(self, block_expansion, num_blocks, max_features, num_kp, num_channels,
                estimate_occlusion_map=False, scale_factor=1, kp_variance=0.01, align_corners=True, **kwargs):
     super().__init__(**kwargs)
-    self.block_expansion = block_expansion
-    self.num_blocks = num_blocks
-    self.max_features = max_features
+    self._record(locals())
     self.num_kp = num_kp
-    self.num_channels = num_channels
-    self.estimate_occlusion_map = estimate_occlusion_map
-    self.scale_factor = scale_factor
     self.kp_variance = kp_variance
     self.align_corners = align_corners
-    self.hourglass = hourglass.Hourglass(block_expansion, in_features=(num_kp + 1) * (num_channels + 1),
-                                         max_features=max_features, num_blocks=num_blocks, name="hourglass")
-    self.mask = keras.layers.Conv2D(num_kp + 1, 7, padding="same", name="mask")
-    self.occlusion = (keras.layers.Conv2D(1, 7, padding="same", name="occlusion")
+    self.hourglass = self.sublayer(hourglass.Hourglass, block_expansion,
+                                   in_features=(num_kp + 1) * (num_channels + 1), max_features=max_features,
+                                   num_blocks=num_blocks, name="hourglass")
+    self.mask = self.sublayer(initializers.Conv2D, num_kp + 1, 7, padding="same", name="mask")
+    self.occlusion = (self.sublayer(initializers.Conv2D, 1, 7, padding="same", name="occlusion")
                       if estimate_occlusion_map else None)
-    self.down = anti_alias.AntiAliasDownsample(scale_factor, name="down") if scale_factor != 1 else None
+    self.down = self.sublayer(anti_alias.AntiAliasDownsample, scale_factor, name="down") if scale_factor != 1 else None
+
+  def example_inputs(self, input_shape):
+    source = super().example_inputs(input_shape)[0]
+    kp = base.example_keypoints(self.num_kp, source.shape[0])
+    return source, kp, kp
 
   def downsample(self, source):
     """The source as the network sees it; depends on the source only, so it can be cached."""
@@ -95,12 +98,3 @@ class DenseMotionNetwork(keras.layers.Layer):
     if self.occlusion is not None:
       out["occlusion_map"] = tf.sigmoid(tf.cast(self.occlusion(prediction), tf.float32))
     return out
-
-  def get_config(self):
-    return {
-        **super().get_config(),
-        "block_expansion": self.block_expansion, "num_blocks": self.num_blocks,
-        "max_features": self.max_features, "num_kp": self.num_kp, "num_channels": self.num_channels,
-        "estimate_occlusion_map": self.estimate_occlusion_map, "scale_factor": self.scale_factor,
-        "kp_variance": self.kp_variance, "align_corners": self.align_corners,
-    }

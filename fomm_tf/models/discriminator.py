@@ -3,29 +3,28 @@
 import keras
 import tensorflow as tf
 
+from fomm_tf.layers import base
+from fomm_tf.layers import initializers
 from fomm_tf.layers import spectral_norm_conv
 from fomm_tf.ops import antialias
 from fomm_tf.ops import coordinates
 
 
-scale_name = antialias.scale_name
-
-
-class DiscriminatorBlock(keras.layers.Layer):
+@base.register
+class DiscriminatorBlock(base.Layer):
   """4x4 VALID conv (optionally spectral-normalised) -> instance norm -> LeakyReLU(0.2) -> avg-pool."""
 
   def __init__(self, filters, norm=False, kernel_size=4, pool=False, sn=False, **kwargs):
     super().__init__(**kwargs)
-    self.filters = filters
-    self.use_norm = norm
-    self.kernel_size = kernel_size
+    self._record(locals())
     self.pool = pool
     self.sn = sn
     if sn:
-      self.conv = spectral_norm_conv.SpectralNormConv2D(filters, kernel_size, name="conv")
+      self.conv = self.sublayer(spectral_norm_conv.SpectralNormConv2D, filters, kernel_size, name="conv")
     else:
-      self.conv = keras.layers.Conv2D(filters, kernel_size, padding="valid", name="conv")
-    self.norm = keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name="norm") if norm else None
+      self.conv = self.sublayer(initializers.Conv2D, filters, kernel_size, padding="valid", name="conv")
+    # Instance norm with affine weight 1 and bias 0, as nn.InstanceNorm2d(affine=True).
+    self.norm = self.sublayer(keras.layers.GroupNormalization, groups=-1, epsilon=1e-5, name="norm") if norm else None
 
   def call(self, x, training=False):
     out = self.conv(x, training=training) if self.sn else self.conv(x)
@@ -36,34 +35,27 @@ class DiscriminatorBlock(keras.layers.Layer):
       out = tf.nn.avg_pool2d(out, 2, 2, "VALID")
     return out
 
-  def get_config(self):
-    return {**super().get_config(), "filters": self.filters, "norm": self.use_norm,
-            "kernel_size": self.kernel_size, "pool": self.pool, "sn": self.sn}
 
-
-class Discriminator(keras.layers.Layer):
+@base.register
+class Discriminator(base.Layer):
   """Returns (feature_maps, prediction_map) for (B, H, W, C) frames, optionally with keypoint heatmaps."""
 
   def __init__(self, num_channels=3, block_expansion=64, num_blocks=4, max_features=512, sn=False,
                use_kp=False, num_kp=10, kp_variance=0.01, **kwargs):
     super().__init__(**kwargs)
-    self.num_channels = num_channels
-    self.block_expansion = block_expansion
-    self.num_blocks = num_blocks
-    self.max_features = max_features
+    self._record(locals())
     self.sn = sn
     self.use_kp = use_kp
-    self.num_kp = num_kp
     self.kp_variance = kp_variance
     self.down_blocks = [
-        DiscriminatorBlock(min(max_features, block_expansion * (2 ** (i + 1))), norm=(i != 0),
-                           pool=(i != num_blocks - 1), sn=sn, name=f"down_block_{i}")
+        self.sublayer(DiscriminatorBlock, min(max_features, block_expansion * (2 ** (i + 1))), norm=(i != 0),
+                      pool=(i != num_blocks - 1), sn=sn, name=f"down_block_{i}")
         for i in range(num_blocks)
     ]
     if sn:
-      self.conv = spectral_norm_conv.SpectralNormConv2D(1, 1, name="conv")
+      self.conv = self.sublayer(spectral_norm_conv.SpectralNormConv2D, 1, 1, name="conv")
     else:
-      self.conv = keras.layers.Conv2D(1, 1, name="conv")
+      self.conv = self.sublayer(initializers.Conv2D, 1, 1, name="conv")
 
   def call(self, x, kp=None, training=False):
     out = x
@@ -79,22 +71,21 @@ class Discriminator(keras.layers.Layer):
     prediction = self.conv(out, training=training) if self.sn else self.conv(out)
     return feature_maps, prediction
 
-  def get_config(self):
-    return {**super().get_config(), "num_channels": self.num_channels, "block_expansion": self.block_expansion,
-            "num_blocks": self.num_blocks, "max_features": self.max_features, "sn": self.sn,
-            "use_kp": self.use_kp, "num_kp": self.num_kp, "kp_variance": self.kp_variance}
 
-
-class MultiScaleDiscriminator(keras.layers.Layer):
+@base.register
+class MultiScaleDiscriminator(base.Layer):
   """One discriminator per pyramid scale; input and output keyed like the official module."""
 
-  def __init__(self, scales=(1,), **kwargs):
-    disc_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k not in ("name", "dtype", "trainable")}
+  def __init__(self, scales=(1,), num_channels=3, block_expansion=64, num_blocks=4, max_features=512, sn=False,
+               use_kp=False, num_kp=10, kp_variance=0.01, **kwargs):
     super().__init__(**kwargs)
-    self.scales = [float(s) for s in scales]
-    self.disc_kwargs = disc_kwargs
-    self.discs = {scale_name(s): Discriminator(name=f"disc_{scale_name(s).replace('.', '_')}", **disc_kwargs)
-                  for s in self.scales}
+    self._record(locals())
+    names = [antialias.scale_name(s) for s in scales]
+    self.discs = {name: self.sublayer(Discriminator, num_channels=num_channels, block_expansion=block_expansion,
+                                      num_blocks=num_blocks, max_features=max_features, sn=sn, use_kp=use_kp,
+                                      num_kp=num_kp, kp_variance=kp_variance,
+                                      name=f"disc_{name.replace('.', '_')}")
+                  for name in names}
 
   def call(self, pyramid, kp=None, training=False):
     out = {}
@@ -103,6 +94,3 @@ class MultiScaleDiscriminator(keras.layers.Layer):
       out["feature_maps_" + name] = feature_maps
       out["prediction_map_" + name] = prediction
     return out
-
-  def get_config(self):
-    return {**super().get_config(), "scales": self.scales, **self.disc_kwargs}

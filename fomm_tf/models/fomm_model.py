@@ -1,12 +1,31 @@
-"""The three FOMM networks together, with the inference API used by animation and export."""
+"""FommModel: the keypoint detector and generator (and, for training, the discriminator) of one config.
 
+A registered keras.Model: `model(inputs)` reconstructs `inputs["driving"]` from
+`inputs["source"]` with absolute keypoints, get_config/from_config round-trip
+through the config, and `dtype` (e.g. "mixed_bfloat16") reaches every layer
+without touching Keras' global policy.
+"""
+
+import keras
 import numpy as np
 import tensorflow as tf
 
+from fomm_tf.config import fomm_config
+from fomm_tf.layers import base
 from fomm_tf.models import discriminator as discriminator_lib
 from fomm_tf.models import generator as generator_lib
 from fomm_tf.models import keypoint_detector as keypoint_detector_lib
 from fomm_tf.ops import antialias
+
+PRECISIONS = {None: None, "float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16",
+              "mixed_bfloat16": "mixed_bfloat16", "mixed_float16": "mixed_float16"}
+
+
+def dtype_policy(precision):
+  """The Keras dtype policy name for a precision: None/"float32", "bfloat16" or "float16" (mixed)."""
+  if precision not in PRECISIONS:
+    raise ValueError(f"precision must be one of float32, bfloat16, float16, got {precision!r}")
+  return PRECISIONS[precision]
 
 
 def _as_frames(frames, frame_shape, what):
@@ -29,17 +48,30 @@ def _as_kp(kp, what):
   return out
 
 
-class FommModel:
-  """Keypoint detector, generator and discriminator built from one config."""
+@base.register
+class FommModel(keras.Model):
+  """Keypoint detector, generator and (with `build_discriminator`) discriminator built from one FommConfig.
 
-  def __init__(self, config, build_discriminator=True):
+  Args:
+    config: a FommConfig.
+    build_discriminator: also build the GAN discriminator (training only).
+    dtype: None / "float32", or a mixed policy ("mixed_bfloat16", "mixed_float16"; "bfloat16" and
+      "float16" mean the same): layers compute in it, variables stay float32.
+  """
+
+  def __init__(self, config, build_discriminator=False, dtype=None, **kwargs):
+    policy = dtype_policy(dtype)
+    super().__init__(dtype=policy, **kwargs)
     self.config = config
-    self.kp_detector = keypoint_detector_lib.KeypointDetector(name="kp_detector", **config.kp_detector_params())
-    self.generator = generator_lib.OcclusionAwareGenerator(name="generator", **config.generator_params())
-    self.discriminator = (discriminator_lib.MultiScaleDiscriminator(name="discriminator",
-                                                                   **config.discriminator_params())
+    self.build_discriminator = bool(build_discriminator)
+    self.kp_detector = keypoint_detector_lib.KeypointDetector(name="kp_detector", dtype=policy,
+                                                              **config.kp_detector_kwargs())
+    self.generator = generator_lib.OcclusionAwareGenerator(name="generator", dtype=policy,
+                                                           **config.generator_kwargs())
+    self.discriminator = (discriminator_lib.MultiScaleDiscriminator(name="discriminator", dtype=policy,
+                                                                    **config.discriminator_kwargs())
                           if build_discriminator else None)
-    self._build()
+    self._build_networks()
     self._detect = tf.function(self._detect_impl, reduce_retracing=True)
     self._generate = tf.function(self._generate_impl, reduce_retracing=True)
 
@@ -51,13 +83,30 @@ class FommModel:
   def num_kp(self):
     return self.config.num_kp
 
-  def _build(self):
+  def _build_networks(self):
+    # Built one by one outside any enclosing call, so variable paths stay "kp_detector/...", "generator/...".
     frames = tf.zeros((1,) + self.frame_shape)
     kp = self.kp_detector(frames)
     self.generator(frames, kp, kp)
     if self.discriminator is not None:
-      pyramid = antialias.image_pyramid(frames, self.config.disc_scales)
-      self.discriminator(pyramid, kp)
+      self.discriminator(antialias.image_pyramid(frames, self.config.discriminator.scales), kp)
+    self.built = True
+
+  def call(self, inputs, training=False):
+    """Reconstruction: {"source", "driving"} (B, H, W, C) -> the generator's outputs for absolute keypoints."""
+    kp_source = self.kp_detector(inputs["source"], training=training)
+    kp_driving = self.kp_detector(inputs["driving"], training=training)
+    return self.generator(inputs["source"], kp_source, kp_driving, training=training)
+
+  def get_config(self):
+    return {"name": self.name, "config": self.config.to_dict(), "build_discriminator": self.build_discriminator,
+            "dtype": self.dtype_policy.name}
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    cfg = fomm_config.FommConfig.from_dict(config.pop("config"))
+    return cls(cfg, **config)
 
   def _detect_impl(self, frames):
     return self.kp_detector(frames, training=False)
@@ -90,14 +139,10 @@ class FommModel:
       nets["discriminator"] = self.discriminator
     return nets
 
+  def inference_variables(self):
+    """{variable path: variable} of the keypoint detector and generator (what animation needs)."""
+    return {v.path: v for v in self.kp_detector.weights + self.generator.weights}
+
   def parameter_counts(self):
-    """Trainable + non-trainable element counts per network, PyTorch style (buffers excluded)."""
-    counts = {}
-    for name, net in self.networks().items():
-      counts[name] = int(sum(np.prod(v.shape) for v in parameter_variables(net)))
-    return counts
-
-
-def parameter_variables(layer):
-  """Variables that PyTorch would count as parameters (not BN statistics, SN vectors or blur kernels)."""
-  return list(layer.trainable_weights)
+    """Trainable element counts per network, PyTorch style (buffers excluded)."""
+    return {name: int(sum(np.prod(v.shape) for v in net.trainable_weights)) for name, net in self.networks().items()}

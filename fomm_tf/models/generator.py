@@ -1,9 +1,10 @@
 """The occlusion-aware generator."""
 
-import keras
 import tensorflow as tf
 
+from fomm_tf.layers import base
 from fomm_tf.layers import conv_blocks
+from fomm_tf.layers import initializers
 from fomm_tf.models import dense_motion as dense_motion_lib
 from fomm_tf.ops import grid_sample as grid_sample_lib
 
@@ -15,7 +16,8 @@ def _resize_to(x, height, width):
   return tf.image.resize(x, [height, width], method="bilinear")
 
 
-class OcclusionAwareGenerator(keras.layers.Layer):
+@base.register
+class OcclusionAwareGenerator(base.Layer):
   """Encodes the source, warps its features by the dense flow, masks occlusions, decodes.
 
   The work that depends on the source alone (`encode_source`) can be done
@@ -26,36 +28,35 @@ class OcclusionAwareGenerator(keras.layers.Layer):
                num_bottleneck_blocks, estimate_occlusion_map=False, dense_motion_params=None,
                estimate_jacobian=False, align_corners=True, **kwargs):
     super().__init__(**kwargs)
-    self.num_channels = num_channels
-    self.num_kp = num_kp
-    self.block_expansion = block_expansion
-    self.max_features = max_features
-    self.num_down_blocks = num_down_blocks
-    self.num_bottleneck_blocks = num_bottleneck_blocks
-    self.estimate_occlusion_map = estimate_occlusion_map
-    self.dense_motion_params = dict(dense_motion_params) if dense_motion_params else None
-    self.estimate_jacobian = estimate_jacobian
+    self._record(locals())
     self.align_corners = align_corners
-    if self.dense_motion_params is not None:
-      self.dense_motion_network = dense_motion_lib.DenseMotionNetwork(
-          num_kp=num_kp, num_channels=num_channels, estimate_occlusion_map=estimate_occlusion_map,
-          align_corners=align_corners, name="dense_motion_network", **self.dense_motion_params)
+    if dense_motion_params is not None:
+      self.dense_motion_network = self.sublayer(
+          dense_motion_lib.DenseMotionNetwork, num_kp=num_kp, num_channels=num_channels,
+          estimate_occlusion_map=estimate_occlusion_map, align_corners=align_corners, name="dense_motion_network",
+          **dense_motion_params)
     else:
       self.dense_motion_network = None
-    self.first = conv_blocks.SameBlock2d(block_expansion, kernel_size=7, name="first")
+    self.first = self.sublayer(conv_blocks.SameBlock2d, block_expansion, kernel_size=7, name="first")
     self.down_blocks = [
-        conv_blocks.DownBlock2d(min(max_features, block_expansion * (2 ** (i + 1))), name=f"down_block_{i}")
+        self.sublayer(conv_blocks.DownBlock2d, min(max_features, block_expansion * (2 ** (i + 1))),
+                      name=f"down_block_{i}")
         for i in range(num_down_blocks)
     ]
     self.up_blocks = [
-        conv_blocks.UpBlock2d(min(max_features, block_expansion * (2 ** (num_down_blocks - i - 1))),
-                              name=f"up_block_{i}")
+        self.sublayer(conv_blocks.UpBlock2d, min(max_features, block_expansion * (2 ** (num_down_blocks - i - 1))),
+                      name=f"up_block_{i}")
         for i in range(num_down_blocks)
     ]
     bottleneck_filters = min(max_features, block_expansion * (2 ** num_down_blocks))
-    self.bottleneck = [conv_blocks.ResBlock2d(bottleneck_filters, name=f"r{i}")
+    self.bottleneck = [self.sublayer(conv_blocks.ResBlock2d, bottleneck_filters, name=f"r{i}")
                        for i in range(num_bottleneck_blocks)]
-    self.final = keras.layers.Conv2D(num_channels, 7, padding="same", name="final")
+    self.final = self.sublayer(initializers.Conv2D, num_channels, 7, padding="same", name="final")
+
+  def example_inputs(self, input_shape):
+    source = super().example_inputs(input_shape)[0]
+    kp = base.example_keypoints(self._constructor_args["num_kp"], source.shape[0])
+    return source, kp, kp
 
   def encode_source(self, source, training=False):
     """Source-only work: encoder features and the dense-motion input copy."""
@@ -98,14 +99,3 @@ class OcclusionAwareGenerator(keras.layers.Layer):
   def call(self, source, kp_source, kp_driving, training=False):
     state = self.encode_source(source, training=training)
     return self.decode(source, state, kp_source, kp_driving, training=training)
-
-  def get_config(self):
-    return {
-        **super().get_config(),
-        "num_channels": self.num_channels, "num_kp": self.num_kp, "block_expansion": self.block_expansion,
-        "max_features": self.max_features, "num_down_blocks": self.num_down_blocks,
-        "num_bottleneck_blocks": self.num_bottleneck_blocks,
-        "estimate_occlusion_map": self.estimate_occlusion_map,
-        "dense_motion_params": self.dense_motion_params, "estimate_jacobian": self.estimate_jacobian,
-        "align_corners": self.align_corners,
-    }

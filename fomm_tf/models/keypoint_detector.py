@@ -5,11 +5,14 @@ import numpy as np
 import tensorflow as tf
 
 from fomm_tf.layers import anti_alias
+from fomm_tf.layers import base
 from fomm_tf.layers import hourglass
+from fomm_tf.layers import initializers
 from fomm_tf.ops import coordinates
 
 
-class KeypointDetector(keras.layers.Layer):
+@base.register
+class KeypointDetector(base.Layer):
   """Predicts K keypoints (B, K, 2) and their 2x2 Jacobians (B, K, 2, 2).
 
   Frames are NHWC in [0, 1]. With `scale_factor` < 1 the hourglass sees an
@@ -19,32 +22,25 @@ class KeypointDetector(keras.layers.Layer):
   def __init__(self, block_expansion, num_kp, num_channels, max_features, num_blocks, temperature,
                estimate_jacobian=False, scale_factor=1, single_jacobian_map=False, pad=0, **kwargs):
     super().__init__(**kwargs)
-    self.block_expansion = block_expansion
+    self._record(locals())
     self.num_kp = num_kp
-    self.num_channels = num_channels
-    self.max_features = max_features
-    self.num_blocks = num_blocks
     self.temperature = temperature
-    self.estimate_jacobian = estimate_jacobian
-    self.scale_factor = scale_factor
-    self.single_jacobian_map = single_jacobian_map
-    self.pad = pad
-    self.predictor = hourglass.Hourglass(block_expansion, in_features=num_channels,
-                                         max_features=max_features, num_blocks=num_blocks, name="predictor")
-    padding = "same" if pad == 3 else "valid"
     if pad not in (0, 3):
       raise ValueError(f"KeypointDetector: pad must be 0 or 3 for a 7x7 kernel, got {pad}")
-    self.kp = keras.layers.Conv2D(num_kp, 7, padding=padding, name="kp")
+    padding = "same" if pad == 3 else "valid"
+    self.predictor = self.sublayer(hourglass.Hourglass, block_expansion, in_features=num_channels,
+                                   max_features=max_features, num_blocks=num_blocks, name="predictor")
+    self.kp = self.sublayer(initializers.Conv2D, num_kp, 7, padding=padding, name="kp")
     if estimate_jacobian:
       self.num_jacobian_maps = 1 if single_jacobian_map else num_kp
-      # Identity Jacobians at initialisation, as the official code does.
-      self.jacobian = keras.layers.Conv2D(
-          4 * self.num_jacobian_maps, 7, padding=padding, name="jacobian", kernel_initializer="zeros",
-          bias_initializer=keras.initializers.Constant(
-              np.array([1, 0, 0, 1] * self.num_jacobian_maps, np.float32)))
+      # Identity Jacobians at initialisation: the one initialisation the official code overrides.
+      self.jacobian = self.sublayer(
+          initializers.Conv2D, 4 * self.num_jacobian_maps, 7, padding=padding, name="jacobian",
+          kernel_initializer="zeros",
+          bias_initializer=keras.initializers.Constant(np.array([1, 0, 0, 1] * self.num_jacobian_maps, np.float32)))
     else:
       self.jacobian = None
-    self.down = anti_alias.AntiAliasDownsample(scale_factor, name="down") if scale_factor != 1 else None
+    self.down = self.sublayer(anti_alias.AntiAliasDownsample, scale_factor, name="down") if scale_factor != 1 else None
 
   def call(self, frames, training=False, return_internals=False):
     x = frames if self.down is None else self.down(frames)
@@ -67,12 +63,3 @@ class KeypointDetector(keras.layers.Layer):
       out["heatmap"] = heatmap
       out["downsampled"] = x
     return out
-
-  def get_config(self):
-    return {
-        **super().get_config(),
-        "block_expansion": self.block_expansion, "num_kp": self.num_kp, "num_channels": self.num_channels,
-        "max_features": self.max_features, "num_blocks": self.num_blocks, "temperature": self.temperature,
-        "estimate_jacobian": self.estimate_jacobian, "scale_factor": self.scale_factor,
-        "single_jacobian_map": self.single_jacobian_map, "pad": self.pad,
-    }

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from fomm_tf.errors import AnimationError
 from fomm_tf.ops import linalg
 
 
@@ -25,7 +26,7 @@ def normalize_kp(kp_source, kp_driving, kp_driving_initial, adapt_movement_scale
     adapt_movement_scale: python bool, or a scalar bool tensor (for exported graphs).
 
   Raises:
-    ValueError: in eager mode, when adapt_movement_scale is on and the hull of
+    AnimationError: in eager mode, when adapt_movement_scale is on and the hull of
       the initial driving keypoints has zero area.
   """
   kp_new = dict(kp_driving)
@@ -38,7 +39,7 @@ def normalize_kp(kp_source, kp_driving, kp_driving_initial, adapt_movement_scale
     scale = movement_scale(value_s, value_d0)
     if tf.executing_eagerly() and not _is_tensor(adapt_movement_scale) and not bool(
         tf.reduce_all(tf.math.is_finite(scale))):
-      raise ValueError("adapt_movement_scale: the initial driving keypoints span no area (all collinear); "
+      raise AnimationError("adapt_movement_scale: the initial driving keypoints span no area (all collinear); "
                        "use relative motion without --adapt_scale")
     if _is_tensor(adapt_movement_scale):
       scale = tf.where(tf.cast(adapt_movement_scale, tf.bool), scale, tf.ones_like(scale))

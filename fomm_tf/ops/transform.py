@@ -31,25 +31,6 @@ class RandomTransform:
       self.control_points = tf.convert_to_tensor(control_points, tf.float32)
       self.control_params = tf.convert_to_tensor(control_params, tf.float32)
 
-  @classmethod
-  def sample(cls, batch_size, sigma_affine, sigma_tps=None, points_tps=None, seed=None):
-    """Draws a random transform like the official one (normal noise around identity).
-
-    Args:
-      seed: optional (2,) int tensor for stateless sampling.
-    """
-    def normal(shape, stddev, offset):
-      if seed is None:
-        return tf.random.normal(shape, stddev=stddev)
-      return tf.random.stateless_normal(shape, seed=tf.cast(seed, tf.int32) + offset, stddev=stddev)
-
-    theta = normal([batch_size, 2, 3], sigma_affine, 0) + tf.eye(2, 3)[tf.newaxis]
-    if sigma_tps is None or points_tps is None:
-      return cls(theta)
-    control_points = tf.reshape(coordinates.make_coordinate_grid(points_tps, points_tps), [-1, 2])
-    control_params = normal([batch_size, 1, points_tps ** 2], sigma_tps, 1)
-    return cls(theta, control_points, control_params)
-
   def _cast(self, dtype):
     if not self.tps:
       return tf.cast(self.theta, dtype), None, None

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from fomm_tf.errors import ConfigError
 from fomm_tf.losses import equivariance
 from fomm_tf.losses import gan
 from fomm_tf.losses import perceptual
@@ -19,7 +20,8 @@ class TrainingModel:
 
   def __init__(self, model, vgg=None):
     self.model = model
-    self.cfg = model.config
+    self.cfg = model.config.train
+    self.align_corners = model.config.model.align_corners
     self.vgg = vgg
     cfg = self.cfg
     self.use_gan = cfg.loss_generator_gan != 0
@@ -29,16 +31,38 @@ class TrainingModel:
       raise ValueError("the config has perceptual loss weights but no VGG19 feature extractor was given")
     if self.use_perceptual:
       # relu5_1 sits behind four 2x2 poolings.
-      smallest = int(cfg.frame_shape[0] * min(cfg.perceptual_scales))
+      frame_size = model.config.frame_shape[0]
+      smallest = int(frame_size * min(cfg.perceptual_scales))
       if smallest < 16:
-        raise ValueError(f"perceptual loss: the {min(cfg.perceptual_scales)} pyramid level of "
-                         f"{cfg.frame_shape[0]}px frames is {smallest}px, below VGG19's 16px minimum "
-                         f"(drop that scale from --perceptual_scales)")
+        raise ConfigError(f"perceptual loss: the {min(cfg.perceptual_scales)} pyramid level of "
+                          f"{frame_size}px frames is {smallest}px, below VGG19's 16px minimum "
+                          f"(drop that scale from --perceptual_scales)")
     # One pyramid serves the perceptual loss and the discriminator.
-    self.pyramid_scales = sorted(set(cfg.perceptual_scales) | (set(cfg.disc_scales) if self.use_gan else set()),
-                                 reverse=True)
+    disc_scales = set(model.config.discriminator.scales) if self.use_gan else set()
+    self.pyramid_scales = sorted(set(cfg.perceptual_scales) | disc_scales, reverse=True)
     points = cfg.points_tps
     self.control_points = tf.reshape(coordinates.make_coordinate_grid(points, points), [-1, 2])
+
+  def loss_names(self):
+    """The names of the losses a training step computes with this config, in a fixed order."""
+    cfg = self.cfg
+    names = []
+    if self.use_perceptual:
+      names.append("perceptual")
+    if cfg.loss_pixel != 0:
+      names.append("pixel")
+    if self.use_gan:
+      names.append("gen_gan")
+      if sum(cfg.loss_feature_matching) != 0:
+        names.append("feature_matching")
+    if self.use_equivariance:
+      if cfg.loss_equivariance_value != 0:
+        names.append("equivariance_value")
+      if cfg.loss_equivariance_jacobian != 0:
+        names.append("equivariance_jacobian")
+    if self.use_gan:
+      names.append("disc_gan")
+    return names
 
   def sample_transform_params(self, batch_size, seed):
     """Per-sample equivariance transform parameters, stateless under `seed` (2 ints)."""
@@ -77,7 +101,7 @@ class TrainingModel:
     if self.use_equivariance:
       transform = transform_lib.RandomTransform(batch["transform_theta"], self.control_points,
                                                 batch["transform_params"])
-      transformed = transform.transform_frame(driving, align_corners=cfg.align_corners)
+      transformed = transform.transform_frame(driving, align_corners=self.align_corners)
       kp_transformed = kp_detector(transformed, training=training)
       generated["transformed_frame"] = transformed
       generated["kp_transformed"] = kp_transformed

@@ -6,6 +6,8 @@ import os
 import tensorflow as tf
 from absl import logging
 
+from fomm_tf.errors import UsageError
+
 
 def make_strategy(num_cpu_replicas=0):
   """MultiWorkerMirrored when TF_CONFIG is set; Mirrored over all local GPUs, or over
@@ -14,7 +16,7 @@ def make_strategy(num_cpu_replicas=0):
     try:
       cluster = json.loads(os.environ["TF_CONFIG"])
     except json.JSONDecodeError as e:
-      raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from None
+      raise UsageError(f"TF_CONFIG is not valid JSON: {e}") from None
     if num_cpu_replicas > 1:
       _split_cpu(num_cpu_replicas)
     logging.info("MultiWorkerMirroredStrategy, task %s", cluster.get("task"))

@@ -1,8 +1,22 @@
-"""The training image grid, like the official visualiser, for TensorBoard."""
+"""The TensorBoard image grid of training: a few samples of the batch, each a labelled block of panels.
+
+Per sample, panels of the frame size wrapped into rows of `columns`: source,
+transformed (equivariance), driving, deformed source and prediction with their
+keypoints, the occlusion map, then each of the K+1 sparse warps of the source
+weighted by its mask (warp 0 is the background) and the colour-coded masks.
+Every panel has its name written above it, so the grid reads in TensorBoard's
+Images tab without a legend.
+"""
 
 import numpy as np
+from PIL import Image
+from PIL import ImageDraw
+from PIL import ImageFont
 
 from fomm_tf import visualization
+
+LABEL_HEIGHT = 12
+GAP = 4
 
 
 def _to_size(image, size):
@@ -16,24 +30,20 @@ def _to_size(image, size):
   return image
 
 
-def training_grid(batch, generated, index=0, kp_size=5, colormap="gist_rainbow"):
-  """One row of panels for sample `index`: source+kp, transformed+kp, driving+kp, deformed, prediction+kp,
-  occlusion, each sparse-deformed image weighted by its mask, and the colour-coded sum of the masks."""
+def sample_panels(batch, generated, index, kp_size=5, colormap="gist_rainbow"):
+  """[(label, (S, S, 3) panel)] for sample `index`."""
   size = batch["source"].shape[1]
-  g = {k: v for k, v in generated.items()}
-  panels = [
-      visualization.draw_keypoints(batch["source"][index], g["kp_source"]["value"][index], kp_size, colormap)]
+  g = generated
+  draw = lambda image, kp: visualization.draw_keypoints(image, kp, kp_size, colormap)
+  panels = [("source", draw(batch["source"][index], g["kp_source"]["value"][index]))]
   if "transformed_frame" in g:
-    panels.append(visualization.draw_keypoints(g["transformed_frame"][index], g["kp_transformed"]["value"][index],
-                                               kp_size, colormap))
-  panels.append(visualization.draw_keypoints(batch["driving"][index], g["kp_driving"]["value"][index], kp_size,
-                                             colormap))
+    panels.append(("transformed", draw(g["transformed_frame"][index], g["kp_transformed"]["value"][index])))
+  panels.append(("driving", draw(batch["driving"][index], g["kp_driving"]["value"][index])))
   if "deformed" in g:
-    panels.append(np.asarray(g["deformed"][index]))
-  panels.append(visualization.draw_keypoints(g["prediction"][index], g["kp_driving"]["value"][index], kp_size,
-                                             colormap))
+    panels.append(("deformed", np.asarray(g["deformed"][index])))
+  panels.append(("prediction", draw(g["prediction"][index], g["kp_driving"]["value"][index])))
   if "occlusion_map" in g:
-    panels.append(_to_size(np.asarray(g["occlusion_map"][index]), size))
+    panels.append(("occlusion", _to_size(np.asarray(g["occlusion_map"][index]), size)))
   if "mask" in g:
     mask = np.asarray(g["mask"][index])  # (h, w, K+1)
     sparse = np.asarray(g["sparse_deformed"][index])  # (K+1, h, w, 3)
@@ -42,8 +52,37 @@ def training_grid(batch, generated, index=0, kp_size=5, colormap="gist_rainbow")
     full = np.zeros((size, size, 3), np.float32)
     for k in range(k1):
       m = _to_size(mask[..., k:k + 1], size)
-      panels.append(_to_size(sparse[k], size) * m)
+      panels.append(("warp 0 (bg)" if k == 0 else f"warp {k}", _to_size(sparse[k], size) * m))
       full += m * colors[k]
-    panels.append(full)
-  panels = [np.clip(np.asarray(p, np.float32), 0, 1) for p in panels]
-  return visualization.side_by_side(panels)
+    panels.append(("masks", full))
+  return [(label, np.clip(np.asarray(p, np.float32), 0, 1)) for label, p in panels]
+
+
+def _label(text, width):
+  image = Image.new("RGB", (width, LABEL_HEIGHT), (0, 0, 0))
+  ImageDraw.Draw(image).text((2, 0), text, fill=(255, 255, 255), font=ImageFont.load_default())
+  return np.asarray(image, np.float32) / 255.0
+
+
+def _block(panels, columns):
+  size = panels[0][1].shape[0]
+  cell_h, cell_w = size + LABEL_HEIGHT, size + GAP
+  rows = -(-len(panels) // columns)
+  block = np.zeros((rows * cell_h, columns * cell_w - GAP, 3), np.float32)
+  for i, (label, panel) in enumerate(panels):
+    r, c = divmod(i, columns)
+    y, x = r * cell_h, c * cell_w
+    block[y:y + LABEL_HEIGHT, x:x + size] = _label(label, size)
+    block[y + LABEL_HEIGHT:y + cell_h, x:x + size] = panel
+  return block
+
+
+def training_grid(batch, generated, max_samples=3, columns=6, kp_size=5, colormap="gist_rainbow"):
+  """The grid image (H, W, 3) in [0, 1]: up to `max_samples` samples, one block of labelled panels each."""
+  count = min(max_samples, batch["source"].shape[0])
+  blocks = [_block(sample_panels(batch, generated, i, kp_size, colormap), columns) for i in range(count)]
+  separator = np.ones((2 * GAP, blocks[0].shape[1], 3), np.float32)
+  parts = []
+  for block in blocks:
+    parts += [block, separator]
+  return np.concatenate(parts[:-1], axis=0)

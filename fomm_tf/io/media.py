@@ -17,7 +17,6 @@ left to right). Every failure raises `MediaError` with a one-line message that
 names the file and, for videos, the index of the frame that failed.
 """
 
-import numbers
 import os
 import re
 from typing import Iterator, List, Optional, Sequence, Tuple
@@ -26,6 +25,11 @@ import av
 import numpy as np
 from PIL import Image
 from PIL import ImageOps
+
+from fomm_tf import checks
+from fomm_tf.errors import MediaError
+from fomm_tf.errors import one_line as _one_line
+from fomm_tf.errors import printable
 
 # Frame rate of sources that carry no timing: frame folders and strips.
 DEFAULT_FPS = 25.0
@@ -36,16 +40,12 @@ VIDEO_EXTENSIONS = frozenset(
 FIT_MODES = ("crop", "pad")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-class MediaError(ValueError):
-  """A media file is missing, unreadable, corrupt or unsuitable."""
-
-
-def _one_line(error: BaseException) -> str:
-  """Returns the text of `error` on a single line."""
-  text = " ".join(str(error).split())
-  return text or type(error).__name__
+# Pictures (images and video frames) above this many pixels are refused before
+# they are decoded: a 50-megapixel frame already takes 600 MB as float32 RGB,
+# and a small file can claim a huge one (a "decompression bomb").
+MAX_PIXELS = 50_000_000
+# 16-bit PNGs are decoded from memory; a larger file is refused unread.
+_MAX_PNG16_FILE_BYTES = 512 << 20
 
 
 def _extension(path: str) -> str:
@@ -68,9 +68,16 @@ def is_video_path(path: str) -> bool:
 
 def _require_file(path: str) -> None:
   if not os.path.exists(path):
-    raise MediaError(f"{path}: no such file or directory")
+    raise MediaError(f"{printable(path)}: no such file or directory")
   if not os.path.isfile(path):
-    raise MediaError(f"{path}: not a regular file")
+    raise MediaError(f"{printable(path)}: not a regular file")
+
+
+def check_pixels(path: str, height: int, width: int, what: str = "image") -> None:
+  """Refuses a picture larger than MAX_PIXELS (before it is decoded)."""
+  if height * width > MAX_PIXELS:
+    raise MediaError(f"{printable(path)}: the {what} is {width}x{height} pixels, more than the "
+                     f"{MAX_PIXELS // 1_000_000} megapixels fomm-tf accepts (resize it first)")
 
 
 # ----------------------------------------------------------------------------
@@ -91,14 +98,18 @@ def read_image(path: str) -> np.ndarray:
   """
   path = os.fspath(path)
   _require_file(path)
-  with open(path, "rb") as stream:
-    header = stream.read(26)
+  try:
+    with open(path, "rb") as stream:
+      header = stream.read(26)
+  except OSError as error:
+    raise MediaError(f"{printable(path)}: cannot read: {_one_line(error)}") from error
   # IHDR's bit depth is byte 24 of every PNG.
   if (header.startswith(_PNG_SIGNATURE) and len(header) == 26
           and header[24] == 16):
-    return _read_png16(path)
+    return _read_png16(path, header)
   try:
     with Image.open(path) as image:
+      check_pixels(path, image.height, image.width)
       image.load()
       image = ImageOps.exif_transpose(image)
       return _pil_to_rgb_float(image, path)
@@ -108,7 +119,7 @@ def read_image(path: str) -> np.ndarray:
           Image.DecompressionBombError) as error:
     # Pillow signals malformed files with any of these.
     raise MediaError(
-        f"{path}: cannot read image: {_one_line(error)}") from error
+        f"{printable(path)}: cannot read image: {_one_line(error)}") from error
 
 
 def _pil_to_rgb_float(image: Image.Image, path: str) -> np.ndarray:
@@ -137,8 +148,13 @@ def _pil_to_rgb_float(image: Image.Image, path: str) -> np.ndarray:
   return rgb / np.float32(255.0)
 
 
-def _read_png16(path: str) -> np.ndarray:
+def _read_png16(path: str, header: bytes) -> np.ndarray:
   """Reads a 16-bit-per-sample PNG at full precision with FFmpeg."""
+  # IHDR holds the width and height as big-endian 32-bit integers.
+  check_pixels(path, int.from_bytes(header[20:24], "big"), int.from_bytes(header[16:20], "big"))
+  if os.path.getsize(path) > _MAX_PNG16_FILE_BYTES:
+    raise MediaError(f"{printable(path)}: a 16-bit PNG of more than {_MAX_PNG16_FILE_BYTES >> 20} MB "
+                     "is not supported")
   with open(path, "rb") as stream:
     data = stream.read()
   try:
@@ -157,11 +173,6 @@ def _read_png16(path: str) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # Resizing.
 # ----------------------------------------------------------------------------
-
-
-def _is_positive_int(value) -> bool:
-  return (isinstance(value, numbers.Integral)
-          and not isinstance(value, bool) and value > 0)
 
 
 def _check_frame(frame: np.ndarray, name: str = "frame") -> np.ndarray:
@@ -202,7 +213,7 @@ def resize_frame(frame: np.ndarray, size: Sequence[int]) -> np.ndarray:
   already has the requested size is returned as an unchanged float32 copy.
   """
   frame = _check_frame(frame)
-  if len(size) != 2 or not all(_is_positive_int(s) for s in size):
+  if len(size) != 2 or not all(checks.is_positive_int(s) for s in size):
     raise MediaError(
         f"size must be (height, width) of positive integers, got {size}")
   height, width = int(size[0]), int(size[1])
@@ -233,7 +244,7 @@ def fit_frame(frame: np.ndarray, size: int, mode: str = "crop") -> np.ndarray:
   frame = _check_frame(frame)
   if mode not in FIT_MODES:
     raise MediaError(f"fit mode must be one of {FIT_MODES}, got {mode!r}")
-  if not _is_positive_int(size):
+  if not checks.is_positive_int(size):
     raise MediaError(f"size must be a positive integer, got {size!r}")
   height, width = frame.shape[:2]
   if mode == "crop":
@@ -300,6 +311,7 @@ class ContainerVideoSource(VideoSource):
       if not container.streams.video:
         raise MediaError(f"{path}: has no video stream")
       stream = container.streams.video[0]
+      check_pixels(path, stream.codec_context.height, stream.codec_context.width, "video frame")
       if container.format.name == "gif":
         fps, num_frames = _gif_timing(path)
       else:
@@ -331,8 +343,12 @@ class FrameFolderSource(VideoSource):
   """
 
   def __init__(self, path: str):
+    try:
+      listing = os.listdir(path)
+    except OSError as error:
+      raise MediaError(f"{path}: cannot list the frame folder: {_one_line(error)}") from error
     names = sorted(
-        (name for name in os.listdir(path)
+        (name for name in listing
          if not name.startswith(".") and _extension(name)
          in IMAGE_EXTENSIONS
          and os.path.isfile(os.path.join(path, name))),
@@ -439,6 +455,7 @@ def _decode_frames(path: str, container, stream) -> Iterator[np.ndarray]:
       if frame.is_corrupt:
         raise MediaError(f"{path}: frame {index} could not be "
                          f"decoded: the decoder marked it corrupt")
+      check_pixels(path, frame.height, frame.width, f"video frame {index}")
       yield _video_frame_to_float(frame)
       index += 1
 
@@ -496,7 +513,7 @@ def open_video(path: str) -> VideoSource:
 def read_video_frames(path: str,
                       max_frames: Optional[int] = None) -> List[np.ndarray]:
   """Reads the first `max_frames` frames (all if None) into a list."""
-  if max_frames is not None and not _is_positive_int(max_frames):
+  if max_frames is not None and not checks.is_positive_int(max_frames):
     raise MediaError(
         f"max_frames must be a positive integer or None, got {max_frames}")
   frames = []

@@ -23,22 +23,25 @@ import dataclasses
 import fractions
 import math
 import os
-import secrets
 from typing import Optional, Union
 
 import av
 import numpy as np
 from PIL import Image
 
-from fomm_tf.data.media import MediaError
-from fomm_tf.data.media import has_audio  # Re-exported for callers.
+from fomm_tf.errors import MediaError
+from fomm_tf.errors import one_line as _one_line
+from fomm_tf.io import files
 
-__all__ = ["MediaError", "OUTPUT_EXTENSIONS", "VideoWriter", "has_audio"]
+__all__ = ["MIN_FPS", "MAX_FPS", "OUTPUT_EXTENSIONS", "VideoWriter"]
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast",
                 "medium", "slow", "slower", "veryslow", "placebo")
 # GIF delays are counted in hundredths of a second.
 MAX_GIF_FPS = 100
+# The frame rates a result may have: one frame per 10 s up to 1000 frames per second.
+MIN_FPS = 0.1
+MAX_FPS = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,17 +74,13 @@ _OUTPUT_FORMATS = {
 OUTPUT_EXTENSIONS = frozenset(_OUTPUT_FORMATS)
 
 
-def _one_line(error: BaseException) -> str:
-  return " ".join(str(error).split()) or type(error).__name__
-
-
 def _fps_fraction(fps: Union[int, float, fractions.Fraction]) -> \
         fractions.Fraction:
   """Exact frame rate; 29.97002997 (=30000/1001 as a float) comes back."""
   if isinstance(fps, bool) or not isinstance(
           fps, (int, float, fractions.Fraction)) or not math.isfinite(fps) \
-          or fps <= 0:
-    raise MediaError(f"fps must be a positive finite number, got {fps!r}")
+          or not MIN_FPS <= fps <= MAX_FPS:
+    raise MediaError(f"fps must be a number from {MIN_FPS:g} to {MAX_FPS:g}, got {fps!r}")
   # NTSC rates have denominator 1001; anything finer is float noise.
   return fractions.Fraction(fps).limit_denominator(1001)
 
@@ -203,6 +202,9 @@ class VideoWriter:
       H.264 (0-51), 32 for VP9 (0-63); not used for GIF.
     preset: x264 speed preset (H.264 only).
     audio_bit_rate: audio bit rate in bits per second.
+    timestamps: frames are written with their own times (`write(frame,
+      seconds)`, milliseconds resolution, a variable frame rate as a live
+      recording has); `fps` is then only the nominal rate. Not for GIF or audio.
 
   Raises:
     MediaError: unknown extension, bad fps/crf/preset, missing or
@@ -213,7 +215,7 @@ class VideoWriter:
   def __init__(self, path: str, fps: Union[int, float, fractions.Fraction],
                audio_source: Optional[str] = None, *,
                crf: Optional[int] = None, preset: str = "medium",
-               audio_bit_rate: int = 160_000):
+               audio_bit_rate: int = 160_000, timestamps: bool = False):
     self.path = os.fspath(path)
     extension = os.path.splitext(self.path)[1].lower()
     if extension not in _OUTPUT_FORMATS:
@@ -231,14 +233,9 @@ class VideoWriter:
                        f"got {preset!r}")
     self._preset = preset
     self._audio_bit_rate = int(audio_bit_rate)
-    directory = os.path.dirname(os.path.abspath(self.path))
-    if not os.path.exists(directory):
-      raise MediaError(f"{directory}: output directory does not exist")
-    if not os.path.isdir(directory):
-      raise MediaError(f"{directory}: output directory is not a "
-                       f"directory")
-    if os.path.isdir(self.path):
-      raise MediaError(f"{self.path}: output path is a directory")
+    self._timestamps = bool(timestamps)
+    if self._timestamps and (audio_source is not None or self._format.container == "gif"):
+      raise MediaError(f"{self.path}: timestamped frames are for H.264/VP9 videos without audio")
     if audio_source is not None and self._format.audio_codec is None:
       raise MediaError(f"{self.path}: GIF cannot hold audio "
                        f"(audio_source={audio_source})")
@@ -248,7 +245,7 @@ class VideoWriter:
     self._container = None
     self._temp_path = None
     try:
-      self._temp_path = self._create_temp_file(directory, extension)
+      self._temp_path = files.create_temp_beside(self.path, MediaError, extension)
       self._container = av.open(
           self._temp_path, mode="w", format=self._format.container,
           container_options=self._format.container_options)
@@ -258,6 +255,7 @@ class VideoWriter:
     self._stream = None
     self._frame_shape = None
     self.frames_written = 0
+    self._last_pts = None
     self._finished = False
 
   # -- setup ---------------------------------------------------------------
@@ -274,27 +272,12 @@ class VideoWriter:
                        f"got {crf!r}")
     return int(crf)
 
-  def _create_temp_file(self, directory: str, extension: str) -> str:
-    name = os.path.basename(self.path)
-    temp_path = os.path.join(
-        directory,
-        f".{name}.partial-{secrets.token_hex(4)}{extension}")
-    try:
-      # 0o666 lets the umask decide permissions, as for any new file.
-      descriptor = os.open(temp_path,
-                           os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as error:
-      raise MediaError(f"{directory}: output directory is not "
-                       f"writable: {_one_line(error)}") from error
-    os.close(descriptor)
-    return temp_path
-
   def _add_video_stream(self, height: int, width: int) -> None:
     stream = self._container.add_stream(self._format.video_codec,
                                         rate=self.fps)
     stream.width, stream.height = width, height
     stream.pix_fmt = self._format.pix_fmt
-    stream.codec_context.time_base = 1 / self.fps
+    stream.codec_context.time_base = (fractions.Fraction(1, 1000) if self._timestamps else 1 / self.fps)
     if self._format.video_codec == "libx264":
       stream.options = {"crf": str(self._crf), "preset": self._preset}
     elif self._format.video_codec == "libvpx-vp9":
@@ -350,11 +333,13 @@ class VideoWriter:
                    mode="edge")
     return av.VideoFrame.from_ndarray(rgb, format="rgb24")
 
-  def write(self, frame: np.ndarray) -> None:
-    """Appends one float32 [0, 1] or uint8 (H, W, 3) RGB frame.
+  def write(self, frame: np.ndarray, seconds: Optional[float] = None) -> None:
+    """Appends one float32 [0, 1] or uint8 (H, W, 3) RGB frame (at `seconds` with `timestamps=True`).
 
     Every frame must have the shape of the first. Float values are
-    clipped to [0, 1]; NaN or infinity raises MediaError.
+    clipped to [0, 1]; NaN or infinity raises MediaError. A timestamp not
+    after the previous frame's is placed one millisecond after it (the
+    container needs increasing times).
     """
     if self._finished:
       raise MediaError(f"{self.path}: write() after the writer was "
@@ -365,7 +350,7 @@ class VideoWriter:
       if self._stream is None:
         self._frame_shape = rgb.shape
         self._add_video_stream(video_frame.height, video_frame.width)
-      video_frame.pts = self.frames_written
+      video_frame.pts = self._pts(seconds)
       video_frame.time_base = self._stream.codec_context.time_base
       for packet in self._stream.encode(video_frame):
         self._container.mux(packet)
@@ -375,6 +360,17 @@ class VideoWriter:
     except av.error.FFmpegError as error:
       raise MediaError(f"{self.path}: frame {self.frames_written} could "
                        f"not be encoded: {_one_line(error)}") from error
+
+  def _pts(self, seconds):
+    if not self._timestamps:
+      return self.frames_written
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+      raise MediaError(f"{self.path}: frame {self.frames_written} needs a time in seconds >= 0, got {seconds!r}")
+    pts = int(round(seconds * 1000))
+    if self._last_pts is not None and pts <= self._last_pts:
+      pts = self._last_pts + 1
+    self._last_pts = pts
+    return pts
 
   # -- finishing -----------------------------------------------------------
 
@@ -396,7 +392,7 @@ class VideoWriter:
         self._audio.finish(self.frames_written / self.fps)
       container, self._container = self._container, None
       container.close()
-      os.replace(self._temp_path, self.path)
+      files.replace_with_temp(self._temp_path, self.path, MediaError)
     except av.error.FFmpegError as error:
       self.abort()
       raise MediaError(f"{self.path}: could not finish writing: "
@@ -424,8 +420,8 @@ class VideoWriter:
         pass
     if self._audio is not None:
       self._audio.close()
-    if self._temp_path is not None and os.path.exists(self._temp_path):
-      os.remove(self._temp_path)
+    if self._temp_path is not None:
+      files.remove_quietly(self._temp_path)
 
   def __enter__(self) -> "VideoWriter":
     return self

@@ -4,15 +4,17 @@ import itertools
 
 import numpy as np
 
-from fomm_tf.animation import backend as backend_lib
-from fomm_tf.data import media
+from fomm_tf.errors import AnimationError
+from fomm_tf.inference import backend as backend_lib
+from fomm_tf.inference import keras_backend
+from fomm_tf.io import media
 
 
 def as_backend(model):
   """Accepts a FommModel or a Backend."""
   if isinstance(model, backend_lib.Backend):
     return model
-  return backend_lib.KerasBackend(model)
+  return keras_backend.KerasBackend(model)
 
 
 def batched(iterable, size):
@@ -34,22 +36,33 @@ def prepare_frame(frame, size, fit="crop"):
 
 
 def animate_with_keypoints(model, source_image, driving_frames, relative=True, adapt_scale=False, batch_size=8,
-                           kp_driving_initial=None, fit="crop"):
-  """Like `animate`, but yields (result_frame, driving_frame, kp_driving_value) for visualisation."""
+                           kp_driving_initial=None, fit="crop", prepare_source=None, prepare_driving=None,
+                           kp_filter=None):
+  """Like `animate`, but yields (result_frame, driving_frame, kp_driving_value) for visualisation.
+
+  `prepare_source` / `prepare_driving` (frame, size) -> float32 (size, size, 3) replace the `fit` framing
+  (e.g. a face crop, fomm_tf/animation/framing.py); `kp_filter` (a KeypointSmoother) smooths the driving
+  keypoints, across batches.
+  """
   backend = as_backend(model)
   if batch_size < 1:
     raise ValueError(f"batch_size must be >= 1, got {batch_size}")
   height, width = backend.frame_shape[:2]
   if height != width:
-    raise ValueError(f"animation needs a square model frame, got {height}x{width}")
-  source = prepare_frame(source_image, height, fit)[np.newaxis]
+    raise AnimationError(f"animation needs a square model frame, got {height}x{width}")
+  default = lambda frame, size: prepare_frame(frame, size, fit)
+  prepare_source = prepare_source or default
+  prepare_driving = prepare_driving or default
+  source = prepare_source(source_image, height)[np.newaxis]
   # Everything that depends on the source alone is computed once per video.
   state = backend.prepare_source(source)
   kp_source = backend.detect_keypoints(source)
   kp_initial = kp_driving_initial
   for batch in batched(driving_frames, batch_size):
-    frames = np.stack([prepare_frame(f, height, fit) for f in batch])
+    frames = np.stack([prepare_driving(f, height) for f in batch])
     kp_driving = backend.detect_keypoints(frames)
+    if kp_filter is not None:
+      kp_driving = kp_filter(kp_driving)
     if kp_initial is None:
       kp_initial = {k: v[:1] for k, v in kp_driving.items()}
     kp_norm = backend.normalize_kp(kp_source, kp_driving, kp_initial, adapt_movement_scale=adapt_scale,

@@ -7,15 +7,25 @@
 
 import os
 
-from fomm_tf.export import signatures as signatures_lib
+from fomm_tf.errors import ExportError
 
 MANIFEST = "manifest.json"
 SAVED_MODEL = "saved_model"
 TFLITE = "tflite"
+# SavedModel signature -> the TFLite file converted from it.
+TFLITE_FILES = {
+    "detect_keypoints": "kp_detector.tflite",
+    "encode_source": "source_encoder.tflite",
+    "generate_from_state": "generator.tflite",
+    "normalize_kp": "normalize_kp.tflite",
+}
+# The signatures of the SavedModel; `serving_default` animates a batch of driving frames end to end.
+SAVED_MODEL_SIGNATURES = ("detect_keypoints", "normalize_kp", "generate", "encode_source", "generate_from_state",
+                          "serving_default")
 
 
 def tflite_relpath(quantization, signature):
-  return "/".join((TFLITE, quantization, signatures_lib.TFLITE_FILES[signature]))
+  return "/".join((TFLITE, quantization, TFLITE_FILES[signature]))
 
 
 def saved_model_dir(path):
@@ -24,14 +34,14 @@ def saved_model_dir(path):
   for candidate in (os.path.join(path, SAVED_MODEL), path):
     if os.path.isfile(os.path.join(candidate, "saved_model.pb")):
       return candidate
-  raise ValueError(f"{path}: no SavedModel here (expected {os.path.join(path, SAVED_MODEL, 'saved_model.pb')}, "
+  raise ExportError(f"{path}: no SavedModel here (expected {os.path.join(path, SAVED_MODEL, 'saved_model.pb')}, "
                    "written by python -m fomm_tf.export --formats=saved_model)")
 
 
 def tflite_dir(path, quantization):
   """The folder holding the four .tflite files of `quantization` (in an export directory, or `path` itself)."""
   path = os.fspath(path)
-  names = sorted(signatures_lib.TFLITE_FILES.values())
+  names = sorted(TFLITE_FILES.values())
   has_all = lambda folder: all(os.path.isfile(os.path.join(folder, n)) for n in names)
   variant = os.path.join(path, TFLITE, quantization)
   if has_all(variant):
@@ -41,6 +51,6 @@ def tflite_dir(path, quantization):
   root = os.path.join(path, TFLITE)
   available = sorted(d for d in os.listdir(root) if has_all(os.path.join(root, d))) if os.path.isdir(root) else []
   if not os.path.isdir(path):
-    raise ValueError(f"{path}: no such export directory")
-  raise ValueError(f"{path}: no {quantization!r} TFLite variant (expected {', '.join(names)} in {variant}); "
+    raise ExportError(f"{path}: no such export directory")
+  raise ExportError(f"{path}: no {quantization!r} TFLite variant (expected {', '.join(names)} in {variant}); "
                    f"available: {', '.join(available) if available else 'none'}")

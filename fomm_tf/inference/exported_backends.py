@@ -1,6 +1,6 @@
 """Animation backends that run an exported model: SavedModelBackend and TFLiteBackend.
 
-Both implement fomm_tf.animation.backend.Backend on a directory written by
+Both implement fomm_tf.inference.backend.Backend on a directory written by
 `python -m fomm_tf.export` and take everything they need (frame size, K) from
 the exported files themselves. Arrays in and out are numpy float32, NHWC.
 """
@@ -9,13 +9,12 @@ import os
 
 import numpy as np
 
-from fomm_tf.animation import backend as backend_lib
-from fomm_tf.export import layout
-from fomm_tf.export import signatures as signatures_lib
+from fomm_tf.errors import ExportError
+from fomm_tf.errors import one_line
+from fomm_tf.inference import backend as backend_lib
+from fomm_tf.inference import export_layout as layout
 
 BATCH_MODES = ("loop", "resize")
-_HULL_ERROR = ("adapt_movement_scale: the initial driving keypoints span no area (all collinear); "
-               "use relative motion without --adapt_scale")
 
 
 def _check_frames(frames, frame_shape, what):
@@ -54,13 +53,6 @@ def _normalize_inputs(backend, kp_source, kp_driving, kp_driving_initial, adapt_
   }
 
 
-def _check_normalized(out, adapt_movement_scale):
-  # The exported graph cannot raise; a degenerate hull shows up as non-finite keypoints.
-  if adapt_movement_scale and not np.all(np.isfinite(out["value"])):
-    raise ValueError(_HULL_ERROR)
-  return out
-
-
 def _check_one_source(source, frame_shape):
   source = _check_frames(source, frame_shape, "prepare_source")
   if source.shape[0] != 1:
@@ -89,11 +81,14 @@ class SavedModelBackend(backend_lib.Backend):
     import tensorflow as tf
     self._tf = tf
     self.path = layout.saved_model_dir(path)
-    self._model = tf.saved_model.load(self.path)
+    try:
+      self._model = tf.saved_model.load(self.path)
+    except (OSError, ValueError, tf.errors.OpError) as error:
+      raise ExportError(f"{self.path}: cannot load the SavedModel: {one_line(error)}") from None
     needed = ("detect_keypoints", "normalize_kp", "encode_source", "generate_from_state")
     missing = [name for name in needed if name not in self._model.signatures]
     if missing:
-      raise ValueError(f"{self.path}: SavedModel lacks the signature(s) {', '.join(missing)} "
+      raise ExportError(f"{self.path}: SavedModel lacks the signature(s) {', '.join(missing)} "
                        f"(has {', '.join(sorted(self._model.signatures))})")
     detect = self._model.signatures["detect_keypoints"]
     self.frame_shape = tuple(detect.structured_input_signature[1]["image"].shape[1:])
@@ -116,7 +111,7 @@ class SavedModelBackend(backend_lib.Backend):
                    use_relative_movement, use_relative_jacobian):
     inputs = _normalize_inputs(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
                                use_relative_movement, use_relative_jacobian)
-    return _check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)
+    return backend_lib.check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)
 
 
 class TFLiteBackend(backend_lib.Backend):
@@ -147,11 +142,15 @@ class TFLiteBackend(backend_lib.Backend):
     threads = num_threads or os.cpu_count() or 1
     self._interpreters = {}
     self._runners = {}
-    for signature, filename in signatures_lib.TFLITE_FILES.items():
-      interpreter = Interpreter(model_path=os.path.join(self.path, filename), num_threads=threads)
+    for signature, filename in layout.TFLITE_FILES.items():
+      model_path = os.path.join(self.path, filename)
+      try:
+        interpreter = Interpreter(model_path=model_path, num_threads=threads)
+      except (OSError, ValueError, RuntimeError) as error:
+        raise ExportError(f"{model_path}: not a usable TFLite model: {one_line(error)}") from None
       keys = list(interpreter.get_signature_list())
       if len(keys) != 1:
-        raise ValueError(f"{os.path.join(self.path, filename)}: expected one signature, found {keys}")
+        raise ExportError(f"{model_path}: expected one signature, found {keys}")
       self._interpreters[signature] = interpreter
       self._runners[signature] = interpreter.get_signature_runner(keys[0])
     image = self._runners["detect_keypoints"].get_input_details()["image"]
@@ -189,4 +188,4 @@ class TFLiteBackend(backend_lib.Backend):
                    use_relative_movement, use_relative_jacobian):
     inputs = _normalize_inputs(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
                                use_relative_movement, use_relative_jacobian)
-    return _check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)
+    return backend_lib.check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)

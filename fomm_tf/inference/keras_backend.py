@@ -1,0 +1,36 @@
+"""KerasBackend: runs a FommModel; source features are computed once per video, each batch is one graph call."""
+
+import numpy as np
+import tensorflow as tf
+
+from fomm_tf.inference import backend
+from fomm_tf.inference import generation
+
+
+class KerasBackend(backend.Backend):
+  """A Backend over a FommModel (in whatever dtype policy the model was built)."""
+
+  name = "keras"
+
+  def __init__(self, model):
+    self.model = model
+    self.frame_shape = tuple(model.frame_shape)
+    self.num_kp = model.num_kp
+    self.precision = model.dtype_policy.name
+    generator = model.generator
+    self._prepare = tf.function(lambda source: generation.encode_source(generator, source))
+    self._generate = tf.function(
+        lambda state, kp_source, kp_driving: generation.generate_from_state(generator, state, kp_source, kp_driving),
+        reduce_retracing=True)
+
+  def detect_keypoints(self, frames):
+    out = self.model.detect_keypoints(np.asarray(frames, np.float32))
+    return {k: v.numpy() for k, v in out.items()}
+
+  def prepare_source(self, source):
+    return self._prepare(tf.convert_to_tensor(np.asarray(source, np.float32)))
+
+  def generate(self, state, kp_source, kp_driving):
+    kp_source = {k: tf.convert_to_tensor(v, tf.float32) for k, v in kp_source.items()}
+    kp_driving = {k: tf.convert_to_tensor(v, tf.float32) for k, v in kp_driving.items()}
+    return self._generate(state, kp_source, kp_driving).numpy().astype(np.float32)

@@ -1,0 +1,82 @@
+"""TrainState: everything a training run checkpoints (networks, optimizers, loss scales, step, epoch).
+
+Built under the run's tf.distribute strategy. Mixed precision is an argument
+here (the networks and VGG get the dtype policy), never Keras' global policy.
+"""
+
+import keras
+import tensorflow as tf
+
+from fomm_tf.checkpoint import loading as checkpoint_loading
+from fomm_tf.losses import vgg19 as vgg19_lib
+from fomm_tf.models import fomm_model
+from fomm_tf.training import loss_scale as loss_scale_lib
+
+def adam(learning_rate):
+  # Official: torch Adam with betas (0.5, 0.999) and eps 1e-8.
+  return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
+
+
+class TrainState:
+  """The checkpointed state of one training run.
+
+  Attributes:
+    model: the FommModel (with discriminator).
+    vgg: the frozen VGG19 features, or None without perceptual loss.
+    optimizers: {"kp_detector", "generator", "discriminator"} -> Adam.
+    loss_scales: {"generator", "discriminator"} -> the loss scale of that update (float16 only; else none).
+    step, epoch: int64 variables.
+    checkpoint: the tf.train.Checkpoint of all of the above.
+  """
+
+  def __init__(self, cfg, strategy, mixed_precision=None, vgg19_weights="imagenet", seed=0, init_checkpoint=None):
+    self.cfg = cfg
+    self.strategy = strategy
+    self.mixed_precision = mixed_precision
+    dtype = fomm_model.dtype_policy(mixed_precision)
+    # The initial weights follow the seed too, so a run is reproducible end to end.
+    keras.utils.set_random_seed(seed)
+    train = cfg.train
+    with strategy.scope():
+      self.model = fomm_model.FommModel(cfg, build_discriminator=True, dtype=dtype)
+      if init_checkpoint:
+        checkpoint_loading.load_weights(self.model, init_checkpoint)
+      self.vgg = (vgg19_lib.make_vgg19_features(vgg19_weights, dtype=dtype) if sum(train.loss_perceptual) != 0
+                  else None)
+      self.optimizers = {"kp_detector": adam(train.lr_kp_detector), "generator": adam(train.lr_generator),
+                         "discriminator": adam(train.lr_discriminator)}
+      # Keras 3 optimizers must be built inside the scope before a custom loop's first step.
+      for name, optimizer in self.optimizers.items():
+        optimizer.build(self.variables(name))
+      float16 = mixed_precision == "float16"
+      self.loss_scales = {name: loss_scale_lib.DynamicLossScale(name=f"{name}_loss_scale") if float16
+                          else loss_scale_lib.NoLossScale() for name in ("generator", "discriminator")}
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+      self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    bags = {name: checkpoint_loading.VariableBag(net) for name, net in self.model.networks().items()}
+    opt_bags = {"optimizer_" + name: checkpoint_loading.VariableBag.from_optimizer(opt)
+                for name, opt in self.optimizers.items()}
+    scales = {f"{name}_loss_scale": scale for name, scale in self.loss_scales.items()
+              if isinstance(scale, loss_scale_lib.DynamicLossScale)}
+    self.checkpoint = tf.train.Checkpoint(step=self.step, epoch=self.epoch, **bags, **opt_bags, **scales)
+    self.base_lr = {"kp_detector": train.lr_kp_detector, "generator": train.lr_generator,
+                    "discriminator": train.lr_discriminator}
+
+  def variables(self, name):
+    return list(self.model.networks()[name].trainable_variables)
+
+  def learning_rates(self, epoch):
+    """MultiStepLR: x0.1 at each milestone epoch passed."""
+    drops = sum(1 for m in self.cfg.train.epoch_milestones if epoch >= m)
+    return {name: lr * (0.1 ** drops) for name, lr in self.base_lr.items()}
+
+  def set_learning_rates(self, epoch):
+    for name, lr in self.learning_rates(epoch).items():
+      self.optimizers[name].learning_rate = lr
+
+  def non_finite_weight(self):
+    """The path of a keypoint-detector or generator variable that is not finite, or None."""
+    for variable in self.model.kp_detector.weights + self.model.generator.weights:
+      if not bool(tf.reduce_all(tf.math.is_finite(variable))):
+        return variable.path
+    return None

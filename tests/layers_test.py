@@ -1,0 +1,151 @@
+"""Every fomm-tf layer as keras-hub checks its layers: registered, serializable, and right in every precision.
+
+One shared check (`LayerCase.run_layer_checks`): the layer is serialized with
+keras.saving.serialize_keras_object and rebuilt with deserialize_keras_object
+(same config, same outputs once it has the same weights), and it runs under
+float32, mixed_bfloat16 and mixed_float16 with the output dtypes it promises
+(keypoints, masks, flows and predictions stay float32; features follow the
+compute dtype) -- without changing Keras' global dtype policy.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl.testing import absltest
+from absl.testing import parameterized
+
+from fomm_tf.layers import anti_alias
+from fomm_tf.layers import base
+from fomm_tf.layers import batch_norm
+from fomm_tf.layers import conv_blocks
+from fomm_tf.layers import hourglass
+from fomm_tf.layers import initializers
+from fomm_tf.layers import spectral_norm_conv
+from fomm_tf.losses import vgg19
+from fomm_tf.models import dense_motion
+from fomm_tf.models import discriminator
+from fomm_tf.models import fomm_model
+from fomm_tf.models import generator
+from fomm_tf.models import keypoint_detector
+from tests import testing
+
+POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def _kp(batch=1, num_kp=10, seed=0):
+  rng = np.random.default_rng(seed)
+  value = rng.uniform(-0.5, 0.5, (batch, num_kp, 2)).astype(np.float32)
+  jacobian = np.tile(np.eye(2, dtype=np.float32), (batch, num_kp, 1, 1))
+  return {"value": tf.constant(value), "jacobian": tf.constant(jacobian)}
+
+
+def _frames(shape, seed=0):
+  return tf.constant(np.random.default_rng(seed).random(shape).astype(np.float32))
+
+
+def _leaves(value):
+  if isinstance(value, dict):
+    for v in value.values():
+      yield from _leaves(v)
+  elif isinstance(value, (list, tuple)):
+    for v in value:
+      yield from _leaves(v)
+  else:
+    yield value
+
+
+# (name, factory(dtype) -> layer, call(layer) -> outputs, float32 outputs: which leaves stay float32).
+def _cases():
+  cfg = testing.tiny_config()
+  frames = lambda: _frames((1, 64, 64, 3))
+  feat = lambda: _frames((1, 8, 8, 4))
+  return [
+      ("DownBlock2d", lambda d: conv_blocks.DownBlock2d(8, dtype=d), lambda l: l(feat()), None),
+      ("UpBlock2d", lambda d: conv_blocks.UpBlock2d(8, dtype=d), lambda l: l(feat()), None),
+      ("SameBlock2d", lambda d: conv_blocks.SameBlock2d(8, kernel_size=7, dtype=d), lambda l: l(feat()), None),
+      ("ResBlock2d", lambda d: conv_blocks.ResBlock2d(4, dtype=d), lambda l: l(feat()), None),
+      ("Hourglass", lambda d: hourglass.Hourglass(4, in_features=4, num_blocks=2, max_features=16, dtype=d),
+       lambda l: l(feat()), None),
+      ("BatchNorm", lambda d: batch_norm.BatchNorm(dtype=d), lambda l: l(feat()), None),
+      ("Conv2D", lambda d: initializers.Conv2D(3, 3, padding="same", dtype=d), lambda l: l(feat()), None),
+      ("SpectralNormConv2D", lambda d: spectral_norm_conv.SpectralNormConv2D(4, 3, dtype=d), lambda l: l(feat()),
+       None),
+      ("AntiAliasDownsample", lambda d: anti_alias.AntiAliasDownsample(0.25, dtype=d), lambda l: l(frames()), None),
+      ("KeypointDetector", lambda d: keypoint_detector.KeypointDetector(dtype=d, **cfg.kp_detector_kwargs()),
+       lambda l: l(frames()), "all"),
+      ("DenseMotionNetwork", lambda d: dense_motion.DenseMotionNetwork(
+          num_kp=10, num_channels=3, estimate_occlusion_map=True, dtype=d, **cfg.dense_motion_kwargs()),
+       lambda l: l(frames(), _kp(), _kp(seed=1)), {"mask", "occlusion_map", "deformation"}),
+      ("OcclusionAwareGenerator", lambda d: generator.OcclusionAwareGenerator(dtype=d, **cfg.generator_kwargs()),
+       lambda l: l(frames(), _kp(), _kp(seed=1)), {"prediction", "mask", "occlusion_map", "deformation"}),
+      ("MultiScaleDiscriminator", lambda d: discriminator.MultiScaleDiscriminator(
+          dtype=d, **cfg.discriminator_kwargs()), lambda l: l({"prediction_1": frames()}), None),
+      ("VGG19Features", lambda d: vgg19.VGG19Features(dtype=d), lambda l: l(_frames((1, 32, 32, 3))), "all"),
+  ]
+
+
+CASES = _cases()
+
+
+class LayerCase(parameterized.TestCase):
+  """The shared layer checks."""
+
+  def run_layer_checks(self, factory, call, float32_outputs):
+    layer = factory(None)
+    self.assertTrue(keras.saving.get_registered_name(type(layer)).startswith(base.PACKAGE + ">"),
+                    f"{type(layer).__name__} is not registered")
+    outputs = call(layer)
+    # Serialization round trip: same config, and the same function once given the same weights.
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    self.assertIs(type(clone), type(layer))
+    self.assertEqual(clone.get_config(), layer.get_config())
+    call(clone)
+    clone.set_weights(layer.get_weights())
+    for a, b in zip(_leaves(call(clone)), _leaves(outputs)):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+    # Precisions: outputs in the promised dtypes, and the global policy untouched.
+    for policy in POLICIES:
+      layer = factory(policy)
+      out = call(layer)
+      compute = keras.DTypePolicy(policy).compute_dtype
+      if isinstance(out, dict):
+        for name, value in out.items():
+          keep32 = float32_outputs == "all" or (float32_outputs is not None and name in float32_outputs)
+          expected = "float32" if keep32 else compute
+          for leaf in _leaves(value):
+            self.assertEqual(leaf.dtype.name, expected, f"{type(layer).__name__} {policy} {name}")
+      else:
+        for leaf in _leaves(out):
+          self.assertEqual(leaf.dtype.name, "float32" if float32_outputs == "all" else compute,
+                           f"{type(layer).__name__} {policy}")
+      for variable in layer.weights:
+        self.assertEqual(variable.dtype, "float32", f"{variable.path} under {policy}")
+      self.assertEqual(keras.mixed_precision.global_policy().name, "float32")
+
+
+class LayersTest(LayerCase):
+
+  @parameterized.named_parameters(*[(name, factory, call, f32) for name, factory, call, f32 in CASES])
+  def test_layer(self, factory, call, float32_outputs):
+    self.run_layer_checks(factory, call, float32_outputs)
+
+  def test_fomm_model_round_trips_through_its_config(self):
+    model = fomm_model.FommModel(testing.tiny_config(), dtype="bfloat16")
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
+    self.assertEqual(clone.config.flat(), model.config.flat())
+    self.assertEqual(clone.dtype_policy.name, "mixed_bfloat16")
+    self.assertIsNone(clone.discriminator)
+    self.assertEqual(keras.mixed_precision.global_policy().name, "float32")
+
+  def test_every_layer_class_is_covered(self):
+    covered = {name for name, *_ in CASES} | {"FommModel", "DiscriminatorBlock", "Discriminator"}
+    registered = {name.split(">", 1)[1] for name in keras.saving.get_custom_objects()
+                  if name.startswith(base.PACKAGE + ">")}
+    layer_names = {n for n in registered if isinstance(keras.saving.get_registered_object(f"{base.PACKAGE}>{n}"),
+                                                       type)
+                   and issubclass(keras.saving.get_registered_object(f"{base.PACKAGE}>{n}"), keras.layers.Layer)}
+    self.assertEqual(sorted(layer_names - covered), [])
+
+
+if __name__ == "__main__":
+  absltest.main()

@@ -1,0 +1,292 @@
+"""What the tests share: paths, per-test temp folders, real media files, small models, in-process CLI runs.
+
+Every test gets its own temp folder (`self.tmp_dir()`), so parallel pytest
+workers never write the same file; class-level data goes into
+`make_class_dir()`. Models are cached per process (`tiny_model`), media are
+real files written with PyAV and Pillow.
+"""
+
+import contextlib
+import functools
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import av
+import numpy as np
+from absl import flags
+from PIL import Image
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+FIXTURES_DIR = os.path.join(os.path.dirname(REPO_ROOT), "shared", "fixtures")
+REFERENCE_DIR = os.path.join(os.path.dirname(REPO_ROOT), "shared", "reference")
+CHECKPOINT = os.path.join(FIXTURES_DIR, "small-official.pth.tar")
+LEGACY_CHECKPOINT = os.path.join(FIXTURES_DIR, "small-official-legacy.pth.tar")
+
+# A tiny random config with the vox-256 structure: fast end-to-end tests.
+TINY_FLAGS = """--flagfile={root}/configs/vox-256.flags
+--frame_shape=64,64,3
+--kp_block_expansion=8
+--kp_max_features=32
+--kp_num_blocks=3
+--gen_block_expansion=8
+--gen_max_features=32
+--dm_block_expansion=8
+--dm_max_features=32
+--dm_num_blocks=3
+--crop=center
+"""
+
+
+def make_temp_dir(test_case, prefix):
+  """A temp folder removed after the test."""
+  return test_case.enterContext(tempfile.TemporaryDirectory(prefix=prefix))
+
+
+def make_class_dir(prefix):
+  """A fresh temp folder for data a whole test class shares (remove it in tearDownClass)."""
+  return tempfile.mkdtemp(prefix=prefix)
+
+
+def write_tiny_flagfile(directory):
+  path = os.path.join(directory, "tiny.flags")
+  with open(path, "w") as f:
+    f.write(TINY_FLAGS.format(root=REPO_ROOT))
+  return path
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_config():
+  from fomm_tf import config as config_lib  # pylint: disable=import-outside-toplevel
+  directory = make_class_dir("tiny_config_")
+  try:
+    return config_lib.load_config(write_tiny_flagfile(directory)).with_source("tiny")
+  finally:
+    shutil.rmtree(directory)
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_model(seed=0):
+  """The tiny model with seeded random weights (the same in every run), cached per process."""
+  import keras  # pylint: disable=import-outside-toplevel
+  import fomm_tf  # pylint: disable=import-outside-toplevel
+  keras.utils.set_random_seed(seed)
+  return fomm_tf.load_model(tiny_config())
+
+
+def fixture_config(align_corners=True):
+  from fomm_tf import config as config_lib  # pylint: disable=import-outside-toplevel
+  with open(os.path.join(FIXTURES_DIR, "small-official-config.json")) as f:
+    params = json.load(f)
+  return config_lib.config_from_official(params).replace(align_corners=align_corners)
+
+
+@functools.lru_cache(maxsize=None)
+def fixture_model(align_corners=True):
+  """The small official fixture model, without discriminator, cached per process."""
+  import fomm_tf  # pylint: disable=import-outside-toplevel
+  return fomm_tf.load_model(fixture_config(align_corners), checkpoint=CHECKPOINT)
+
+
+_ARRAYS = None
+
+
+def arrays():
+  """The official fixtures' arrays (PyTorch layouts; see nchw_to_nhwc)."""
+  global _ARRAYS
+  if _ARRAYS is None:
+    _ARRAYS = dict(np.load(os.path.join(FIXTURES_DIR, "small-official-io.npz")))
+  return _ARRAYS
+
+
+def nchw_to_nhwc(a):
+  return np.moveaxis(a, -3, -1)
+
+
+def write_fixture_flagfile(directory, align_corners=True):
+  """A flagfile for the fixtures' small-channel model (vox-256 structure, fewer channels)."""
+  flat = fixture_config(align_corners).flat()
+  names = [n for n in flat if n.startswith(("kp_", "gen_", "dm_", "disc_"))] + ["align_corners"]
+  path = os.path.join(directory, "small-official.flags")
+  with open(path, "w") as f:
+    f.write(f"--flagfile={os.path.join(REPO_ROOT, 'configs', 'vox-256.flags')}\n")
+    for name in names:
+      value = flat[name]
+      if isinstance(value, tuple):
+        value = ",".join(str(v) for v in value)
+      elif isinstance(value, bool):
+        value = str(value).lower()
+      f.write(f"--{name}={value}\n")
+  return path
+
+
+# ----------------------------------------------------------------------------
+# Real media.
+
+
+def textured_square_frames(num_frames, height=48, width=64, seed=0):
+  """uint8 frames of a textured square moving over a gradient background."""
+  rng = np.random.default_rng(seed)
+  texture = (rng.random((16, 16, 3)) * 255).astype(np.uint8)
+  background = np.zeros((height, width, 3), np.uint8)
+  background[..., 0] = np.linspace(0, 200, width)[None, :]
+  background[..., 2] = np.linspace(50, 150, height)[:, None]
+  frames = []
+  for t in range(num_frames):
+    frame = background.copy()
+    y, x = 4 + (t * 2) % (height - 20), 4 + (t * 3) % (width - 20)
+    frame[y:y + 16, x:x + 16] = texture
+    frames.append(frame)
+  return frames
+
+
+def moving_square_frames(count, height=32, width=48):
+  """uint8 frames: a light square moving right over a coloured ramp."""
+  rows = np.linspace(30, 120, height, dtype=np.float32)[:, None]
+  base = np.zeros((height, width, 3), np.uint8)
+  base[..., 0] = rows
+  base[..., 1] = 90
+  base[..., 2] = 150
+  frames = []
+  for index in range(count):
+    frame = base.copy()
+    left = (2 * index) % max(1, width - 12)
+    frame[8:20, left:left + 12] = (230, 220, 60)
+    frames.append(frame)
+  return frames
+
+
+def as_float(frames):
+  return [np.asarray(frame, np.float32) / 255.0 for frame in frames]
+
+
+def mean_abs_error(frames_a, frames_b):
+  return float(np.mean([np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean()
+                        for a, b in zip(frames_a, frames_b)]))
+
+
+def write_video(path, frames, fps=25, codec=None, audio_seconds=None, audio_layout="mono", audio_amplitude=0.3,
+                rotation=None, container_options=None):
+  """Writes uint8 frames with PyAV: H.264 (mp4/mov/mkv), GIF by extension or `codec`; optionally a 440 Hz tone."""
+  height, width = frames[0].shape[:2]
+  gif = os.path.splitext(path)[1].lower() == ".gif"
+  codec = codec or ("gif" if gif else "libx264")
+  with av.open(path, "w", container_options=container_options) as container:
+    stream = container.add_stream(codec, rate=fps)
+    stream.width, stream.height = width, height
+    stream.pix_fmt = {"libx264": "yuv420p", "gif": "rgb8"}.get(codec, "rgb24")
+    if rotation is not None:
+      stream.set_display_rotation(rotation)
+    audio = None
+    if audio_seconds is not None:
+      audio = container.add_stream("aac", rate=44100, layout=audio_layout)
+    for frame in frames:
+      for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+        container.mux(packet)
+    for packet in stream.encode(None):
+      container.mux(packet)
+    if audio is not None:
+      channels = 2 if audio_layout == "stereo" else 1
+      total = int(audio_seconds * 44100)
+      tone = audio_amplitude * np.sin(2 * np.pi * 440 * np.arange(total) / 44100)
+      for start in range(0, total, 1024):
+        chunk = np.repeat(tone[start:start + 1024].astype(np.float32)[None], channels, axis=0)
+        audio_frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=audio_layout)
+        audio_frame.sample_rate = 44100
+        audio_frame.pts = start
+        for packet in audio.encode(audio_frame):
+          container.mux(packet)
+      for packet in audio.encode(None):
+        container.mux(packet)
+  return path
+
+
+def write_y4m(path, frames, fps=25):
+  """uint8 frames as a raw yuv4mpeg clip (what Chromium's fake webcam plays)."""
+  height, width = frames[0].shape[:2]
+  with av.open(path, "w", format="yuv4mpegpipe") as container:
+    stream = container.add_stream("rawvideo", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    for frame in frames:
+      for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+        container.mux(packet)
+    for packet in stream.encode(None):
+      container.mux(packet)
+  return path
+
+
+def gradio_file(path):
+  """A file argument for gradio_client."""
+  from gradio_client import handle_file  # pylint: disable=import-outside-toplevel
+  return handle_file(path)
+
+
+def write_image(path, array):
+  Image.fromarray(np.asarray(array)).save(path)
+  return path
+
+
+def probe(path):
+  """(num_frames, fps, has_audio, (h, w)) of a written video, decoded for real."""
+  with av.open(path) as container:
+    stream = container.streams.video[0]
+    fps = float(stream.average_rate) if stream.average_rate else None
+    has_audio = bool(container.streams.audio)
+    frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+  return len(frames), fps, has_audio, frames[0].shape[:2]
+
+
+# ----------------------------------------------------------------------------
+# Commands.
+
+
+@contextlib.contextmanager
+def captured_output():
+  """Captures what is printed to stdout and stderr (Python-level writes)."""
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    yield out, err
+
+
+def run_cli(cli_module, *args, handle_signals=True):
+  """Runs a command module (define_flags + run) in this process on fresh flags: (exit code, stdout, stderr)."""
+  from fomm_tf import cli  # pylint: disable=import-outside-toplevel
+  flag_values = flags.FlagValues()
+  code = 0
+  with captured_output() as (out, err):
+    try:
+      cli.invoke(cli_module.define_flags, cli_module.run, ["fomm", *args], flag_values, handle_signals)
+    except SystemExit as exit_:
+      code = exit_.code if isinstance(exit_.code, int) else 1
+  return code, out.getvalue(), err.getvalue()
+
+
+def run_module(module, *args, cwd=None, env=None, timeout=600):
+  """`python -m module args` in a subprocess with the checkout importable: CompletedProcess (text)."""
+  env = dict(os.environ if env is None else env)
+  env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+  return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                        cwd=cwd or REPO_ROOT, env=env, timeout=timeout)
+
+
+class TestMixin:
+  """Per-test temp folders (removed after the test) and error-line assertions, for any TestCase."""
+
+  def tmp_dir(self):
+    """A fresh folder for this test alone."""
+    return self.enterContext(tempfile.TemporaryDirectory(prefix=type(self).__name__ + "_"))
+
+  def tmp_path(self, name):
+    return os.path.join(self.tmp_dir(), name)
+
+  def assertErrorLine(self, result, pattern, code=1):
+    """A (code, stdout, stderr) run failed with `code` and its last stderr line is `error: <pattern>`."""
+    got_code, _, stderr = result
+    self.assertEqual(got_code, code, stderr[-2000:])
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+    self.assertRegex(last, r"^error: " + pattern)
+    self.assertNotIn("Traceback", stderr)
