@@ -301,5 +301,67 @@ class TrainProcessTest(absltest.TestCase):
     self.assertFalse(glob.glob(os.path.join(model_dir, ".worker-*")))
 
 
+class TrainFaultsTest(absltest.TestCase):
+  """`kill -9` and a full disk, in real processes (a class of its own, so pytest-xdist runs it beside the others)."""
+
+  run_ok = TrainProcessTest.run_ok
+
+  def test_kill_9_at_random_moments_resumes_step_exact_from_the_newest_complete_checkpoint(self):
+    args = ("--max_steps=6", "--batch_size=2", "--checkpoint_every=1", "--keep_checkpoints=0", *SMALL_NET)
+    reference_dir = self.create_tempdir().full_path
+    self.run_ok(train_cmd(reference_dir, *args))
+    rng = np.random.default_rng(7)
+    model_dir = self.create_tempdir().full_path
+    kills = 0
+    while kills < 2:
+      before = tf.train.latest_checkpoint(model_dir)
+      proc = subprocess.Popen(train_cmd(model_dir, *args), cwd=tiny.REPO_ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+      deadline = time.time() + 300
+      # Kill at a random moment after this run has written a checkpoint of its own: during the steps after it
+      # or while the next one is being written.
+      while time.time() < deadline and proc.poll() is None and tf.train.latest_checkpoint(model_dir) == before:
+        time.sleep(0.05)
+      time.sleep(rng.uniform(0.0, 1.5))
+      if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+        kills += 1
+      _, stderr = proc.communicate(timeout=300)
+      self.assertNotIn("Traceback", stderr)
+      if proc.returncode == 0:
+        break
+    self.run_ok(train_cmd(model_dir, *args))
+    got, want = tf.train.load_checkpoint(model_dir), tf.train.load_checkpoint(reference_dir)
+    self.assertEqual(tf.train.latest_checkpoint(model_dir).rsplit("-", 1)[1], "6")
+    names = sorted(want.get_variable_to_shape_map())
+    self.assertEqual(sorted(got.get_variable_to_shape_map()), names)
+    for name in names:
+      if name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH"):
+        continue
+      np.testing.assert_allclose(got.get_tensor(name), want.get_tensor(name), rtol=1e-4, atol=1e-6, err_msg=name)
+
+  def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(self):
+    from tests import data_safety_test  # pylint: disable=import-outside-toplevel
+    args = ("--batch_size=2", "--checkpoint_every=1", "--keep_checkpoints=0", "--summary_every=1000", *SMALL_NET)
+    probe = self.create_tempdir().full_path
+    self.run_ok(train_cmd(probe, "--max_steps=1", *args))
+    used = sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(probe) for name in names)
+    # Room for the first run's files and a little more, not for a second checkpoint.
+    disk = self.create_tempdir().full_path
+    script = [sys.executable, "-c", "import subprocess, sys; a = sys.argv[1:]; "
+              "first = subprocess.run(a + ['--max_steps=1']); "
+              "sys.exit(90 + first.returncode if first.returncode "
+              "else subprocess.run(a + ['--max_steps=3']).returncode)",
+              *train_cmd(os.path.join(disk, "run"), *args)]
+    code, stderr, left = data_safety_test.run_on_a_small_disk(self, used * 13 // 10 // 1024 + 8, disk, script)
+    self.assertEqual(code, 1, stderr[-3000:])
+    last = stderr.strip().splitlines()[-1]
+    self.assertRegex(last, r"^error: .*cannot write the checkpoint of step 2 .*last complete checkpoint: .*ckpt-1")
+    self.assertNotIn("Traceback", stderr)
+    self.assertIn("run/ckpt-1.index", left)
+    self.assertIn("run/checkpoint", left)
+    self.assertEqual([name for name in left if "ckpt-2" in name or "temp" in name], [])
+
+
 if __name__ == "__main__":
   absltest.main()

@@ -142,7 +142,8 @@ def read_tf_checkpoint(checkpoint, prefix, expect_partial):
     status.assert_existing_objects_matched()
     if expect_partial:
       status.expect_partial()
-  except (ValueError, AssertionError, tf.errors.OpError) as e:
+  except (ValueError, AssertionError, tf.errors.OpError, IndexError) as e:
+    # TF's checkpoint reader raises IndexError ("Read less bytes than requested") on a truncated .data file.
     raise CheckpointMismatchError(f"{prefix}: does not fit this config or is damaged: {errors.one_line(e)}") \
         from None
   return status

@@ -7,8 +7,11 @@ layers, whose variables the converter would not freeze.
 """
 
 import keras
+import tensorflow as tf
 
+from fomm_tf import errors
 from fomm_tf.inference import export_layout as layout
+from fomm_tf.io import files
 
 
 def build_archive(functions, names=layout.SAVED_MODEL_SIGNATURES):
@@ -22,8 +25,20 @@ def build_archive(functions, names=layout.SAVED_MODEL_SIGNATURES):
 
 
 def write_saved_model(functions, path, names=layout.SAVED_MODEL_SIGNATURES):
-  """Writes the SavedModel of `functions` (an ExportFunctions) to the directory `path`."""
-  build_archive(functions, names).write_out(path, verbose=False)
+  """Writes the SavedModel of `functions` (an ExportFunctions) to the directory `path`.
+
+  A write that fails in TensorFlow's file layer (a full disk, a read-only or vanished directory) is an
+  ExportError naming the path; the caller's staging directory takes the partial files away.
+  """
+  archive = build_archive(functions, names)
+  try:
+    archive.write_out(path, verbose=False)
+  except (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError, tf.errors.NotFoundError,
+          tf.errors.FailedPreconditionError) as error:
+    reason = "no space left on device" if "No space left" in str(error) else errors.one_line(error.message)
+    raise errors.ExportError(f"{errors.printable(path)}: cannot write the SavedModel: {reason}") from None
+  except OSError as error:
+    raise files.write_error(errors.ExportError, path, error) from None
   return path
 
 

@@ -115,8 +115,11 @@ def read_image(path: str) -> np.ndarray:
       return _pil_to_rgb_float(image, path)
   except MediaError:
     raise
-  except (OSError, SyntaxError, ValueError,
-          Image.DecompressionBombError) as error:
+  except Image.DecompressionBombError as error:
+    # Pillow refuses the largest claims itself, before our own (lower) limit is reached.
+    raise MediaError(f"{printable(path)}: the image is larger than the {MAX_PIXELS // 1_000_000} megapixels "
+                     f"fomm-tf accepts (resize it first; {_one_line(error)})") from error
+  except (OSError, SyntaxError, ValueError) as error:
     # Pillow signals malformed files with any of these.
     raise MediaError(
         f"{printable(path)}: cannot read image: {_one_line(error)}") from error

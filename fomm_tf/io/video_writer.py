@@ -20,6 +20,7 @@ at `path` before untouched.
 """
 
 import dataclasses
+import errno
 import fractions
 import math
 import os
@@ -358,6 +359,8 @@ class VideoWriter:
       if self._audio is not None:
         self._audio.copy_until(self.frames_written / self.fps)
     except av.error.FFmpegError as error:
+      if error.errno == errno.ENOSPC:
+        raise files.write_error(MediaError, self.path, error) from None
       raise MediaError(f"{self.path}: frame {self.frames_written} could "
                        f"not be encoded: {_one_line(error)}") from error
 
@@ -395,6 +398,8 @@ class VideoWriter:
       files.replace_with_temp(self._temp_path, self.path, MediaError)
     except av.error.FFmpegError as error:
       self.abort()
+      if error.errno == errno.ENOSPC:
+        raise files.write_error(MediaError, self.path, error) from None
       raise MediaError(f"{self.path}: could not finish writing: "
                        f"{_one_line(error)}") from error
     except BaseException:
