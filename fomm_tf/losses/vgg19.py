@@ -8,7 +8,7 @@ its own; feeding one set the other's preprocessing would shift every feature):
 | "imagenet"                              | Keras' download (the original Caffe model) | caffe           |
 | a Keras `.h5` (e.g. vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5) | the same, local | caffe |
 | a torchvision `.pth` (e.g. vgg19-dcbb9e9d.pth), read without torch | what the official trainer uses | torch |
-| "random"                                | torchvision's own init, seeded           | torch            |
+| "random"                                | He-normal (fan_in) init, seeded          | torch            |
 
 caffe: BGR, 0..255, ImageNet mean pixel (103.939, 116.779, 123.68) subtracted,
 no std. torch: RGB in [0, 1], minus mean (0.485, 0.456, 0.406), divided by std
