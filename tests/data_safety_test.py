@@ -18,6 +18,7 @@ import tempfile
 import time
 import zlib
 
+import av
 import numpy as np
 from absl.testing import absltest
 
@@ -132,6 +133,26 @@ class AnimateRefusesToOverwriteInputsTest(tiny.TestMixin, absltest.TestCase):
     out = self.tmp_path("out.mp4")
     self.assertErrorLine(self.animate(f"--result_video={out}", source=big), r".*big\.png: .*megapixels")
     self.assertFalse(os.path.exists(out))
+
+  def test_a_truncated_driving_video_ends_the_progress_line_before_the_error(self):
+    folder = self.tmp_dir()
+    frames = tiny.textured_square_frames(120, height=64, width=64)
+    # The index goes first (faststart), so the cut file opens and fails part-way, after the bar has started.
+    whole = tiny.write_video(os.path.join(folder, "whole.mp4"), frames, fps=25,
+                             container_options={"movflags": "+faststart"})
+    with av.open(whole) as container:
+      end = container.streams.video[0].index_entries[90].pos
+    cut = os.path.join(folder, "cut.mp4")
+    with open(cut, "wb") as f:
+      f.write(digest(whole)[:end])
+    out = os.path.join(folder, "out.mp4")
+    code, _, stderr = self.animate(f"--result_video={out}", driving=cut)
+    self.assertErrorLine((code, "", stderr), r".*cut\.mp4: frame \d+ could not be decoded: the file ends early")
+    self.assertIn("animating [", stderr)
+    at = stderr.rindex("error: ")
+    self.assertTrue(at == 0 or stderr[at - 1] == "\n", repr(stderr[max(0, at - 80):at + 40]))
+    self.assertFalse(os.path.exists(out))
+    self.assertEqual(sorted(os.listdir(folder)), ["cut.mp4", "whole.mp4"])
 
   def test_flag_parsing_mistakes_end_with_an_error_line(self):
     out = self.tmp_path("out.mp4")
