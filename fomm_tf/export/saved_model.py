@@ -11,7 +11,6 @@ import tensorflow as tf
 
 from fomm_tf import errors
 from fomm_tf.inference import export_layout as layout
-from fomm_tf.io import files
 
 
 def build_archive(functions, names=layout.SAVED_MODEL_SIGNATURES):
@@ -27,8 +26,9 @@ def build_archive(functions, names=layout.SAVED_MODEL_SIGNATURES):
 def write_saved_model(functions, path, names=layout.SAVED_MODEL_SIGNATURES):
   """Writes the SavedModel of `functions` (an ExportFunctions) to the directory `path`.
 
-  A write that fails in TensorFlow's file layer (a full disk, a read-only or vanished directory) is an
-  ExportError naming the path; the caller's staging directory takes the partial files away.
+  A write that fails in TensorFlow's file layer (a full disk, a read-only or vanished directory) raises
+  tf.errors, not OSError, so it is made an ExportError naming the path here; plain OSErrors are the
+  caller's staging directory's to report (files.staged_directory), which also takes the partial files away.
   """
   archive = build_archive(functions, names)
   try:
@@ -37,8 +37,6 @@ def write_saved_model(functions, path, names=layout.SAVED_MODEL_SIGNATURES):
           tf.errors.FailedPreconditionError) as error:
     reason = "no space left on device" if "No space left" in str(error) else errors.one_line(error.message)
     raise errors.ExportError(f"{errors.printable(path)}: cannot write the SavedModel: {reason}") from None
-  except OSError as error:
-    raise files.write_error(errors.ExportError, path, error) from None
   return path
 
 
