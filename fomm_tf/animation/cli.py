@@ -124,10 +124,12 @@ class _BarProgress(job.Progress):
   def __init__(self):
     self.bar = None
 
+  def start(self, total, batch_size):
+    self.bar = progress_lib.ProgressBar(total=total, batch=batch_size)
+
   def update(self, done, total):
-    if self.bar is None:
-      self.bar = progress_lib.ProgressBar(total=total)
-    self.bar.update()
+    del total
+    self.bar.update(done - self.bar.done)
 
   def close(self):
     if self.bar is not None:

@@ -117,7 +117,12 @@ def driving_keypoints(backend, video, batch_size, prepare):
 
 
 class Progress:
-  """Receives (frames done, total or None) after every frame; `stop()` True ends the job (errors.Cancelled)."""
+  """Told when animation starts, then (frames done, total or None) after every frame; `stop()` True ends the job
+  (errors.Cancelled)."""
+
+  def start(self, total, batch_size):
+    """Animation begins: `total` frames (None: unknown) will arrive in batches of `batch_size`."""
+    del total, batch_size
 
   def update(self, done, total):
     del done, total
@@ -176,6 +181,7 @@ def run(backend, options, log=print, progress=None, radius=5, colormap="gist_rai
     paste = faces.PasteBack(source_image, framing.source_placement, options.max_output_size)
   source_panel = framing.source(source_image, size)
   smoother = smoothing.KeypointSmoother(options.smooth) if options.smooth > 1 else None
+  progress.start(video.num_frames, options.batch_size)
   with video_writer.VideoWriter(options.result_video, fps, audio_source=audio_source) as writer:
     for result, driving, kp in pipeline.animate_with_keypoints(
         backend, source_image, video, relative=options.relative, adapt_scale=options.adapt_scale,
