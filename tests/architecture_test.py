@@ -7,6 +7,8 @@ allowed dependencies below are the "Architecture" table of the README.
 
 import ast
 import os
+import subprocess
+import sys
 
 from absl.testing import absltest
 
@@ -39,7 +41,7 @@ ALLOWED = {
     "live": {"animation", "faces", "inference", "builtin", "cli", "io", "errors", "config"},
     "app": {"live", "animation", "faces", "inference", "builtin", "cli", "io", "errors", "config", "checkpoint"},
     # The `python -m fomm_tf.<command>` shims run their command's package.
-    "animate": {"animation"},
+    "animate": {"animation", "inference"},  # Imported by name it stands for the animation function.
     "train": {"training"},
     "evaluate": {"evaluation"},
 }
@@ -169,6 +171,19 @@ class ArchitectureTest(absltest.TestCase):
     # Importing the module fomm_tf.animate would replace the function fomm_tf.animate on the package.
     graph = import_graph()
     self.assertEqual([m for m, targets in graph.items() if "fomm_tf.animate" in targets], [])
+
+  def test_importing_every_module_leaves_fomm_tf_animate_the_animation_function(self):
+    # As pkgutil.walk_packages, pydoc or Sphinx would: every module of the package, the entry points included.
+    code = ("import importlib, fomm_tf\n"
+            f"for name in {sorted(n for n in package_modules() if not n.endswith('__main__'))!r}:\n"
+            "  importlib.import_module(name)\n"
+            "from fomm_tf.inference import pipeline\n"
+            "import fomm_tf.animate as animate\n"
+            "print(fomm_tf.animate is pipeline.animate, animate is pipeline.animate)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=testing.REPO_ROOT, capture_output=True, text=True,
+                            check=False)
+    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+    self.assertEqual(result.stdout.split()[-2:], ["True", "True"])
 
 
 if __name__ == "__main__":
