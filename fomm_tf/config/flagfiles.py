@@ -12,7 +12,6 @@ from absl import flags
 from fomm_tf.config import fomm_config
 from fomm_tf.config import schema
 from fomm_tf.errors import ConfigError
-from fomm_tf.errors import printable
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 FLAGFILE_SUFFIX = ".flags"
@@ -76,12 +75,12 @@ def resolve_config_path(config):
     raise ConfigError("empty config name (pass a name such as vox-256 or a .flags path)")
   if os.sep in config or config.endswith(FLAGFILE_SUFFIX) or os.path.exists(config):
     if not os.path.isfile(config):
-      raise ConfigError(f"config file not found: {printable(config)}")
+      raise ConfigError(f"config file not found: {config}")
     return config
   candidate = os.path.join(CONFIG_DIR, config + FLAGFILE_SUFFIX)
   if os.path.isfile(candidate):
     return candidate
-  raise ConfigError(f"unknown config {printable(config)!r}; known: {', '.join(known_configs())} "
+  raise ConfigError(f"unknown config {config!r}; known: {', '.join(known_configs())} "
                     f"(or pass a .flags path)")
 
 
@@ -93,7 +92,7 @@ def read_flagfile(path):
   try:
     flag_values(["fomm_tf", f"--flagfile={path}"], known_only=False)
   except (flags.Error, ValueError, OSError) as e:
-    raise ConfigError(f"{path}: {printable(str(e).splitlines()[0] if str(e) else type(e).__name__)}") from None
+    raise ConfigError(f"{path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
   return config_from_flag_values(flag_values, source=path)
 
 

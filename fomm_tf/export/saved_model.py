@@ -36,7 +36,7 @@ def write_saved_model(functions, path, names=layout.SAVED_MODEL_SIGNATURES):
   except (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError, tf.errors.NotFoundError,
           tf.errors.FailedPreconditionError) as error:
     reason = "no space left on device" if "No space left" in str(error) else errors.one_line(error.message)
-    raise errors.ExportError(f"{errors.printable(path)}: cannot write the SavedModel: {reason}") from None
+    raise errors.ExportError(f"{path}: cannot write the SavedModel: {reason}") from None
   return path
 
 

@@ -57,13 +57,13 @@ def refuse_overwrite(outputs, inputs, directories=()):
     for in_name, in_path in inputs:
       if _same(out_path, in_path):
         raise errors.FileSafetyError(
-            f"--{out_name}={errors.printable(out_path)} is the same file as --{in_name}="
-            f"{errors.printable(in_path)}: refusing to overwrite an input (choose another output path)")
+            f"--{out_name}={out_path} is the same file as --{in_name}="
+            f"{in_path}: refusing to overwrite an input (choose another output path)")
   for dir_name, dir_path in directories:
     for in_name, in_path in inputs:
       if _inside(in_path, dir_path):
         raise errors.FileSafetyError(
-            f"--{dir_name}={errors.printable(dir_path)} holds --{in_name}={errors.printable(in_path)}: "
+            f"--{dir_name}={dir_path} holds --{in_name}={in_path}: "
             "refusing to write where an input lives (choose another output directory)")
   refuse_writing_inside(directories, inputs)
 
@@ -74,7 +74,7 @@ def refuse_writing_inside(directories, inputs):
     for in_name, in_path in inputs:
       if in_path and os.path.isdir(in_path) and _inside(dir_path, in_path):
         raise errors.FileSafetyError(
-            f"--{dir_name}={errors.printable(dir_path)} is inside --{in_name}={errors.printable(in_path)}: "
+            f"--{dir_name}={dir_path} is inside --{in_name}={in_path}: "
             "refusing to write into an input folder (choose another output directory)")
 
 
@@ -86,21 +86,21 @@ def check_regular_file(path, error_class, what="file"):
   try:
     mode = os.stat(path).st_mode
   except FileNotFoundError:
-    raise error_class(f"{errors.printable(path)}: no such file") from None
+    raise error_class(f"{path}: no such file") from None
   except OSError as error:
-    raise errors.os_error(error_class, errors.printable(path), error) from None
+    raise errors.os_error(error_class, path, error) from None
   if stat.S_ISDIR(mode):
-    raise error_class(f"{errors.printable(path)}: is a directory, not a {what}")
+    raise error_class(f"{path}: is a directory, not a {what}")
   if not stat.S_ISREG(mode):
-    raise error_class(f"{errors.printable(path)}: not a regular file (a FIFO, socket or device cannot be a {what})")
+    raise error_class(f"{path}: not a regular file (a FIFO, socket or device cannot be a {what})")
   return path
 
 
 def write_error(error_class, path, error):
   """The one-line error for an OSError while writing `path` (a full disk is named as such)."""
   if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-    return error_class(f"{errors.printable(path)}: cannot write: no space left on device")
-  return errors.os_error(error_class, errors.printable(path), error, "cannot write")
+    return error_class(f"{path}: cannot write: no space left on device")
+  return errors.os_error(error_class, path, error, "cannot write")
 
 
 def hidden_sibling(path, tag, suffix=""):
@@ -117,17 +117,17 @@ def create_temp_beside(path, error_class=errors.FommError, suffix=""):
   path = os.fspath(path)
   directory = os.path.dirname(os.path.abspath(path))
   if not os.path.exists(directory):
-    raise error_class(f"{errors.printable(directory)}: output directory does not exist")
+    raise error_class(f"{directory}: output directory does not exist")
   if not os.path.isdir(directory):
-    raise error_class(f"{errors.printable(directory)}: output directory is not a directory")
+    raise error_class(f"{directory}: output directory is not a directory")
   if os.path.isdir(path):
-    raise error_class(f"{errors.printable(path)}: output path is a directory")
+    raise error_class(f"{path}: output path is a directory")
   temp = hidden_sibling(path, "partial", suffix)
   try:
     # 0o666: the umask decides the permissions, as for any new file.
     os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
   except OSError as error:
-    raise error_class(f"{errors.printable(directory)}: output directory is not writable: "
+    raise error_class(f"{directory}: output directory is not writable: "
                       f"{errors.one_line(error)}") from None
   return temp
 
@@ -185,9 +185,9 @@ def staged_directory(path, error_class=errors.FommError, replace_if=None):
   path = os.path.abspath(os.fspath(path))
   if os.path.exists(path):
     if not os.path.isdir(path):
-      raise error_class(f"{errors.printable(path)}: exists and is not a directory")
+      raise error_class(f"{path}: exists and is not a directory")
     if os.listdir(path) and (replace_if is None or not replace_if(path)):
-      raise error_class(f"{errors.printable(path)}: directory exists and is not empty")
+      raise error_class(f"{path}: directory exists and is not empty")
   parent = os.path.dirname(path)
   try:
     os.makedirs(parent, exist_ok=True)
@@ -236,7 +236,7 @@ class StagedFiles:
     self.error_class = error_class
     self.directory = os.path.abspath(os.fspath(directory))
     if os.path.exists(self.directory) and not os.path.isdir(self.directory):
-      raise error_class(f"output directory {errors.printable(directory)} exists and is not a directory")
+      raise error_class(f"output directory {directory} exists and is not a directory")
     self._created = not os.path.exists(self.directory)
     try:
       if self._created:
@@ -244,7 +244,7 @@ class StagedFiles:
       self.staging_dir = tempfile.mkdtemp(prefix=self.PREFIX, dir=self.directory)
     except OSError as error:
       self._remove_created_directory()
-      raise error_class(f"output directory {errors.printable(directory)} is not writable: "
+      raise error_class(f"output directory {directory} is not writable: "
                         f"{errors.one_line(error)}") from None
     self._done = False
 

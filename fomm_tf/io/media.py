@@ -29,7 +29,6 @@ from PIL import ImageOps
 from fomm_tf import checks
 from fomm_tf.errors import MediaError
 from fomm_tf.errors import one_line as _one_line
-from fomm_tf.errors import printable
 
 # Frame rate of sources that carry no timing: frame folders and strips.
 DEFAULT_FPS = 25.0
@@ -68,15 +67,15 @@ def is_video_path(path: str) -> bool:
 
 def _require_file(path: str) -> None:
   if not os.path.exists(path):
-    raise MediaError(f"{printable(path)}: no such file or directory")
+    raise MediaError(f"{path}: no such file or directory")
   if not os.path.isfile(path):
-    raise MediaError(f"{printable(path)}: not a regular file")
+    raise MediaError(f"{path}: not a regular file")
 
 
 def check_pixels(path: str, height: int, width: int, what: str = "image") -> None:
   """Refuses a picture larger than MAX_PIXELS (before it is decoded)."""
   if height * width > MAX_PIXELS:
-    raise MediaError(f"{printable(path)}: the {what} is {width}x{height} pixels, more than the "
+    raise MediaError(f"{path}: the {what} is {width}x{height} pixels, more than the "
                      f"{MAX_PIXELS // 1_000_000} megapixels fomm-tf accepts (resize it first)")
 
 
@@ -102,7 +101,7 @@ def read_image(path: str) -> np.ndarray:
     with open(path, "rb") as stream:
       header = stream.read(26)
   except OSError as error:
-    raise MediaError(f"{printable(path)}: cannot read: {_one_line(error)}") from error
+    raise MediaError(f"{path}: cannot read: {_one_line(error)}") from error
   # IHDR's bit depth is byte 24 of every PNG.
   if (header.startswith(_PNG_SIGNATURE) and len(header) == 26
           and header[24] == 16):
@@ -117,12 +116,12 @@ def read_image(path: str) -> np.ndarray:
     raise
   except Image.DecompressionBombError as error:
     # Pillow refuses the largest claims itself, before our own (lower) limit is reached.
-    raise MediaError(f"{printable(path)}: the image is larger than the {MAX_PIXELS // 1_000_000} megapixels "
+    raise MediaError(f"{path}: the image is larger than the {MAX_PIXELS // 1_000_000} megapixels "
                      f"fomm-tf accepts (resize it first; {_one_line(error)})") from error
   except (OSError, SyntaxError, ValueError) as error:
     # Pillow signals malformed files with any of these.
     raise MediaError(
-        f"{printable(path)}: cannot read image: {_one_line(error)}") from error
+        f"{path}: cannot read image: {_one_line(error)}") from error
 
 
 def _pil_to_rgb_float(image: Image.Image, path: str) -> np.ndarray:
@@ -156,7 +155,7 @@ def _read_png16(path: str, header: bytes) -> np.ndarray:
   # IHDR holds the width and height as big-endian 32-bit integers.
   check_pixels(path, int.from_bytes(header[20:24], "big"), int.from_bytes(header[16:20], "big"))
   if os.path.getsize(path) > _MAX_PNG16_FILE_BYTES:
-    raise MediaError(f"{printable(path)}: a 16-bit PNG of more than {_MAX_PNG16_FILE_BYTES >> 20} MB "
+    raise MediaError(f"{path}: a 16-bit PNG of more than {_MAX_PNG16_FILE_BYTES >> 20} MB "
                      "is not supported")
   with open(path, "rb") as stream:
     data = stream.read()
