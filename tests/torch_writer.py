@@ -15,22 +15,22 @@ import zlib
 
 import numpy as np
 
-from fomm_tf.checkpoint import torch_pickle
+from fomm_tf.checkpoint.torch_pickle import legacy_format
+from fomm_tf.checkpoint.torch_pickle import limits
 from fomm_tf.errors import CheckpointError
 
 _LEGACY_SYS_INFO = {
-    "protocol_version": torch_pickle._LEGACY_PROTOCOL_VERSION,  # pylint: disable=protected-access
+    "protocol_version": legacy_format.LEGACY_PROTOCOL_VERSION,
     "little_endian": True,
     "type_sizes": {"short": 2, "int": 4, "long": 4},
 }
-_LEGACY_MAGIC_NUMBER = torch_pickle._LEGACY_MAGIC_NUMBER  # pylint: disable=protected-access
-_LEGACY_PROTOCOL_VERSION = torch_pickle._LEGACY_PROTOCOL_VERSION  # pylint: disable=protected-access
+_LEGACY_MAGIC_NUMBER = legacy_format.LEGACY_MAGIC_NUMBER
+_LEGACY_PROTOCOL_VERSION = legacy_format.LEGACY_PROTOCOL_VERSION
 _PICKLE_PROTOCOL = 2
 _STORAGE_ALIGNMENT = 64
 # Version of the zip layout torch.load is told to expect (the `version` record).
 _ZIP_FILE_FORMAT_VERSION = b"3\n"
-_STORAGE_NAME_BY_DTYPE_NAME = {dtype: name for name, dtype in
-                               torch_pickle._STORAGE_DTYPE_NAMES.items()}  # pylint: disable=protected-access
+_STORAGE_NAME_BY_DTYPE_NAME = {dtype: name for name, dtype in limits.STORAGE_DTYPE_NAMES.items()}
 
 
 def _join_path(path, key):
