@@ -16,9 +16,10 @@ from absl import flags
 from fomm_tf import builtin
 from fomm_tf import cli
 from fomm_tf.animation import job
+from fomm_tf.animation import options as options_lib
 from fomm_tf.animation import progress as progress_lib
 from fomm_tf.errors import UsageError
-from fomm_tf.io import video_writer
+from fomm_tf.config import flagfiles
 
 BACKENDS = ("keras", "saved_model", "tflite")
 
@@ -39,31 +40,8 @@ def define_backend_flags(flag_values):
 def define_flags(flag_values):
   """Defines the config flags (--crop among them) and the animation flags on `flag_values`."""
   define_backend_flags(flag_values)
-  kw = {"flag_values": flag_values}
-  flags.DEFINE_string("source_image", None, "The image to animate (PNG, JPEG, ...).", **kw)
-  flags.DEFINE_string("driving_video", None, "The motion: a video file (mp4, mov, avi, webm, mkv, gif), "
-                      "a folder of frames or a horizontal frame strip.", **kw)
-  flags.DEFINE_string("result_video", "animation.mp4", "Output .mp4/.mov/.mkv (H.264), .webm (VP9) or .gif.", **kw)
-  flags.DEFINE_boolean("relative", True, "Relative motion transfer (--norelative: absolute keypoints).", **kw)
-  flags.DEFINE_boolean("adapt_scale", False, "Scale relative motion by the keypoints' convex-hull areas.", **kw)
-  flags.DEFINE_boolean("find_best_frame", False, "Start from the driving frame whose pose best matches the "
-                       "source: face landmarks with --crop=face, else our own keypoints.", **kw)
-  flags.DEFINE_integer("best_frame", None, "Use this driving frame (0-based) as the initial frame.", **kw)
-  flags.DEFINE_boolean("audio", False, "Copy the driving video's audio into the result.", **kw)
-  flags.DEFINE_integer("batch_size", 8, "Driving frames animated per step.", **kw)
-  flags.DEFINE_float("fps", None, f"Result frame rate, {video_writer.MIN_FPS:g} to {video_writer.MAX_FPS:g} "
-                     "(default: the driving video's).", **kw)
-  flags.DEFINE_boolean("visualize", False, "Write source | driving with keypoints | result side by side.", **kw)
-  flags.DEFINE_string("output_size", None, f"Resize the result to N or HxW, at most {job.MAX_OUTPUT_SIDE} "
-                      "(default: the model's frame size).", **kw)
-  flags.DEFINE_integer("face_index", 0, "--crop=face: which face of the photo, largest first.", **kw)
-  flags.DEFINE_boolean("paste_back", False, "--crop=face: the result is the whole photo with the animated head "
-                       "blended back in (at most --max_output_size on its long side).", **kw)
-  flags.DEFINE_integer("max_output_size", 1024, "--paste_back: the longest side of the result.", **kw)
-  flags.DEFINE_integer("smooth", 1, f"Average the driving keypoints over this many frames (1: off, up to "
-                       f"{job.MAX_SMOOTH}); removes jitter, adds (N - 1) / 2 frames of lag.", **kw)
-  flags.DEFINE_string("crop_preview", None, "Write PATH.png with the photo and a few driving frames, their crop "
-                      "boxes drawn, and stop (nothing is animated).", **kw)
+  flagfiles.define_section_flags(options_lib.AnimationOptions, flag_values,
+                                 skip=options_lib.AnimationOptions.MODEL_FIELDS)
 
 
 def make_backend(flag_values, cfg):
@@ -100,21 +78,18 @@ def use_samples(flag_values):
   return True
 
 
+def crop_from_flags(flag_values, cfg):
+  """--crop as given, else the config's (the VoxCeleb configs crop faces), else center."""
+  return flag_values.crop if flag_values["crop"].present or cfg is None else cfg.animation.crop
+
+
 def options_from_flags(flag_values, cfg):
   """The AnimationOptions the flags spell out, checked (nothing is read or loaded yet)."""
   checkpoint = cli.checkpoint_flag(flag_values)
   if checkpoint is not None and not cli.config_flags_given(flag_values):
     raise UsageError("--checkpoint needs its config: pass --flagfile=configs/NAME.flags (or --config=NAME)")
-  options = job.AnimationOptions(
-      source_image=flag_values.source_image, driving_video=flag_values.driving_video,
-      result_video=flag_values.result_video, relative=flag_values.relative, adapt_scale=flag_values.adapt_scale,
-      find_best_frame=flag_values.find_best_frame, best_frame=flag_values.best_frame, audio=flag_values.audio,
-      batch_size=flag_values.batch_size, fps=flag_values.fps, visualize=flag_values.visualize,
-      output_size=job.parse_size(flag_values.output_size) if flag_values.output_size else None,
-      crop=flag_values.crop if flag_values["crop"].present or cfg is None else cfg.animation.crop,
-      face_index=flag_values.face_index, paste_back=flag_values.paste_back,
-      max_output_size=flag_values.max_output_size, smooth=flag_values.smooth,
-      crop_preview=flag_values.crop_preview, checkpoint=checkpoint)
+  options = flagfiles.section_from_flags(options_lib.AnimationOptions, flag_values, crop=crop_from_flags(flag_values, cfg),
+                                         checkpoint=checkpoint)
   options.check()
   return options
 

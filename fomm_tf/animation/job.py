@@ -1,110 +1,25 @@
 """One animation job: a source photo, a driving video and the options, to a result video.
 
 The command line (`python -m fomm_tf.animate`) and the web app both build an
-`AnimationOptions`, `check` it (every value, before any file is read or model
-loaded; the result may never be one of the inputs) and `run` it with a Backend.
+`options.AnimationOptions` (each value is checked as it is made), `check` it (the
+combinations; the result may never be one of the inputs), both before any file
+is read or model loaded, and `run` it with a Backend.
 """
 
-import dataclasses
 import os
-from typing import Optional, Tuple
 
 import numpy as np
 
 from fomm_tf import visualization
 from fomm_tf.animation import best_frame as best_frame_lib
 from fomm_tf.animation import framing as framing_lib
+from fomm_tf.animation import options as options_lib
 from fomm_tf.errors import Cancelled
 from fomm_tf.errors import UsageError
 from fomm_tf.inference import pipeline
 from fomm_tf.inference import smoothing
-from fomm_tf.io import files
 from fomm_tf.io import media
 from fomm_tf.io import video_writer
-
-# The largest result side: a 4096 x 4096 frame is already 200 MB as float32.
-MAX_OUTPUT_SIDE = 4096
-MAX_SMOOTH = 25
-
-
-@dataclasses.dataclass
-class AnimationOptions:
-  """What to animate and how; the command line's flags of the same names."""
-  source_image: str
-  driving_video: str
-  result_video: str = "animation.mp4"
-  relative: bool = True
-  adapt_scale: bool = False
-  find_best_frame: bool = False
-  best_frame: Optional[int] = None
-  audio: bool = False
-  batch_size: int = 8
-  fps: Optional[float] = None
-  visualize: bool = False
-  output_size: Optional[Tuple[int, int]] = None
-  crop: str = "center"
-  face_index: int = 0
-  paste_back: bool = False
-  max_output_size: int = 1024
-  smooth: int = 1
-  crop_preview: Optional[str] = None
-  checkpoint: Optional[str] = None  # Only checked: the result may not replace it.
-
-  def check(self):
-    """Raises UsageError for a bad value or combination, or FileSafetyError when an output would replace an input."""
-    for name in ("source_image", "driving_video"):
-      if not getattr(self, name):
-        raise UsageError(f"--{name} is required")
-    if self.batch_size < 1:
-      raise UsageError(f"--batch_size must be >= 1, got {self.batch_size}")
-    if self.best_frame is not None and self.best_frame < 0:
-      raise UsageError(f"--best_frame must be >= 0, got {self.best_frame}")
-    if self.fps is not None:
-      check_fps(self.fps, "--fps")
-    if self.crop not in framing_lib.CROPS:
-      raise UsageError(f"--crop must be one of {', '.join(framing_lib.CROPS)}, got {self.crop!r}")
-    if self.face_index < 0:
-      raise UsageError(f"--face_index must be >= 0, got {self.face_index}")
-    if self.face_index and self.crop != "face":
-      raise UsageError("--face_index picks a face for --crop=face")
-    if self.paste_back and self.crop != "face":
-      raise UsageError("--paste_back puts an animated face crop back into the photo: it needs --crop=face")
-    if self.paste_back and (self.visualize or self.output_size):
-      raise UsageError("--paste_back writes the photo's own size (at most --max_output_size): it cannot be "
-                       "combined with --visualize or --output_size")
-    if not 16 <= self.max_output_size <= MAX_OUTPUT_SIDE:
-      raise UsageError(f"--max_output_size must be from 16 to {MAX_OUTPUT_SIDE}, got {self.max_output_size}")
-    if not 1 <= self.smooth <= MAX_SMOOTH:
-      raise UsageError(f"--smooth must be from 1 (off) to {MAX_SMOOTH} frames, got {self.smooth}")
-    outputs = [("crop_preview", self.crop_preview)] if self.crop_preview else [("result_video", self.result_video)]
-    if self.crop_preview and not self.crop_preview.lower().endswith(".png"):
-      raise UsageError(f"--crop_preview must name a .png file, got {self.crop_preview!r}")
-    files.refuse_overwrite(outputs, [("source_image", self.source_image), ("driving_video", self.driving_video),
-                                     ("checkpoint", self.checkpoint)])
-
-
-def parse_size(text):
-  """'512' -> (512, 512); '480x640' -> (480, 640); each side 1..MAX_OUTPUT_SIDE."""
-  parts = text.lower().split("x")
-  try:
-    size = tuple(int(p) for p in parts)
-  except ValueError:
-    raise UsageError(f"--output_size must be N or HxW, got {text!r}") from None
-  if len(size) == 1:
-    size = size * 2
-  if len(size) != 2 or min(size) < 1:
-    raise UsageError(f"--output_size must be N or HxW, got {text!r}")
-  if max(size) > MAX_OUTPUT_SIDE:
-    raise UsageError(f"--output_size={text}: each side must be at most {MAX_OUTPUT_SIDE}")
-  return size
-
-
-def check_fps(fps, source):
-  """The result frame rate, within the writer's limits (`source` says where it came from)."""
-  if not video_writer.MIN_FPS <= fps <= video_writer.MAX_FPS:
-    raise UsageError(f"{source} is {fps:g} fps, outside {video_writer.MIN_FPS:g} to {video_writer.MAX_FPS:g}"
-                     + ("" if source == "--fps" else "; pass --fps"))
-  return fps
 
 
 def driving_keypoints(backend, video, batch_size, prepare):
@@ -148,7 +63,7 @@ def run(backend, options, log=print, progress=None, radius=5, colormap="gist_rai
     if not video.has_audio:
       raise UsageError(f"--audio: {video.path} has no audio stream")
     audio_source = video.path
-  fps = options.fps if options.fps else check_fps(video.fps, f"the frame rate of {video.path}")
+  fps = options.fps if options.fps else options_lib.check_fps(video.fps, f"the frame rate of {video.path}")
   face_best_frame = options.find_best_frame and options.crop == "face"
   framing = framing_lib.make_framing(options.crop, source_image, video, options.face_index, options.source_image,
                                      find_best_frame=face_best_frame, log=log)
@@ -193,9 +108,9 @@ def run(backend, options, log=print, progress=None, radius=5, colormap="gist_rai
                                             result])
       if paste is not None:
         frame = paste(np.clip(result, 0.0, 1.0))
-      if options.output_size is not None:
-        target = options.output_size if not options.visualize else (options.output_size[0],
-                                                                      options.output_size[1] * 3)
+      if options.output_shape is not None:
+        target = options.output_shape if not options.visualize else (options.output_shape[0],
+                                                                       options.output_shape[1] * 3)
         frame = media.resize_frame(frame, target)
       writer.write(np.clip(frame, 0.0, 1.0))
       progress.update(writer.frames_written, video.num_frames)

@@ -24,6 +24,7 @@ import PIL.Image  # pylint: disable=g-import-not-at-top,wrong-import-position
 from fomm_tf import builtin  # pylint: disable=g-import-not-at-top,wrong-import-position
 from fomm_tf.animation import framing as framing_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from fomm_tf.animation import job as job_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from fomm_tf.animation import options as options_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from fomm_tf.app import models as models_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from fomm_tf.app import sessions as sessions_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from fomm_tf import errors  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -31,6 +32,7 @@ from fomm_tf.errors import FommError  # pylint: disable=g-import-not-at-top,wron
 from fomm_tf.errors import UsageError  # pylint: disable=g-import-not-at-top,wrong-import-position
 from fomm_tf.io import media  # pylint: disable=g-import-not-at-top,wrong-import-position
 from fomm_tf.live import animator as animator_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from fomm_tf.live import options as live_options  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # Gradio polls its own server through httpx at start-up; those request lines are noise on the console.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -89,7 +91,7 @@ class App:
     try:
       self._check_source(source_image)
       video = self._check_driving(driving_video)
-      options = job_lib.AnimationOptions(
+      options = options_lib.AnimationOptions(
           source_image=source_image, driving_video=driving_video, result_video="animation.mp4",
           relative=bool(relative), adapt_scale=bool(adapt_scale), find_best_frame=bool(find_best_frame),
           audio=bool(audio), visualize=bool(visualize), crop=crop, paste_back=bool(paste_back), smooth=int(smooth))
@@ -145,7 +147,8 @@ class App:
           raise UsageError("choose a source image in the Animate tab first")
         image = self._check_source(source_image)
         state = {"key": key, "animator": animator_lib.LiveAnimator(self.registry.backend(model, backend), image,
-                                                                   crop=crop, smooth=2),
+                                                                   crop=crop,
+                                                                   smooth=live_options.DEFAULTS["smooth"]),
                  "times": [], "latencies": []}
       start = time.monotonic()
       picture = state["animator"](frame)
@@ -182,13 +185,16 @@ class App:
           crop = gr.Radio(list(framing_lib.CROPS), value=self.registry.entries[names[0]].crop, label="Crop",
                           elem_id="crop")
         with gr.Row():
-          relative = gr.Checkbox(True, label="Relative motion", elem_id="relative")
-          adapt_scale = gr.Checkbox(False, label="Adapt scale", elem_id="adapt_scale")
-          find_best_frame = gr.Checkbox(False, label="Find best frame", elem_id="find_best_frame")
-          paste_back = gr.Checkbox(False, label="Paste back (face crop)", elem_id="paste_back")
-          audio = gr.Checkbox(False, label="Keep audio", elem_id="audio")
-          visualize = gr.Checkbox(False, label="Side by side", elem_id="visualize")
-          smooth = gr.Slider(1, 9, value=1, step=1, label="Keypoint smoothing (frames)", elem_id="smooth")
+          # The command line's defaults, from the same declarations.
+          default = options_lib.AnimationOptions.default
+          relative = gr.Checkbox(default("relative"), label="Relative motion", elem_id="relative")
+          adapt_scale = gr.Checkbox(default("adapt_scale"), label="Adapt scale", elem_id="adapt_scale")
+          find_best_frame = gr.Checkbox(default("find_best_frame"), label="Find best frame", elem_id="find_best_frame")
+          paste_back = gr.Checkbox(default("paste_back"), label="Paste back (face crop)", elem_id="paste_back")
+          audio = gr.Checkbox(default("audio"), label="Keep audio", elem_id="audio")
+          visualize = gr.Checkbox(default("visualize"), label="Side by side", elem_id="visualize")
+          smooth = gr.Slider(1, 9, value=default("smooth"), step=1, label="Keypoint smoothing (frames)",
+                             elem_id="smooth")
         with gr.Row():
           preview_button = gr.Button("Preview crop", elem_id="preview-btn")
           run_button = gr.Button("Animate", variant="primary", elem_id="run-btn")

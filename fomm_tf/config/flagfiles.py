@@ -5,6 +5,7 @@ them as `fomm_tf/configs` (a link in the checkout, real files in an installed
 wheel), so there is one place to look, wherever fomm-tf runs from.
 """
 
+import dataclasses
 import os
 
 from absl import flags
@@ -22,18 +23,49 @@ def define_flags(flag_values=flags.FLAGS, sections=None):
   for name, where in fomm_config.FLAG_FIELDS.items():
     if (sections is not None and where.section not in sections) or name in flag_values:
       continue
-    field_type = where.field.type
-    kw = {"flag_values": flag_values}
-    if schema.element_type(field_type) is not None:
-      flags.DEFINE_list(name, [str(v) for v in where.default], where.help, **kw)
-    elif field_type is bool:
-      flags.DEFINE_boolean(name, where.default, where.help, **kw)
-    elif field_type is int:
-      flags.DEFINE_integer(name, where.default, where.help, **kw)
-    elif field_type is float:
-      flags.DEFINE_float(name, where.default, where.help, **kw)
-    else:
-      flags.DEFINE_string(name, where.default, where.help, **kw)
+    _define_flag(name, where.field.type, where.default, where.help, flag_values)
+
+
+def _define_flag(name, field_type, default, help_text, flag_values):
+  field_type = schema.optional_type(field_type) or field_type
+  kw = {"flag_values": flag_values}
+  if schema.element_type(field_type) is not None:
+    flags.DEFINE_list(name, None if default is None else [str(v) for v in default], help_text, **kw)
+  elif field_type is bool:
+    flags.DEFINE_boolean(name, default, help_text, **kw)
+  elif field_type is int:
+    flags.DEFINE_integer(name, default, help_text, **kw)
+  elif field_type is float:
+    flags.DEFINE_float(name, default, help_text, **kw)
+  else:
+    flags.DEFINE_string(name, default, help_text, **kw)
+
+
+def define_section_flags(section_type, flag_values, defaults=None, skip=()):
+  """One flag per field of the options section `section_type` (a schema.Section): its name, help and type from
+  the field's `param()`. `defaults` {name: value} gives a command its own default (said in the help); fields in
+  `skip` get no flag (the command fills them itself)."""
+  defaults = defaults or {}
+  for field in dataclasses.fields(section_type):
+    name = schema.flag_name(section_type, field)
+    if field.name in skip or name in flag_values:
+      continue
+    default = defaults.get(field.name, field.default)
+    help_text = field.metadata["help"]
+    if field.name in defaults and defaults[field.name] != field.default:
+      help_text += f" (default here {default}; elsewhere {field.default})"
+    _define_flag(name, field.type, default, help_text, flag_values)
+
+
+def section_from_flags(section_type, flag_values, **values):
+  """A `section_type` from the parsed flags of its fields (checked by its declarations); `values` fill or
+  replace fields."""
+  for field in dataclasses.fields(section_type):
+    name = schema.flag_name(section_type, field)
+    if field.name not in values and name in flag_values:
+      value = flag_values[name].value
+      values[field.name] = tuple(value) if isinstance(value, list) else value
+  return section_type(**values)
 
 
 def _flag_value(where, raw):

@@ -24,6 +24,21 @@ def param(default, help, flag=None, official=None, check=None):  # pylint: disab
   return dataclasses.field(default=default, metadata=metadata)
 
 
+def at_least(minimum):
+  """A check: the value (an int or float, or None where the field is optional) is >= `minimum`."""
+  return lambda value: None if value is None or value >= minimum else f"must be >= {minimum:g}"
+
+
+def in_range(low, high):
+  """A check: low <= value <= high (None passes where the field is optional)."""
+  return lambda value: None if value is None or low <= value <= high else f"must be from {low:g} to {high:g}"
+
+
+def one_of(*choices):
+  """A check: the value is one of `choices`."""
+  return lambda value: None if value in choices else f"must be one of {', '.join(map(str, choices))}"
+
+
 def _positive(value):
   return None if value > 0 else "must be > 0"
 
@@ -55,6 +70,7 @@ class Section:
 
   PREFIX = ""
   OFFICIAL = ""
+  ERROR = ConfigError  # What a bad value raises: the model config's sections are configs, command options usage.
 
   def __post_init__(self):
     for field in dataclasses.fields(self):
@@ -64,7 +80,15 @@ class Section:
       check = field.metadata.get("check")
       problem = check(value) if check is not None else None
       if problem:
-        raise ConfigError(f"{flag_name(type(self), field)} {problem}, got {_show(value)}")
+        raise self.ERROR(f"--{flag_name(type(self), field)} {problem}, got {_show(value)}")
+      # After the field's check, which may say more (e.g. --fps=nan: the range of frame rates).
+      if isinstance(value, float) and not math.isfinite(value):
+        raise self.ERROR(f"--{flag_name(type(self), field)} expects a finite number, got {_show(value)}")
+
+  @classmethod
+  def default(cls, name):
+    """The declared default of field `name`."""
+    return {f.name: f.default for f in dataclasses.fields(cls)}[name]
 
   def kwargs(self):
     """The fields as a dict of constructor arguments (lists as lists)."""
@@ -78,6 +102,14 @@ def _show(value):
   return repr(value)
 
 
+def optional_type(field_type):
+  """X for Optional[X], else None."""
+  args = typing.get_args(field_type)
+  if typing.get_origin(field_type) is typing.Union and len(args) == 2 and type(None) in args:
+    return args[0] if args[1] is type(None) else args[1]
+  return None
+
+
 def element_type(field_type):
   """int/float for Tuple[int, ...] / Tuple[float, ...], else None."""
   if typing.get_origin(field_type) in (tuple, Tuple):
@@ -86,9 +118,14 @@ def element_type(field_type):
 
 
 def _coerce(field, value, section):
-  """Values from flags, YAML or keyword overrides, brought to the field's type (or a ConfigError)."""
+  """Values from flags, YAML or keyword overrides, brought to the field's type (or the section's ERROR)."""
   name = flag_name(type(section), field)
-  kind = element_type(field.type)
+  field_type = field.type
+  if optional_type(field_type) is not None:
+    if value is None:
+      return None
+    field_type = optional_type(field_type)
+  kind = element_type(field_type)
   try:
     if kind is not None:
       if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
@@ -101,32 +138,29 @@ def _coerce(field, value, section):
       if kind is float and not all(math.isfinite(v) for v in out):
         raise TypeError
       return tuple(out)
-    if field.type is bool:
+    if field_type is bool:
       if not isinstance(value, bool):
         raise TypeError
       return value
-    if field.type is int:
+    if field_type is int:
       if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise TypeError
       return int(value)
-    if field.type is float:
+    if field_type is float:
       if isinstance(value, bool):
         raise TypeError
-      value = float(value)
-      if not math.isfinite(value):
-        raise TypeError
-      return value
-    if field.type is str:
+      return float(value)  # Finiteness is checked after the field's own check (Section.__post_init__).
+    if field_type is str:
       if not isinstance(value, str):
         raise TypeError
       return value
   except (TypeError, ValueError):
     what = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}
     expected = (f"a comma-separated list of {'integers' if kind is int else 'numbers'}" if kind is not None
-                else what[field.type])
-    raise ConfigError(f"--{name} expects {expected}, got {_show(value) if not isinstance(value, str) else value!r}") \
+                else what[field_type])
+    raise section.ERROR(f"--{name} expects {expected}, got {_show(value) if not isinstance(value, str) else value!r}") \
         from None
-  raise TypeError(f"config field {name} has unsupported type {field.type}")
+  raise TypeError(f"config field {name} has unsupported type {field_type}")
 
 
 def flag_name(section_type, field):

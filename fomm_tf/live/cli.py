@@ -19,39 +19,22 @@ import signal
 import sys
 import threading
 
-from absl import flags
 
 from fomm_tf import builtin
 from fomm_tf import cli
 from fomm_tf.animation import cli as animation_cli
+from fomm_tf.config import flagfiles
 from fomm_tf.errors import UsageError
 from fomm_tf.io import files
 from fomm_tf.io import media
 from fomm_tf.live import animator as animator_lib
+from fomm_tf.live import options as options_lib
 from fomm_tf.live import runner as runner_lib
 
 
 def define_flags(flag_values):
   animation_cli.define_backend_flags(flag_values)
-  kw = {"flag_values": flag_values}
-  flags.DEFINE_string("source_image", None, "The photo to animate (default: the built-in sample).", **kw)
-  flags.DEFINE_string("camera", "0", "A camera index (0 is /dev/video0) or device path (v4l2), a video file "
-                      "(played at its own rate), or a stream URL FFmpeg opens.", **kw)
-  flags.DEFINE_string("record", None, "Write the result to this video (each frame at its capture time).", **kw)
-  flags.DEFINE_string("stats_json", None, "Write the session's statistics here at the end (JSON).", **kw)
-  flags.DEFINE_enum("reference", "first", list(animator_lib.REFERENCES),
-                    "Reference frame: the first frame (re-taken with r + Enter), or auto (the best pose match with "
-                    "the source over the first --auto_frames frames).", **kw)
-  flags.DEFINE_integer("auto_frames", 50, "--reference=auto: how many frames to look at.", **kw)
-  flags.DEFINE_boolean("relative", True, "Relative motion transfer.", **kw)
-  flags.DEFINE_boolean("adapt_scale", False, "Scale relative motion by the keypoints' convex-hull areas.", **kw)
-  flags.DEFINE_integer("smooth", 2, "Average the camera keypoints over this many frames (1: off).", **kw)
-  flags.DEFINE_boolean("paste_back", False, "--crop=face: show the whole photo with the animated head.", **kw)
-  flags.DEFINE_integer("max_output_size", 1024, "--paste_back: the longest side of the result.", **kw)
-  flags.DEFINE_float("duration", None, "Stop after this many seconds of camera time.", **kw)
-  flags.DEFINE_integer("max_frames", None, "Stop after this many camera frames.", **kw)
-  flags.DEFINE_boolean("preview", False, "Show the result in a window (needs OpenCV and a display).", **kw)
-  flags.DEFINE_boolean("virtual_camera", False, "Send the result to a virtual camera (needs pyvirtualcam).", **kw)
+  flagfiles.define_section_flags(options_lib.LiveOptions, flag_values, defaults=options_lib.DEFAULTS)
 
 
 def _preview_output():
@@ -98,32 +81,29 @@ def _keyboard(animator, runner):
 
 
 def run(flag_values):
-  cli.require_positive(flag_values, "smooth", "auto_frames", "max_output_size", "max_frames")
-  if flag_values.duration is not None and flag_values.duration <= 0:
-    raise UsageError(f"--duration must be > 0, got {flag_values.duration}")
-  source_path = flag_values.source_image or builtin.SAMPLE_SOURCE
+  options = flagfiles.section_from_flags(options_lib.LiveOptions, flag_values)
+  source_path = options.source_image or builtin.SAMPLE_SOURCE
   cfg = cli.resolve_config(flag_values)
-  crop = flag_values.crop if flag_values["crop"].present or cfg is None else cfg.animation.crop
-  if flag_values.paste_back and crop != "face":
+  crop = animation_cli.crop_from_flags(flag_values, cfg)
+  if options.paste_back and crop != "face":
     raise UsageError("--paste_back needs --crop=face")
-  inputs = [("source_image", source_path), ("camera", flag_values.camera)]
-  outputs = [(name, flag_values[name].value) for name in ("record", "stats_json") if flag_values[name].value]
+  inputs = [("source_image", source_path), ("camera", options.camera)]
+  outputs = [(name, getattr(options, name)) for name in ("record", "stats_json") if getattr(options, name)]
   files.refuse_overwrite(outputs, inputs)
   source = media.read_image(source_path)
   backend = animation_cli.make_backend(flag_values, cfg)
-  animator = animator_lib.LiveAnimator(backend, source, crop=crop, relative=flag_values.relative,
-                                       adapt_scale=flag_values.adapt_scale, reference=flag_values.reference,
-                                       auto_frames=flag_values.auto_frames, smooth=flag_values.smooth,
-                                       paste_back=flag_values.paste_back,
-                                       max_output_size=flag_values.max_output_size)
+  animator = animator_lib.LiveAnimator(backend, source, crop=crop, relative=options.relative,
+                                       adapt_scale=options.adapt_scale, reference=options.reference,
+                                       auto_frames=options.auto_frames, smooth=options.smooth,
+                                       paste_back=options.paste_back, max_output_size=options.max_output_size)
   extra = []
-  if flag_values.preview:
+  if options.preview:
     extra.append(_preview_output())
-  if flag_values.virtual_camera:
+  if options.virtual_camera:
     extra.append(_virtual_camera_output(animator.source.shape[:2]))
-  recorder = runner_lib.Recorder(flag_values.record) if flag_values.record else None
-  runner = runner_lib.LiveRunner(flag_values.camera, animator, ([recorder] if recorder else []) + extra,
-                                 max_frames=flag_values.max_frames, duration=flag_values.duration,
+  recorder = runner_lib.Recorder(options.record) if options.record else None
+  runner = runner_lib.LiveRunner(options.camera, animator, ([recorder] if recorder else []) + extra,
+                                 max_frames=options.max_frames, duration=options.duration,
                                  report=lambda line: print(line, file=sys.stderr, flush=True))
   if sys.stdin is not None and sys.stdin.isatty():
     threading.Thread(target=_keyboard, args=(animator, runner), daemon=True).start()
@@ -154,9 +134,9 @@ def run(flag_values):
   if stopped_by:
     print(f"live: stopped by signal {stopped_by[0]}", file=sys.stderr)
   if recorder is not None and recorder.frames_written:
-    print(f"recorded {recorder.frames_written} frames to {os.path.abspath(flag_values.record)}")
-  if flag_values.stats_json:
-    runner_lib.write_stats(flag_values.stats_json, summary)
+    print(f"recorded {recorder.frames_written} frames to {os.path.abspath(options.record)}")
+  if options.stats_json:
+    runner_lib.write_stats(options.stats_json, summary)
   return summary
 
 
