@@ -7,6 +7,7 @@ allowed dependencies below are the "Architecture" table of the README.
 
 import ast
 import os
+import re
 import subprocess
 import sys
 
@@ -171,6 +172,23 @@ class ArchitectureTest(absltest.TestCase):
     # Importing the module fomm_tf.animate would replace the function fomm_tf.animate on the package.
     graph = import_graph()
     self.assertEqual([m for m, targets in graph.items() if "fomm_tf.animate" in targets], [])
+
+  def test_every_command_has_one_entry_point_form(self):
+    # `python -m fomm_tf.<command>` is the package's __main__.py where the command is the package's name, else a
+    # top-level module; either way it only runs `main()` of the package's cli.py, as the console script does.
+    with open(os.path.join(testing.REPO_ROOT, "pyproject.toml"), encoding="utf-8") as f:
+      scripts = dict(re.findall(r'^fomm-(\w+) = "fomm_tf\.(\w+)\.cli:main"$', f.read(), re.M))
+    self.assertGreaterEqual(set(scripts), {"animate", "train", "evaluate", "export", "app", "live"})
+    for command, package in scripts.items():
+      with self.subTest(command):
+        shim = os.path.join(PACKAGE_DIR, package, "__main__.py") if command == package else os.path.join(
+            PACKAGE_DIR, command + ".py")
+        with open(shim, encoding="utf-8") as f:
+          tree = ast.parse(f.read())
+        main_block = [node for node in tree.body if isinstance(node, ast.If)][0]
+        self.assertEqual(ast.unparse(main_block.test), "__name__ == '__main__'")
+        self.assertEqual([ast.unparse(node) for node in main_block.body], [f"from fomm_tf.{package} import cli",
+                                                                           "cli.main()"])
 
   def test_importing_every_module_leaves_fomm_tf_animate_the_animation_function(self):
     # As pkgutil.walk_packages, pydoc or Sphinx would: every module of the package, the entry points included.

@@ -17,6 +17,11 @@ from absl import logging
 from fomm_tf import cli
 from fomm_tf.errors import UsageError
 
+# TensorFlow's C++ INFO and WARNING lines (one set per temporary SavedModel the converter writes) drown the
+# progress output. Set here, before TensorFlow loads (this module does not load it), so that `fomm-export` and
+# `python -m fomm_tf.export` both get it, and only when the caller has not chosen a level.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 
 def define_flags(flag_values):
   """Defines the config flags and the export flags on `flag_values`."""
