@@ -57,6 +57,9 @@ def define_flags(flag_values):
   flags.DEFINE_string("output_size", None, f"Resize the result to N or HxW, at most {job.MAX_OUTPUT_SIDE} "
                       "(default: the model's frame size).", **kw)
   flags.DEFINE_integer("face_index", 0, "--crop=face: which face of the photo, largest first.", **kw)
+  flags.DEFINE_string("faces", "", "--crop=face on a group photo: 'all', or face indices such as 0,2 (largest "
+                      "first, as --face_index counts): each face is animated by the same driving face and pasted "
+                      "back into the photo (faces under 48 px are skipped with a warning).", **kw)
   flags.DEFINE_boolean("paste_back", False, "--crop=face: the result is the whole photo with the animated head "
                        "blended back in (at most --max_output_size on its long side).", **kw)
   flags.DEFINE_integer("max_output_size", 1024, "--paste_back: the longest side of the result.", **kw)
@@ -114,7 +117,7 @@ def options_from_flags(flag_values, cfg):
       crop=flag_values.crop if flag_values["crop"].present or cfg is None else cfg.animation.crop,
       face_index=flag_values.face_index, paste_back=flag_values.paste_back,
       max_output_size=flag_values.max_output_size, smooth=flag_values.smooth,
-      crop_preview=flag_values.crop_preview, checkpoint=checkpoint)
+      crop_preview=flag_values.crop_preview, checkpoint=checkpoint, faces=flag_values.faces or "")
   options.check()
   return options
 

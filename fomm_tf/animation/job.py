@@ -7,7 +7,7 @@ loaded; the result may never be one of the inputs) and `run` it with a Backend.
 
 import dataclasses
 import os
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -49,6 +49,13 @@ class AnimationOptions:
   smooth: int = 1
   crop_preview: Optional[str] = None
   checkpoint: Optional[str] = None  # Only checked: the result may not replace it.
+  # A group photo (--faces): "" animates the one face --face_index; "all", "0,2" (indices largest first, as
+  # --face_index counts) or a sequence of ints animate each of those faces, pasted back into the one photo.
+  faces: Union[str, Sequence[int]] = ""
+
+  def face_selection(self):
+    """None (one face, --face_index), "all", or a tuple of face indices; UsageError for a malformed --faces."""
+    return parse_faces(self.faces)
 
   def check(self):
     """Raises UsageError for a bad value or combination, or FileSafetyError when an output would replace an input."""
@@ -69,6 +76,14 @@ class AnimationOptions:
       raise UsageError("--face_index picks a face for --crop=face")
     if self.paste_back and self.crop != "face":
       raise UsageError("--paste_back puts an animated face crop back into the photo: it needs --crop=face")
+    if self.face_selection() is not None:
+      if self.crop != "face":
+        raise UsageError("--faces picks the faces of a group photo for --crop=face")
+      if self.face_index:
+        raise UsageError("--faces and --face_index both choose faces: pass one of them")
+      if self.visualize or self.output_size:
+        raise UsageError("--faces pastes every face back into the photo (its own size, at most --max_output_size):"
+                         " it cannot be combined with --visualize or --output_size")
     if self.paste_back and (self.visualize or self.output_size):
       raise UsageError("--paste_back writes the photo's own size (at most --max_output_size): it cannot be "
                        "combined with --visualize or --output_size")
@@ -81,6 +96,31 @@ class AnimationOptions:
       raise UsageError(f"--crop_preview must name a .png file, got {self.crop_preview!r}")
     files.refuse_overwrite(outputs, [("source_image", self.source_image), ("driving_video", self.driving_video),
                                      ("checkpoint", self.checkpoint)])
+
+
+def parse_faces(faces):
+  """--faces: "" (or None) -> None; "all" -> "all"; "0,2", an int or a sequence of ints -> (0, 2); else UsageError."""
+  if faces is None or (isinstance(faces, str) and not faces.strip()):
+    return None
+  if isinstance(faces, str):
+    text = faces.strip().lower()
+    if text == "all":
+      return "all"
+    try:
+      indices = tuple(int(part) for part in text.split(","))
+    except ValueError:
+      raise UsageError(f"--faces must be 'all' or face indices such as 0,2, got {faces!r}") from None
+  else:
+    indices = (faces,) if isinstance(faces, (int, np.integer)) else tuple(faces)
+    if not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in indices):
+      raise UsageError(f"--faces must be 'all' or face indices such as 0,2, got {faces!r}")
+    indices = tuple(int(i) for i in indices)
+  if not indices:
+    raise UsageError("--faces: no face index given")
+  negative = [i for i in indices if i < 0]
+  if negative:
+    raise UsageError(f"--faces: face indices must be >= 0, got {negative[0]}")
+  return indices
 
 
 def parse_size(text):
@@ -145,8 +185,9 @@ def run(backend, options, log=print, progress=None, radius=5, colormap="gist_rai
     audio_source = video.path
   fps = options.fps if options.fps else check_fps(video.fps, f"the frame rate of {video.path}")
   face_best_frame = options.find_best_frame and options.crop == "face"
+  selection = options.face_selection()
   framing = framing_lib.make_framing(options.crop, source_image, video, options.face_index, options.source_image,
-                                     find_best_frame=face_best_frame, log=log)
+                                     find_best_frame=face_best_frame, log=log, faces=selection)
   if options.crop_preview:
     framing_lib.preview(framing, source_image, video, options.crop_preview)
     log(f"wrote the crop preview {os.path.abspath(options.crop_preview)}")
@@ -170,30 +211,52 @@ def run(backend, options, log=print, progress=None, radius=5, colormap="gist_rai
     kp_initial = {k: v[wanted:wanted + 1] for k, v in kp_all.items()}
     log(f"initial driving frame: {wanted}")
 
-  paste = None
-  if options.paste_back:
-    from fomm_tf import faces  # pylint: disable=import-outside-toplevel
-    paste = faces.PasteBack(source_image, framing.source_placement, options.max_output_size)
-  source_panel = framing.source(source_image, size)
   smoother = smoothing.KeypointSmoother(options.smooth) if options.smooth > 1 else None
+  if selection is not None:
+    frames = _group_frames(backend, options, framing, source_image, video, kp_initial, smoother)
+  else:
+    frames = _frames(backend, options, framing, source_image, video, kp_initial, smoother, radius, colormap)
   with video_writer.VideoWriter(options.result_video, fps, audio_source=audio_source) as writer:
-    for result, driving, kp in pipeline.animate_with_keypoints(
-        backend, source_image, video, relative=options.relative, adapt_scale=options.adapt_scale,
-        batch_size=options.batch_size, kp_driving_initial=kp_initial, prepare_source=framing.source,
-        prepare_driving=framing.driving, kp_filter=smoother):
-      frame = result
-      if options.visualize:
-        frame = visualization.side_by_side([source_panel, visualization.draw_keypoints(driving, kp, radius, colormap),
-                                            result])
-      if paste is not None:
-        frame = paste(np.clip(result, 0.0, 1.0))
-      if options.output_size is not None:
-        target = options.output_size if not options.visualize else (options.output_size[0],
-                                                                      options.output_size[1] * 3)
-        frame = media.resize_frame(frame, target)
+    for frame in frames:
       writer.write(np.clip(frame, 0.0, 1.0))
       progress.update(writer.frames_written, video.num_frames)
       if progress.stop():
         writer.abort()
         raise Cancelled(f"stopped after {writer.frames_written} frames; nothing was written")
   return writer.frames_written
+
+
+def _frames(backend, options, framing, source_image, video, kp_initial, smoother, radius, colormap):
+  """The result frames of one face (or the whole picture), lazily."""
+  size = backend.frame_shape[0]
+  paste = None
+  if options.paste_back:
+    from fomm_tf import faces  # pylint: disable=import-outside-toplevel
+    paste = faces.PasteBack(source_image, framing.source_placement, options.max_output_size)
+  source_panel = framing.source(source_image, size)
+  for result, driving, kp in pipeline.animate_with_keypoints(
+      backend, source_image, video, relative=options.relative, adapt_scale=options.adapt_scale,
+      batch_size=options.batch_size, kp_driving_initial=kp_initial, prepare_source=framing.source,
+      prepare_driving=framing.driving, kp_filter=smoother):
+    frame = result
+    if options.visualize:
+      frame = visualization.side_by_side([source_panel, visualization.draw_keypoints(driving, kp, radius, colormap),
+                                          result])
+    if paste is not None:
+      frame = paste(np.clip(result, 0.0, 1.0))
+    if options.output_size is not None:
+      target = options.output_size if not options.visualize else (options.output_size[0],
+                                                                    options.output_size[1] * 3)
+      frame = media.resize_frame(frame, target)
+    yield frame
+
+
+def _group_frames(backend, options, framing, source_image, video, kp_initial, smoother):
+  """The photo with every chosen face animated by the same driving face and pasted back, lazily (--faces)."""
+  from fomm_tf import faces  # pylint: disable=import-outside-toplevel
+  paste = faces.GroupPasteBack(source_image, framing.source_placements, options.max_output_size)
+  for crops in pipeline.animate_faces(
+      backend, framing.sources(source_image, backend.frame_shape[0]), video, relative=options.relative,
+      adapt_scale=options.adapt_scale, batch_size=options.batch_size, kp_driving_initial=kp_initial,
+      prepare_driving=framing.driving, kp_filter=smoother):
+    yield paste(np.clip(crops, 0.0, 1.0))
