@@ -4,13 +4,13 @@ The group photo is real: the astronaut's head (scikit-image) at three sizes on
 a real photo's background (scikit-image's coffee, which has no face), so the
 face detector finds three faces of 93, 63 and 41 px; the last is under
 MIN_FACE_SIDE. The driving video is the astronaut moved under a fixed camera
-crop, a real mp4. The command-line runs use the built-in model (trained, so its
-results follow the driving motion; at 128 px as fast here as the tiny model),
-the others the tiny random model: these tests are about where the pixels come
-from (which faces, paste-back, overlaps, errors, memory), not about how good
-the animation looks.
+crop, a real mp4. The networks are the built-in model (trained, so its results
+follow the driving motion; at 128 px about as fast here as the tiny one): these
+tests are about where the pixels come from (which faces, paste-back, overlaps,
+errors, memory), not about how good the animation looks.
 """
 
+import functools
 import os
 import shutil
 import tracemalloc
@@ -19,8 +19,10 @@ from absl.testing import absltest
 import numpy as np
 import skimage.data
 
+from fomm_tf import builtin
 from fomm_tf.animation import cli as animate_cli
 from fomm_tf.animation import job
+from fomm_tf.errors import FaceError
 from fomm_tf.errors import UsageError
 from fomm_tf.faces import crop
 from fomm_tf.faces import paste
@@ -35,6 +37,12 @@ from tests import testing as tiny
 HEAD_SIDES = (190, 132, 88)
 # Columns between the two animated faces' head squares (x 15-192 and 233-353, measured): no face reaches them.
 BETWEEN = slice(198, 228)
+
+
+@functools.lru_cache(maxsize=None)
+def builtin_backend():
+  """One Keras backend of the built-in model for the whole file (its graphs are traced once)."""
+  return keras_backend.KerasBackend(builtin.load_builtin_model())
 
 
 def group_photo():
@@ -54,11 +62,11 @@ class GroupPhotoTest(tiny.TestMixin, absltest.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cls.dir = tiny.make_class_dir("group_photo_")
-    cls.flagfile = tiny.write_tiny_flagfile(cls.dir)
     cls.photo_pixels = group_photo()
     cls.photo = tiny.write_image(os.path.join(cls.dir, "group.png"), cls.photo_pixels)
     cls.driving = tiny.write_video(os.path.join(cls.dir, "driving.mp4"), face_animation_test.moving_portrait(8),
                                    fps=25)
+    cls.backend = builtin_backend()
 
   @classmethod
   def tearDownClass(cls):
@@ -71,11 +79,11 @@ class GroupPhotoTest(tiny.TestMixin, absltest.TestCase):
 
   def test_every_face_is_animated_and_the_photo_between_them_is_kept(self):
     out = self.tmp_path("group.mp4")
-    code, stdout, stderr = self.animate(f"--result_video={out}", "--faces=all", "--batch_size=4")
-    self.assertEqual(code, 0, stderr[-2000:])
-    self.assertRegex(stdout, r"warning: .*group\.png: skipping face 2 at \(\d+, \d+, \d+, \d+\): 4\d px, under the "
-                     r"48 px a face needs to be animated")
-    self.assertIn("found 3 faces; animating faces 0, 1", stdout)
+    count, lines = self.run_job(result_video=out)
+    self.assertEqual(count, 8)
+    self.assertRegex(lines[0], r"^warning: .*group\.png: skipping face 2 at \(\d+, \d+, \d+, \d+\): 4\d px, under "
+                     r"the 48 px a face needs to be animated$")
+    self.assertRegex(lines[1], "found 3 faces; animating faces 0, 1$")
     frames = np.stack(list(media.open_video(out)))
     self.assertEqual(frames.shape, (8, 288, 512, 3))  # The photo's size (under --max_output_size=1024).
     photo = self.photo_pixels.astype(np.float32) / 255
@@ -89,14 +97,22 @@ class GroupPhotoTest(tiny.TestMixin, absltest.TestCase):
     # The skipped small face (x 413-450, y 32-73) is the photo's.
     self.assertLess(np.abs(frames[:, 32:73, 413:450] - photo[32:73, 413:450]).mean(), 0.02)
 
+  def run_job(self, **kwargs):
+    """job.run on the group photo with the class's built-in model backend: (frames written, log lines)."""
+    lines = []
+    options = job.AnimationOptions(**{"source_image": self.photo, "driving_video": self.driving, "crop": "face",
+                                      "faces": "all", "batch_size": 4, **kwargs})
+    options.check()
+    return job.run(self.backend, options, log=lines.append), lines
+
   def test_the_output_size_is_capped_and_the_preview_draws_every_box(self):
     out = self.tmp_path("small.mp4")
-    code, _, stderr = self.animate(f"--result_video={out}", "--faces=1,0", "--max_output_size=256")
-    self.assertEqual(code, 0, stderr[-2000:])
+    count, lines = self.run_job(result_video=out, faces=[1, 0], max_output_size=256)
+    self.assertEqual(count, 8)
+    self.assertIn("animating faces 1, 0", lines[-1])
     self.assertEqual(next(iter(media.open_video(out))).shape, (144, 256, 3))
     preview = self.tmp_path("preview.png")
-    code, _, stderr = self.animate(f"--crop_preview={preview}", "--faces=all")
-    self.assertEqual(code, 0, stderr[-2000:])
+    self.run_job(crop_preview=preview)
     strip = media.read_image(preview)
     # The photo's panel (256 high, 455 wide): red box edges at both chosen faces' squares (scaled by 256/288).
     panel = strip[:, :455]
@@ -104,54 +120,56 @@ class GroupPhotoTest(tiny.TestMixin, absltest.TestCase):
     for box in (crop.Placement(15, -8, 177, (288, 512)).box, crop.Placement(233, 2, 120, (288, 512)).box):
       left = round(box[0] * 256 / 288)
       self.assertGreater(red[:, max(0, left - 2):left + 3].sum(), 100, box)
+    self.assertLess(red[:, 330:].sum(), 20)  # Not the skipped small face's (x 392-470 in the photo).
 
   def test_bad_face_choices_are_one_line_errors_and_write_nothing(self):
     out = self.tmp_path("out.mp4")
     self.assertErrorLine(self.animate(f"--result_video={out}", "--faces=0,5"),
                          r"--faces: face index 5 is out of range: .*group\.png has 3 faces \(indices 0 to 2")
-    self.assertErrorLine(self.animate(f"--result_video={out}", "--faces=2"),
-                         r"no face found in .*group\.png; use --crop=center")
-    self.assertErrorLine(self.animate(f"--result_video={out}", "--faces=one"), r"--faces must be 'all' or face")
-    self.assertErrorLine(self.animate(f"--result_video={out}", "--faces=all", "--visualize"),
-                         r"--faces pastes every face back")
-    self.assertErrorLine(tiny.run_cli(animate_cli, f"--flagfile={self.flagfile}", "--crop=center",
-                                      f"--source_image={self.photo}", f"--driving_video={self.driving}",
-                                      f"--result_video={out}", "--faces=all"), r"--faces picks the faces")
+    for args, error in ((["--faces=one"], r"--faces must be 'all' or face"),
+                        (["--faces=all", "--visualize"], r"--faces pastes every face back"),
+                        (["--faces=all", "--crop=center"], r"--faces picks the faces"),
+                        (["--faces=all", "--face_index=1"], r"--faces and --face_index both choose faces")):
+      self.assertErrorLine(self.animate(f"--result_video={out}", *args), error)
+    with self.assertRaisesRegex(FaceError, r"^no face found in .*group\.png; use --crop=center"):
+      self.run_job(result_video=out, faces="2")  # The one face asked for is too small.
     self.assertEqual(os.listdir(os.path.dirname(out)), [])
 
   def test_memory_stays_flat_in_the_driving_video_length(self):
-    backend = keras_backend.KerasBackend(tiny.tiny_model())
-    short = tiny.write_video(self.tmp_path("short.mp4"), face_animation_test.moving_portrait(6), fps=25)
-    long = tiny.write_video(self.tmp_path("long.mp4"), face_animation_test.moving_portrait(36), fps=25)
+    short = tiny.write_video(self.tmp_path("short.mp4"), face_animation_test.moving_portrait(4, side=256), fps=25)
+    long = tiny.write_video(self.tmp_path("long.mp4"), face_animation_test.moving_portrait(20, side=256), fps=25)
 
     def peak(driving):
-      options = job.AnimationOptions(source_image=self.photo, driving_video=driving, crop="face", faces="all",
-                                     result_video=self.tmp_path("result.mp4"), batch_size=4)
-      options.check()
       tracemalloc.start()
       try:
-        self.assertEqual(job.run(backend, options, log=lambda line: None), int(driving == long) * 30 + 6)
+        self.assertEqual(self.run_job(driving_video=driving, result_video=self.tmp_path("result.mp4"))[0],
+                         20 if driving == long else 4)
         return tracemalloc.get_traced_memory()[1]
       finally:
         tracemalloc.stop()
 
     peak(short)  # Warm up the detector, the graphs and the codec.
     short_peak, long_peak = peak(short), peak(long)
-    # 30 more driving frames: 448 x 448 float32 (2.4 MB) each as read, 288 x 512 results (1.8 MB): ~120 MB if kept.
-    self.assertLess(long_peak - short_peak, 8 << 20, (short_peak, long_peak))
+    # 16 more driving frames: 256 x 256 float32 (0.8 MB) each as read, 288 x 512 results (1.8 MB): ~40 MB if kept.
+    self.assertLess(long_peak - short_peak, 6 << 20, (short_peak, long_peak))
 
 
 class BatchedFacesTest(absltest.TestCase):
 
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.backend = builtin_backend()
+
   def test_one_generator_call_for_all_faces_equals_one_per_face(self):
-    backend = keras_backend.KerasBackend(tiny.tiny_model())
+    backend = self.backend
     photo = group_photo().astype(np.float32) / 255
-    sources = np.stack([crop.crop_square(photo, box, 64)[0] for box in ((15, -8, 177), (233, 2, 120), (392, 9, 78))])
-    frames = face_animation_test.moving_portrait(5)
-    got = np.stack(list(pipeline.animate_faces(backend, sources, frames, batch_size=8)))
-    self.assertEqual(got.shape, (5, 3, 64, 64, 3))
+    sources = np.stack([crop.crop_square(photo, box, 128)[0] for box in ((15, -8, 177), (233, 2, 120), (392, 9, 78))])
+    frames = face_animation_test.moving_portrait(3, side=256)
+    got = np.stack(list(pipeline.animate_faces(backend, sources, frames, batch_size=9)))
+    self.assertEqual(got.shape, (3, 3, 128, 128, 3))
     for i in range(3):
-      alone = np.stack(list(pipeline.animate(backend, sources[i], frames, batch_size=2)))
+      alone = np.stack(list(pipeline.animate(backend, sources[i], frames, batch_size=3)))
       np.testing.assert_allclose(got[:, i], alone, atol=2e-5)
     # The generic Backend path (one generate per face, as the exported backends run it) gives the same frames.
     state = backend_lib.Backend.prepare_sources(backend, sources)
@@ -162,26 +180,17 @@ class BatchedFacesTest(absltest.TestCase):
                                atol=2e-5)
 
   def test_more_faces_than_the_batch_go_in_groups(self):
-    backend = keras_backend.KerasBackend(tiny.tiny_model())
-    sources = np.stack([crop.crop_square(skimage.data.astronaut(), (150 + 10 * i, 60, 140), 64)[0]
+    backend = self.backend
+    sources = np.stack([crop.crop_square(skimage.data.astronaut(), (150 + 10 * i, 60, 140), 128)[0]
                         for i in range(5)])
-    frames = face_animation_test.moving_portrait(3)
-    wide = np.stack(list(pipeline.animate_faces(backend, sources, frames, batch_size=16)))
+    frames = face_animation_test.moving_portrait(2, side=256)
+    wide = np.stack(list(pipeline.animate_faces(backend, sources, frames, batch_size=10)))
     narrow = np.stack(list(pipeline.animate_faces(backend, sources, frames, batch_size=2)))
     np.testing.assert_allclose(narrow, wide, atol=2e-5)
 
-  def test_face_choices(self):
-    self.assertIsNone(job.parse_faces(""))
-    self.assertEqual(job.parse_faces(" ALL "), "all")
-    self.assertEqual(job.parse_faces("0, 2"), (0, 2))
-    self.assertEqual(job.parse_faces([1, np.int64(3)]), (1, 3))
-    for bad in ("0,,2", "-1", [True], "x"):
-      with self.assertRaises(UsageError):
-        job.parse_faces(bad)
-
-
 class GroupPasteTest(absltest.TestCase):
-  """Overlapping squares: no seam, nothing pasted twice; apart, each square is exactly the one-face paste."""
+  """Overlapping squares: no seam, nothing pasted twice; apart, each square is exactly the one-face paste; and
+  how --faces is read."""
 
   @classmethod
   def setUpClass(cls):
@@ -225,6 +234,15 @@ class GroupPasteTest(absltest.TestCase):
     np.testing.assert_array_equal(both[:, 250:][250:], other[:, 250:][250:])
     with self.assertRaisesRegex(ValueError, "expected 2 animated crops"):
       paste.GroupPasteBack(self.photo, [self.a, far])(animated[:1])
+
+  def test_face_choices(self):
+    self.assertIsNone(job.parse_faces(""))
+    self.assertEqual(job.parse_faces(" ALL "), "all")
+    self.assertEqual(job.parse_faces("0, 2"), (0, 2))
+    self.assertEqual(job.parse_faces([1, np.int64(3)]), (1, 3))
+    for bad in ("0,,2", "-1", [True], "x"):
+      with self.assertRaises(UsageError):
+        job.parse_faces(bad)
 
 
 if __name__ == "__main__":
