@@ -62,7 +62,7 @@ def define_flags(flag_values):
                       "back into the photo (faces under 48 px are skipped with a warning).", **kw)
   flags.DEFINE_boolean("paste_back", False, "--crop=face: the result is the whole photo with the animated head "
                        "blended back in (at most --max_output_size on its long side).", **kw)
-  flags.DEFINE_integer("max_output_size", 1024, "--paste_back: the longest side of the result.", **kw)
+  flags.DEFINE_integer("max_output_size", 1024, "--paste_back, --faces: the longest side of the result.", **kw)
   flags.DEFINE_integer("smooth", 1, f"Average the driving keypoints over this many frames (1: off, up to "
                        f"{job.MAX_SMOOTH}); removes jitter, adds (N - 1) / 2 frames of lag.", **kw)
   flags.DEFINE_string("crop_preview", None, "Write PATH.png with the photo and a few driving frames, their crop "
