@@ -96,7 +96,7 @@ class FaceFraming(Framing):
         return found_here
 
     self.video_placement, self.report = faces_lib.video_head_box(video, video.frame_size, detect=detect,
-                                                             name=video.path)
+                                                                 name=video.path)
     for warning in self.report.warnings:
       log(f"warning: {video.path}: {warning}")
     if find_best_frame:
