@@ -24,6 +24,7 @@ class Framing:
 
   source_placement = None  # Where the source crop lies in the photo (face framing).
   best_frame = None  # The driving frame whose face pose is closest to the source's (face framing, when asked).
+  group = False  # Several faces of a group photo (face framing with `faces`).
 
   def __init__(self, crop="center"):
     if crop not in _FIT:
@@ -77,6 +78,7 @@ class FaceFraming(Framing):
         raise faces_lib.no_face_error(source_name)
       log(f"{source_name}: found {len(found)} face{'s' if len(found) > 1 else ''}; animating "
           f"{'face' if len(chosen) == 1 else 'faces'} {', '.join(str(i) for i, _ in chosen)}")
+    self.group = faces is not None  # Built for --faces: the preview numbers its boxes.
     self.face_indices = [index for index, _ in chosen]
     self.source_placements = [faces_lib.head_box(face.box, source_image.shape[:2]) for _, face in chosen]
     self.source_placement = self.source_placements[0]
@@ -147,8 +149,8 @@ def preview(framing, source_image, video, path, num_driving=3, height=256):
     if len(pictures) > len(wanted):
       break
   boxes = framing.preview_boxes()
-  # Several faces: each photo box is labelled with its face index (largest first, as --faces counts).
-  labels = getattr(framing, "face_indices", None) or []
+  # For --faces each photo box is labelled with its face index (largest first, as --faces counts).
+  labels = framing.face_indices if framing.group else []
   panels = []
   for i, picture in enumerate(pictures):
     h, w = picture.shape[:2]
@@ -164,10 +166,10 @@ def preview(framing, source_image, video, path, num_driving=3, height=256):
     draw = ImageDraw.Draw(image)
     for box in drawn:
       draw.rectangle([round(c * scale) for c in box], outline=(255, 40, 40), width=3)
-    if i == 0 and len(drawn) > 1:
+    if i == 0:
       for box, label in zip(drawn, labels):
         x, y = max(0, round(box[0] * scale) + 5), max(0, round(box[1] * scale) + 4)
-        draw.text((x, y), str(label), fill=(255, 40, 40), stroke_width=2, stroke_fill=(255, 255, 255))
+        draw.text((x, y), str(label), fill=(255, 40, 40), stroke_width=2, stroke_fill=(255, 255, 255), font_size=20)
     panels.append(np.asarray(image))
   strip = np.concatenate([np.pad(p, ((0, 0), (0, 8), (0, 0)), constant_values=255) for p in panels], axis=1)
   with files.atomic_file(path, MediaError, suffix=".png") as temp:

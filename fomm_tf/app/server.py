@@ -130,11 +130,17 @@ class App:
     try:
       image = self._check_source(source_image)
       video = self._check_driving(driving_video)
+      selection = None
+      if crop == "face":
+        from fomm_tf import faces  # pylint: disable=import-outside-toplevel
+        # Number every face big enough to animate (the choices for "Faces to animate"); a photo whose faces are
+        # all smaller shows the box of its largest, which Animate (no faces named) animates as it always did.
+        if any(max(f.width, f.height) >= faces.MIN_FACE_SIDE for f in faces.detect_faces(image)):
+          selection = "all"
       with self.folders.job_dir(session) as folder:
-        framing = framing_lib.make_framing(crop, image, video, log=lambda line: None,
-                                           faces="all" if crop == "face" else None)
+        framing = framing_lib.make_framing(crop, image, video, log=lambda line: None, faces=selection)
         path = framing_lib.preview(framing, image, video, os.path.join(folder, "crop.png"))
-        found = getattr(framing, "face_indices", [])
+        found = getattr(framing, "face_indices", []) if selection else []
         hint = (f"faces {', '.join(map(str, found))} (numbered on the preview): 'all', or some of them such as "
                 f"'{found[-1]}'" if found else FACES_PLACEHOLDER)
         return media.read_image(path), gr.update(placeholder=hint)
