@@ -25,6 +25,7 @@ from fomm_tf.animation import job
 from fomm_tf.errors import FaceError
 from fomm_tf.errors import UsageError
 from fomm_tf.faces import crop
+from fomm_tf.faces import detect
 from fomm_tf.faces import paste
 from fomm_tf.inference import backend as backend_lib
 from fomm_tf.inference import keras_backend
@@ -234,6 +235,19 @@ class GroupPasteTest(absltest.TestCase):
     np.testing.assert_array_equal(both[:, 250:][250:], other[:, 250:][250:])
     with self.assertRaisesRegex(ValueError, "expected 2 animated crops"):
       paste.GroupPasteBack(self.photo, [self.a, far])(animated[:1])
+
+  def test_choose_faces_skips_small_ones_and_bounds_the_count(self):
+    # Faces of a crowd: boxes from 100 px down to 10 px, largest first (as the detector lists them).
+    crowd = [detect.Face((0.0, 0.0, float(side), float(side)), 0.9, np.zeros((468, 2), np.float32))
+             for side in range(100, 9, -2)]
+    chosen, skipped = crop.choose_faces(crowd, [0, 20, 30, 0, 45], "crowd.jpg")
+    # 100 and 60 px kept; 40 and 10 px skipped; the repeated 0 counts once.
+    self.assertEqual(([i for i, _ in chosen], [i for i, _ in skipped]), ([0, 20], [30, 45]))
+    with self.assertRaisesRegex(UsageError, r"^--faces: 27 faces of crowd\.jpg to animate, more than the 26 "):
+      crop.choose_faces(crowd, "all", "crowd.jpg", max_faces=26)  # 100 down to 48 px: 27 faces.
+    self.assertLen(crop.choose_faces(crowd, "all", "crowd.jpg")[0], 27)
+    with self.assertRaisesRegex(UsageError, r"face index 46 is out of range: crowd\.jpg has 46 faces"):
+      crop.choose_faces(crowd, [46], "crowd.jpg")
 
   def test_face_choices(self):
     self.assertIsNone(job.parse_faces(""))

@@ -11,7 +11,7 @@ Nothing here imports TensorFlow. Public API (modules are imported on first use):
   head_box(face_box, image_size, margin=1.9, lift=0.1) -> Placement
   crop_square(image, box, size, border="pad") -> (float32 (size, size, 3), Placement)
   choose_face(faces, index=0, what="the image") -> Face, or FaceError naming the count
-  choose_faces(faces, indices="all", what="the image", min_side=48) -> ([(index, Face)] chosen, skipped)
+  choose_faces(faces, indices="all", what="the image", min_side=48, max_faces=32) -> (chosen, skipped) [(i, Face)]
   no_face_error(what) -> the FaceError of a photo with no face
   video_head_box(frames, image_size=None, detect=None, stride=1, max_side=None, name=None)
       -> (Placement, TrackReport(num_frames, num_sampled, frames_without_face, warnings))
@@ -37,6 +37,7 @@ _LAZY = {
     "choose_faces": "crop",
     "no_face_error": "crop",
     "MIN_FACE_SIDE": "crop",
+    "MAX_FACES": "crop",
     "TrackReport": "track",
     "video_head_box": "track",
     "PasteBack": "paste",

@@ -28,6 +28,9 @@ BORDERS = ("pad", "clip")
 # their head square (1.9 x the face) would be under ~90 px, enlarged to the model's 256 px it is mostly blur and
 # JPEG blocks, and FOMM's keypoints were never trained on anything like it.
 MIN_FACE_SIDE = 48
+# At most this many faces animated at once: each holds its encoded source (a few MB at 256 px) and its blend
+# weights for the whole video, so a crowd photo must not grow memory without bound.
+MAX_FACES = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +164,7 @@ def no_face_error(what):
   return FaceError(f"no face found in {what}; use --crop=center to animate the whole picture")
 
 
-def choose_faces(faces, indices="all", what="the image", min_side=MIN_FACE_SIDE):
+def choose_faces(faces, indices="all", what="the image", min_side=MIN_FACE_SIDE, max_faces=MAX_FACES):
   """The faces to animate of a group photo: those asked for, less those too small for the model.
 
   Args:
@@ -170,13 +173,14 @@ def choose_faces(faces, indices="all", what="the image", min_side=MIN_FACE_SIDE)
       index counts once.
     what: what to call the photo in messages.
     min_side: faces whose box's longer side is under this many pixels are skipped.
+    max_faces: more faces than this to animate is a UsageError.
 
   Returns:
     (chosen, skipped): lists of (index, Face) in the order asked; `chosen` may be empty (every face asked for
     too small: the caller warns about `skipped`, then raises `no_face_error`).
 
   Raises:
-    UsageError: an index out of range (the message names it and the count).
+    UsageError: an index out of range (the message names it and the count), or more than `max_faces` faces.
     FaceError: the photo has no face (the same line as `choose_face`).
   """
   if not faces:
@@ -195,4 +199,7 @@ def choose_faces(faces, indices="all", what="the image", min_side=MIN_FACE_SIDE)
       wanted.append(index)
   chosen = [(i, faces[i]) for i in wanted if max(faces[i].width, faces[i].height) >= min_side]
   skipped = [(i, faces[i]) for i in wanted if max(faces[i].width, faces[i].height) < min_side]
+  if len(chosen) > max_faces:
+    raise UsageError(f"--faces: {len(chosen)} faces of {what} to animate, more than the {max_faces} animated at "
+                     f"once; name at most {max_faces} indices (largest first)")
   return chosen, skipped
