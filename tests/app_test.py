@@ -191,6 +191,23 @@ class ApiTest(AppTestCase):
     self.assertIn("8 frames", status)
     self.assertNoLeftovers()
 
+  def test_a_group_photo_preview_offers_its_faces_and_animate_pastes_back_those_ticked(self):
+    from tests import face_animation_test  # pylint: disable=import-outside-toplevel
+    from tests import group_photo_test  # pylint: disable=import-outside-toplevel
+    photo = testing.write_image(os.path.join(self.tmp_dir(), "group.png"), group_photo_test.group_photo())
+    driving = testing.write_video(os.path.join(self.tmp_dir(), "face.mp4"),
+                                  face_animation_test.moving_portrait(6, side=256), fps=25)
+    # The event itself (what "Preview crop" runs): the preview, and the faces big enough to animate as the hint.
+    picture, faces = self.app.preview_crop(photo, driving, "face", None)
+    self.assertEqual(picture.shape[0], 256)
+    self.assertTrue(faces["placeholder"].startswith("faces 0, 1 (numbered on the preview)"), faces)
+    video, status = self.client().predict(testing.gradio_file(photo), testing.gradio_file(driving), crop="face",
+                                          faces="0, 1", api_name="/animate")
+    frames = media.read_video_frames(video)
+    self.assertEqual((len(frames),) + frames[0].shape, (6, 288, 512, 3))
+    self.assertIn("6 frames", status)
+    self.assertNoLeftovers()
+
   def test_two_clients_at_once_both_get_their_result(self):
     starts = {}
 

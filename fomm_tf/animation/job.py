@@ -65,8 +65,9 @@ def run(backend, options, log=print, progress=None, radius=5, colormap="gist_rai
     audio_source = video.path
   fps = options.fps if options.fps else options_lib.check_fps(video.fps, f"the frame rate of {video.path}")
   face_best_frame = options.find_best_frame and options.crop == "face"
+  selection = options.face_selection()
   framing = framing_lib.make_framing(options.crop, source_image, video, options.face_index, options.source_image,
-                                     find_best_frame=face_best_frame, log=log)
+                                     find_best_frame=face_best_frame, log=log, faces=selection)
   if options.crop_preview:
     framing_lib.preview(framing, source_image, video, options.crop_preview)
     log(f"wrote the crop preview {os.path.abspath(options.crop_preview)}")
@@ -90,31 +91,53 @@ def run(backend, options, log=print, progress=None, radius=5, colormap="gist_rai
     kp_initial = {k: v[wanted:wanted + 1] for k, v in kp_all.items()}
     log(f"initial driving frame: {wanted}")
 
-  paste = None
-  if options.paste_back:
-    from fomm_tf import faces  # pylint: disable=import-outside-toplevel
-    paste = faces.PasteBack(source_image, framing.source_placement, options.max_output_size)
-  source_panel = framing.source(source_image, size)
   smoother = smoothing.KeypointSmoother(options.smooth) if options.smooth > 1 else None
+  if selection is not None:
+    frames = _group_frames(backend, options, framing, source_image, video, kp_initial, smoother)
+  else:
+    frames = _frames(backend, options, framing, source_image, video, kp_initial, smoother, radius, colormap)
   progress.start(video.num_frames, options.batch_size)
   with video_writer.VideoWriter(options.result_video, fps, audio_source=audio_source) as writer:
-    for result, driving, kp in pipeline.animate_with_keypoints(
-        backend, source_image, video, relative=options.relative, adapt_scale=options.adapt_scale,
-        batch_size=options.batch_size, kp_driving_initial=kp_initial, prepare_source=framing.source,
-        prepare_driving=framing.driving, kp_filter=smoother):
-      frame = result
-      if options.visualize:
-        frame = visualization.side_by_side([source_panel, visualization.draw_keypoints(driving, kp, radius, colormap),
-                                            result])
-      if paste is not None:
-        frame = paste(np.clip(result, 0.0, 1.0))
-      if options.output_shape is not None:
-        target = options.output_shape if not options.visualize else (options.output_shape[0],
-                                                                       options.output_shape[1] * 3)
-        frame = media.resize_frame(frame, target)
+    for frame in frames:
       writer.write(np.clip(frame, 0.0, 1.0))
       progress.update(writer.frames_written, video.num_frames)
       if progress.stop():
         writer.abort()
         raise Cancelled(f"stopped after {writer.frames_written} frames; nothing was written")
   return writer.frames_written
+
+
+def _frames(backend, options, framing, source_image, video, kp_initial, smoother, radius, colormap):
+  """The result frames of one face (or the whole picture), lazily."""
+  size = backend.frame_shape[0]
+  paste = None
+  if options.paste_back:
+    from fomm_tf import faces  # pylint: disable=import-outside-toplevel
+    paste = faces.PasteBack(source_image, framing.source_placement, options.max_output_size)
+  source_panel = framing.source(source_image, size)
+  for result, driving, kp in pipeline.animate_with_keypoints(
+      backend, source_image, video, relative=options.relative, adapt_scale=options.adapt_scale,
+      batch_size=options.batch_size, kp_driving_initial=kp_initial, prepare_source=framing.source,
+      prepare_driving=framing.driving, kp_filter=smoother):
+    frame = result
+    if options.visualize:
+      frame = visualization.side_by_side([source_panel, visualization.draw_keypoints(driving, kp, radius, colormap),
+                                          result])
+    if paste is not None:
+      frame = paste(np.clip(result, 0.0, 1.0))
+    if options.output_shape is not None:
+      target = options.output_shape if not options.visualize else (options.output_shape[0],
+                                                                     options.output_shape[1] * 3)
+      frame = media.resize_frame(frame, target)
+    yield frame
+
+
+def _group_frames(backend, options, framing, source_image, video, kp_initial, smoother):
+  """The photo with every chosen face animated by the same driving face and pasted back, lazily (--faces)."""
+  from fomm_tf import faces  # pylint: disable=import-outside-toplevel
+  paste = faces.GroupPasteBack(source_image, framing.source_placements, options.max_output_size)
+  for crops in pipeline.animate_faces(
+      backend, framing.sources(source_image, backend.frame_shape[0]), video, relative=options.relative,
+      adapt_scale=options.adapt_scale, batch_size=options.batch_size, kp_driving_initial=kp_initial,
+      prepare_driving=framing.driving, kp_filter=smoother):
+    yield paste(np.clip(crops, 0.0, 1.0))

@@ -9,6 +9,8 @@ check, which runs when the options are built, before any file is read or model l
 import dataclasses
 from typing import Optional
 
+import numpy as np
+
 from fomm_tf.animation import framing
 from fomm_tf.config import schema
 from fomm_tf.config.schema import param
@@ -45,6 +47,35 @@ def check_fps(fps, source):
   return fps
 
 
+def parse_faces(faces):
+  """--faces: "" (or None) -> None; "all" -> "all"; "0,2", an int or a sequence of ints -> (0, 2); else UsageError."""
+  if faces is None or (isinstance(faces, str) and not faces.strip()):
+    return None
+  if isinstance(faces, str):
+    text = faces.strip().lower()
+    if text == "all":
+      return "all"
+    try:
+      indices = tuple(int(part) for part in text.split(","))
+    except ValueError:
+      raise UsageError(f"--faces must be 'all' or face indices such as 0,2, got {faces!r}") from None
+  else:
+    indices = (faces,) if isinstance(faces, (int, np.integer)) else tuple(faces)
+    if not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in indices):
+      raise UsageError(f"--faces must be 'all' or face indices such as 0,2, got {faces!r}")
+    indices = tuple(int(i) for i in indices)
+  if not indices:
+    raise UsageError("--faces: no face index given")
+  negative = [i for i in indices if i < 0]
+  if negative:
+    raise UsageError(f"--faces: face indices must be >= 0, got {negative[0]}")
+  return indices
+
+
+def _faces(value):
+  parse_faces(value)  # Raises its own message.
+
+
 def _size_text(value):
   if value is not None:
     parse_size(value)  # Raises its own, more precise message.
@@ -69,7 +100,7 @@ class MotionOptions(schema.Section):
                       "removes jitter, adds (N - 1) / 2 frames of lag.", check=schema.in_range(1, MAX_SMOOTH))
   paste_back: bool = param(False, "--crop=face: the result is the whole photo with the animated head blended "
                            "back in (at most --max_output_size on its long side).")
-  max_output_size: int = param(1024, "--paste_back: the longest side of the result.",
+  max_output_size: int = param(1024, "--paste_back, --faces: the longest side of the result.",
                                check=schema.in_range(16, MAX_OUTPUT_SIDE))
 
 
@@ -94,12 +125,24 @@ class AnimationOptions(MotionOptions):
   crop: str = param("center", "How photos and videos become the model's square input: center, pad or face (the "
                     "--crop of the config; see there).", check=schema.one_of(*framing.CROPS))
   face_index: int = param(0, "--crop=face: which face of the photo, largest first.", check=schema.at_least(0))
+  faces: str = param("", "--crop=face on a group photo: 'all', or face indices such as 0,2 (largest first, as "
+                     "--face_index counts): each face is animated by the same driving face and pasted back into the "
+                     "photo (faces under 48 px are skipped with a warning).", check=_faces)
   crop_preview: Optional[str] = param(None, "Write PATH.png with the photo and a few driving frames, their crop "
                                       "boxes drawn, and stop (nothing is animated).", check=_png)
   checkpoint: Optional[str] = param(None, "The model's checkpoint, only checked: the result may not replace it.")
 
   # Filled by the command from the model's flags (--crop is a config flag), not flags of their own.
   MODEL_FIELDS = ("crop", "checkpoint")
+
+  def __post_init__(self):
+    if not isinstance(self.faces, str):  # From Python, face indices may also be an int or a sequence of ints.
+      object.__setattr__(self, "faces", ",".join(map(str, parse_faces(self.faces))))
+    super().__post_init__()
+
+  def face_selection(self):
+    """None (one face, --face_index), "all", or a tuple of face indices."""
+    return parse_faces(self.faces)
 
   @property
   def output_shape(self):
@@ -116,6 +159,14 @@ class AnimationOptions(MotionOptions):
       raise UsageError("--face_index picks a face for --crop=face")
     if self.paste_back and self.crop != "face":
       raise UsageError("--paste_back puts an animated face crop back into the photo: it needs --crop=face")
+    if self.face_selection() is not None:
+      if self.crop != "face":
+        raise UsageError("--faces picks the faces of a group photo for --crop=face")
+      if self.face_index:
+        raise UsageError("--faces and --face_index both choose faces: pass one of them")
+      if self.visualize or self.output_size:
+        raise UsageError("--faces pastes every face back into the photo (its own size, at most --max_output_size):"
+                         " it cannot be combined with --visualize or --output_size")
     if self.paste_back and (self.visualize or self.output_size):
       raise UsageError("--paste_back writes the photo's own size (at most --max_output_size): it cannot be "
                        "combined with --visualize or --output_size")

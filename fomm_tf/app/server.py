@@ -42,6 +42,9 @@ THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                           font_mono=["ui-monospace", "monospace"])
 
 
+FACES_PLACEHOLDER = "Preview crop numbers the faces: 'all', or some of them such as '0, 2'"
+
+
 @dataclasses.dataclass(frozen=True)
 class Limits:
   """What the server accepts (uploads beyond these are refused with a one-line message)."""
@@ -83,8 +86,12 @@ class App:
   # -- events ----------------------------------------------------------------
 
   def animate(self, source_image, driving_video, model, backend, relative, adapt_scale, find_best_frame, crop,
-              paste_back, smooth, audio, visualize, request: gr.Request, progress=gr.Progress()):
-    """Animates the upload; a generator, so that a Stop ends the job at its next frame."""
+              paste_back, smooth, audio, visualize, faces=None, request: gr.Request = None, progress=gr.Progress()):
+    """Animates the upload; a generator, so that a Stop ends the job at its next frame.
+
+    `faces`: "Faces to animate" (--faces: "all" or indices such as "0, 2", numbered on the crop preview);
+    empty animates the one largest face as before, else each face named, pasted back into the photo.
+    """
     # Nothing before this first yield: Gradio can only cancel (close) a generator that has yielded once.
     yield gr.skip(), gr.skip()
     session = request.session_hash if request is not None else None
@@ -94,7 +101,8 @@ class App:
       options = options_lib.AnimationOptions(
           source_image=source_image, driving_video=driving_video, result_video="animation.mp4",
           relative=bool(relative), adapt_scale=bool(adapt_scale), find_best_frame=bool(find_best_frame),
-          audio=bool(audio), visualize=bool(visualize), crop=crop, paste_back=bool(paste_back), smooth=int(smooth))
+          audio=bool(audio), visualize=bool(visualize), crop=crop, paste_back=bool(paste_back), smooth=int(smooth),
+          faces=faces or "")
       options.check()
       engine = self.registry.backend(model, backend)
       worker = _JobThread(engine, options, self.folders, session,
@@ -118,15 +126,26 @@ class App:
       raise gr.Error(_user_message(error, source_image, driving_video)) from None
 
   def preview_crop(self, source_image, driving_video, crop, request: gr.Request):
-    """The photo and a few driving frames with their crop boxes drawn (nothing is animated)."""
+    """The photo and a few driving frames with their crop boxes drawn (nothing is animated), and the choice of
+    faces to animate: with the face crop, every face big enough to animate, its box numbered on the photo."""
     session = request.session_hash if request is not None else None
     try:
       image = self._check_source(source_image)
       video = self._check_driving(driving_video)
+      selection = None
+      if crop == "face":
+        from fomm_tf import faces  # pylint: disable=import-outside-toplevel
+        # Number every face big enough to animate (the choices for "Faces to animate"); a photo whose faces are
+        # all smaller shows the box of its largest, which Animate (no faces named) animates as it always did.
+        if any(max(f.width, f.height) >= faces.MIN_FACE_SIDE for f in faces.detect_faces(image)):
+          selection = "all"
       with self.folders.job_dir(session) as folder:
-        framing = framing_lib.make_framing(crop, image, video, log=lambda line: None)
+        framing = framing_lib.make_framing(crop, image, video, log=lambda line: None, faces=selection)
         path = framing_lib.preview(framing, image, video, os.path.join(folder, "crop.png"))
-        return media.read_image(path)
+        found = getattr(framing, "face_indices", []) if selection else []
+        hint = (f"faces {', '.join(map(str, found))} (numbered on the preview): 'all', or some of them such as "
+                f"'{found[-1]}'" if found else FACES_PLACEHOLDER)
+        return media.read_image(path), gr.update(placeholder=hint)
     except FommError as error:
       raise gr.Error(_user_message(error, source_image, driving_video)) from None
 
@@ -199,6 +218,8 @@ class App:
           preview_button = gr.Button("Preview crop", elem_id="preview-btn")
           run_button = gr.Button("Animate", variant="primary", elem_id="run-btn")
           stop_button = gr.Button("Stop", variant="stop", elem_id="stop-btn")
+        faces = gr.Textbox("", label="Faces to animate (face crop of a group photo: each is pasted back into the "
+                           "photo; empty: the largest face only)", placeholder=FACES_PLACEHOLDER, elem_id="faces")
         with gr.Row():
           preview = gr.Image(label="Crop preview", interactive=False, elem_id="preview")
           result = gr.Video(label="Result", interactive=False, elem_id="result")
@@ -207,10 +228,10 @@ class App:
                     label="Built-in sample (for the built-in model)")
 
         model.change(self.model_changed, model, [backend, crop])
-        preview_button.click(self.preview_crop, [source, driving, crop], preview, api_name="preview_crop")
+        preview_button.click(self.preview_crop, [source, driving, crop], [preview, faces], api_name="preview_crop")
         event = run_button.click(
             self.animate, [source, driving, model, backend, relative, adapt_scale, find_best_frame, crop, paste_back,
-                           smooth, audio, visualize], [result, status], api_name="animate")
+                           smooth, audio, visualize, faces], [result, status], api_name="animate")
         stop_button.click(None, None, None, cancels=[event])
 
       with gr.Tab("Live"):

@@ -11,10 +11,13 @@ Nothing here imports TensorFlow. Public API (modules are imported on first use):
   head_box(face_box, image_size, margin=1.9, lift=0.1) -> Placement
   crop_square(image, box, size, border="pad") -> (float32 (size, size, 3), Placement)
   choose_face(faces, index=0, what="the image") -> Face, or FaceError naming the count
+  choose_faces(faces, indices="all", what="the image", min_side=48, max_faces=32) -> (chosen, skipped) [(i, Face)]
+  no_face_error(what) -> the FaceError of a photo with no face
   video_head_box(frames, image_size=None, detect=None, stride=1, max_side=None, name=None)
       -> (Placement, TrackReport(num_frames, num_sampled, frames_without_face, warnings))
   PasteBack(source_image, placement, max_output_size=1024, feather=0.1)(animated_crop) -> float32 image
   paste_back(source_image, placement, animated_crop, max_output_size=1024, feather=0.1) -> float32 image
+  GroupPasteBack(source_image, placements, max_output_size=1024, feather=0.1)(animated_crops) -> float32 image
   normalized_landmarks(landmarks) -> (N, 2);  best_frame_index(source_landmarks, driving_landmarks) -> int
 """
 
@@ -31,9 +34,14 @@ _LAZY = {
     "head_box": "crop",
     "crop_square": "crop",
     "choose_face": "crop",
+    "choose_faces": "crop",
+    "no_face_error": "crop",
+    "MIN_FACE_SIDE": "crop",
+    "MAX_FACES": "crop",
     "TrackReport": "track",
     "video_head_box": "track",
     "PasteBack": "paste",
+    "GroupPasteBack": "paste",
     "paste_back": "paste",
     "normalized_landmarks": "landmarks",
     "best_frame_index": "landmarks",

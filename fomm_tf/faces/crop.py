@@ -14,6 +14,7 @@ import numpy as np
 
 from fomm_tf import checks
 from fomm_tf.errors import FaceError
+from fomm_tf.errors import UsageError
 from fomm_tf.faces import sampling
 from fomm_tf.io import media
 
@@ -23,6 +24,13 @@ from fomm_tf.io import media
 HEAD_MARGIN = 1.9
 HEAD_LIFT = 0.1
 BORDERS = ("pad", "clip")
+# Faces whose landmark box is smaller than this (its longer side, in photo pixels) are skipped by `choose_faces`:
+# their head square (1.9 x the face) would be under ~90 px, enlarged to the model's 256 px it is mostly blur and
+# JPEG blocks, and FOMM's keypoints were never trained on anything like it.
+MIN_FACE_SIDE = 48
+# At most this many faces animated at once: each holds its encoded source (a few MB at 256 px) and its blend
+# weights for the whole video, so a crowd photo must not grow memory without bound.
+MAX_FACES = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,9 +151,55 @@ def choose_face(faces, index=0, what="the image"):
   if not checks.is_non_negative_int(index):
     raise ValueError(f"face index must be a non-negative integer, got {index!r}")
   if not faces:
-    raise FaceError(f"no face found in {what}; use --crop=center to animate the whole picture")
+    raise no_face_error(what)
   if index >= len(faces):
     count = f"{len(faces)} face" + ("s" if len(faces) > 1 else "")
     raise FaceError(f"face index {index} is out of range: {what} has {count} (indices 0 to {len(faces) - 1}, "
                     f"largest first)")
   return faces[index]
+
+
+def no_face_error(what):
+  """The FaceError of a photo with no face (to animate)."""
+  return FaceError(f"no face found in {what}; use --crop=center to animate the whole picture")
+
+
+def choose_faces(faces, indices="all", what="the image", min_side=MIN_FACE_SIDE, max_faces=MAX_FACES):
+  """The faces to animate of a group photo: those asked for, less those too small for the model.
+
+  Args:
+    faces: the photo's faces, largest first (`detect.detect_faces`).
+    indices: "all", or a sequence of indices into `faces` (largest first, as --face_index counts); a repeated
+      index counts once.
+    what: what to call the photo in messages.
+    min_side: faces whose box's longer side is under this many pixels are skipped.
+    max_faces: more faces than this to animate is a UsageError.
+
+  Returns:
+    (chosen, skipped): lists of (index, Face) in the order asked; `chosen` may be empty (every face asked for
+    too small: the caller warns about `skipped`, then raises `no_face_error`).
+
+  Raises:
+    UsageError: an index out of range (the message names it and the count), or more than `max_faces` faces.
+    FaceError: the photo has no face (the same line as `choose_face`).
+  """
+  if not faces:
+    raise no_face_error(what)
+  if indices == "all":
+    indices = range(len(faces))
+  wanted = []
+  for index in indices:
+    if not checks.is_non_negative_int(index):
+      raise ValueError(f"face indices must be non-negative integers, got {index!r}")
+    if index >= len(faces):
+      count = f"{len(faces)} face" + ("s" if len(faces) > 1 else "")
+      raise UsageError(f"--faces: face index {index} is out of range: {what} has {count} (indices 0 to "
+                       f"{len(faces) - 1}, largest first)")
+    if index not in wanted:
+      wanted.append(index)
+  chosen = [(i, faces[i]) for i in wanted if max(faces[i].width, faces[i].height) >= min_side]
+  skipped = [(i, faces[i]) for i in wanted if max(faces[i].width, faces[i].height) < min_side]
+  if len(chosen) > max_faces:
+    raise UsageError(f"--faces: {len(chosen)} faces of {what} to animate, more than the {max_faces} animated at "
+                     f"once; name at most {max_faces} indices (largest first)")
+  return chosen, skipped

@@ -35,11 +35,41 @@ class Backend:
     """Animates the prepared source to each of the B driving keypoint sets -> (B, H, W, 3)."""
     raise NotImplementedError
 
+  def prepare_sources(self, sources):
+    """F sources (F, H, W, 3) -> opaque state for `generate_sources`. This default prepares each on its own;
+    a backend whose networks take a batch of sources overrides it with one call."""
+    return [self.prepare_source(np.asarray(source)[np.newaxis]) for source in sources]
+
+  def generate_sources(self, state, kp_source, kp_driving):
+    """Animates F prepared sources, each to its own B driving keypoint sets.
+
+    Args:
+      state: from `prepare_sources` of the F sources.
+      kp_source: the F sources' keypoints, {'value': (F, K, 2), 'jacobian': (F, K, 2, 2)}.
+      kp_driving: F * B keypoint sets, source-major: entries i * B to (i + 1) * B drive source i.
+
+    Returns:
+      (F * B, H, W, 3), in the order of `kp_driving`. This default runs one `generate` per source; a backend
+      whose networks take a batch of sources overrides it with one call.
+    """
+    count, batch = sources_and_batch(kp_source, kp_driving)
+    return np.concatenate([
+        self.generate(state[i], {k: v[i:i + 1] for k, v in kp_source.items()},
+                      {k: v[i * batch:(i + 1) * batch] for k, v in kp_driving.items()}) for i in range(count)])
+
   def normalize_kp(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
                    use_relative_movement, use_relative_jacobian):
     out = normalize_lib.normalize_kp(kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
                                      use_relative_movement, use_relative_jacobian)
     return check_normalized({k: np.asarray(v) for k, v in out.items()}, adapt_movement_scale)
+
+
+def sources_and_batch(kp_source, kp_driving):
+  """(F, B) of F source keypoint sets and F * B driving ones; ValueError when they do not divide."""
+  count, total = len(kp_source["value"]), len(kp_driving["value"])
+  if count < 1 or total % count:
+    raise ValueError(f"generate_sources: {total} driving keypoint sets do not split among {count} sources")
+  return count, total // count
 
 
 def check_normalized(kp, adapt_movement_scale):

@@ -30,6 +30,15 @@ class KerasBackend(backend.Backend):
   def prepare_source(self, source):
     return self._prepare(tf.convert_to_tensor(np.asarray(source, np.float32)))
 
+  def prepare_sources(self, sources):
+    return self.prepare_source(sources)  # The encoder takes a batch: one call for every source.
+
+  def generate_sources(self, state, kp_source, kp_driving):
+    backend.sources_and_batch(kp_source, kp_driving)
+    # generation.generate_from_state repeats each of the F states and source keypoints B times in place
+    # (tf.repeat), which is the source-major order of kp_driving: one graph call for every source.
+    return self.generate(state, kp_source, kp_driving)
+
   def generate(self, state, kp_source, kp_driving):
     kp_source = {k: tf.convert_to_tensor(v, tf.float32) for k, v in kp_source.items()}
     kp_driving = {k: tf.convert_to_tensor(v, tf.float32) for k, v in kp_driving.items()}

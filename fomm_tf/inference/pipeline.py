@@ -72,6 +72,67 @@ def animate_with_keypoints(model, source_image, driving_frames, relative=True, a
       yield prediction[i], frames[i], kp_driving["value"][i]
 
 
+def animate_faces(model, sources, driving_frames, relative=True, adapt_scale=False, batch_size=8,
+                  kp_driving_initial=None, prepare_driving=None, kp_filter=None):
+  """Animates F source crops (e.g. the faces of one photo) with the same driving frames; yields (F, S, S, 3).
+
+  Per step the driving frames get one keypoint pass; each source has its own relative-motion transfer (its own
+  keypoints against the same driving ones) and all sources are animated by one generator call
+  (`Backend.generate_sources`), so the cost per driving frame is one keypoint detection plus F generator
+  entries. No generator call has more than `batch_size` entries (frames x sources): a step takes
+  max(1, batch_size // F) driving frames, and with more than `batch_size` sources they go in groups of
+  `batch_size`, so memory grows neither with F nor with the video's length.
+
+  Args:
+    model: a FommModel or an animation Backend.
+    sources: (F, S, S, 3) float32 in [0, 1], the model's frame size (e.g. `FaceFraming.sources`).
+    driving_frames: any iterable of frames, consumed lazily.
+    relative, adapt_scale, kp_driving_initial, kp_filter: as for `animate_with_keypoints`.
+    batch_size: the most generator entries per call (frames x sources).
+    prepare_driving: (frame, size) -> (S, S, 3); default: the centre crop.
+
+  Yields:
+    float32 (F, S, S, 3) for each driving frame, the sources in the order given.
+  """
+  backend = as_backend(model)
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+  size = backend.frame_shape[0]
+  sources = np.asarray(sources, np.float32)
+  if sources.ndim != 4 or sources.shape[0] < 1 or tuple(sources.shape[1:]) != tuple(backend.frame_shape):
+    raise ValueError(f"sources: expected (F, {', '.join(map(str, backend.frame_shape))}), got {sources.shape}")
+  count = len(sources)
+  prepare_driving = prepare_driving or (lambda frame, side: prepare_frame(frame, side, "crop"))
+  frames_per_step = max(1, batch_size // count)
+  group = max(1, batch_size // frames_per_step)
+  # Everything that depends on the sources alone is computed once per video, a group of sources at a time.
+  groups = []
+  for start in range(0, count, group):
+    part = sources[start:start + group]
+    groups.append((backend.prepare_sources(part), backend.detect_keypoints(part)))
+  kp_initial = kp_driving_initial
+  for batch in batched(driving_frames, frames_per_step):
+    frames = np.stack([prepare_driving(f, size) for f in batch])
+    kp_driving = backend.detect_keypoints(frames)
+    if kp_filter is not None:
+      kp_driving = kp_filter(kp_driving)
+    if kp_initial is None:
+      kp_initial = {k: v[:1] for k, v in kp_driving.items()}
+    results = []
+    for state, kp_sources in groups:
+      # Each source's own motion transfer; source-major, as generate_sources takes them.
+      norms = [backend.normalize_kp({k: v[i:i + 1] for k, v in kp_sources.items()}, kp_driving, kp_initial,
+                                    adapt_movement_scale=adapt_scale, use_relative_movement=relative,
+                                    use_relative_jacobian=relative)
+               for i in range(len(kp_sources["value"]))]
+      kp_all = {k: np.concatenate([n[k] for n in norms]) for k in kp_driving}
+      prediction = backend.generate_sources(state, kp_sources, kp_all)
+      results.append(prediction.reshape((len(norms), len(frames)) + prediction.shape[1:]))
+    results = np.concatenate(results)
+    for i in range(len(frames)):
+      yield results[:, i]
+
+
 def animate(model, source_image, driving_frames, relative=True, adapt_scale=False, batch_size=8,
             kp_driving_initial=None, fit="crop"):
   """Animates `source_image` with the motion of `driving_frames`, yielding result frames lazily.
