@@ -12,24 +12,24 @@ from fomm_tf import builtin
 from fomm_tf.animation import best_frame as best_frame_lib
 from fomm_tf.animation import cli
 from fomm_tf.io import media
-from tests import testing as tiny
+from tests import testing
 
 
 def tiny_model(unused_directory=None):
-  return tiny.tiny_model()
+  return testing.tiny_model()
 
 
-class AnimateTest(tiny.TestMixin, absltest.TestCase):
+class AnimateTest(testing.TestMixin, absltest.TestCase):
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.dir = tiny.make_class_dir("animate_test_")
-    cls.flagfile = tiny.write_tiny_flagfile(cls.dir)
-    frames = tiny.textured_square_frames(12)
-    cls.source_png = tiny.write_image(os.path.join(cls.dir, "source.png"), frames[0])
-    cls.driving_mp4 = tiny.write_video(os.path.join(cls.dir, "driving.mp4"), frames, fps=30)
-    cls.driving_audio = tiny.write_video(os.path.join(cls.dir, "driving_audio.mp4"), frames, fps=25,
+    cls.dir = testing.make_class_dir("animate_test_")
+    cls.flagfile = testing.write_tiny_flagfile(cls.dir)
+    frames = testing.textured_square_frames(12)
+    cls.source_png = testing.write_image(os.path.join(cls.dir, "source.png"), frames[0])
+    cls.driving_mp4 = testing.write_video(os.path.join(cls.dir, "driving.mp4"), frames, fps=30)
+    cls.driving_audio = testing.write_video(os.path.join(cls.dir, "driving_audio.mp4"), frames, fps=25,
                                          audio_seconds=len(frames) / 25)
 
   @classmethod
@@ -39,7 +39,7 @@ class AnimateTest(tiny.TestMixin, absltest.TestCase):
 
   def run_cli(self, *args):
     """Runs the animate command in-process with fresh flags; returns the output path."""
-    code, _, stderr = tiny.run_cli(cli, f"--flagfile={self.flagfile}", *args)
+    code, _, stderr = testing.run_cli(cli, f"--flagfile={self.flagfile}", *args)
     self.assertEqual(code, 0, stderr[-2000:])
     return [a.split("=", 1)[1] for a in args if a.startswith("--result_video=")][0]
 
@@ -49,7 +49,7 @@ class AnimateTest(tiny.TestMixin, absltest.TestCase):
   def test_mp4_keeps_frame_count_and_fps(self):
     result = self.run_cli(f"--source_image={self.source_png}", f"--driving_video={self.driving_mp4}",
                           f"--result_video={self.out('r.mp4')}", "--batch_size=5")
-    count, fps, has_audio, size = tiny.probe(result)
+    count, fps, has_audio, size = testing.probe(result)
     self.assertEqual(count, 12)
     self.assertAlmostEqual(fps, 30.0, places=3)
     self.assertFalse(has_audio)
@@ -58,7 +58,7 @@ class AnimateTest(tiny.TestMixin, absltest.TestCase):
   def test_fps_output_size_and_gif(self):
     result = self.run_cli(f"--source_image={self.source_png}", f"--driving_video={self.driving_mp4}",
                           f"--result_video={self.out('r.gif')}", "--fps=10", "--output_size=96x80")
-    count, fps, _, size = tiny.probe(result)
+    count, fps, _, size = testing.probe(result)
     self.assertEqual(count, 12)
     self.assertEqual(size, (96, 80))
     self.assertAlmostEqual(fps, 10.0, delta=0.5)
@@ -66,33 +66,33 @@ class AnimateTest(tiny.TestMixin, absltest.TestCase):
   def test_audio_is_kept(self):
     result = self.run_cli(f"--source_image={self.source_png}", f"--driving_video={self.driving_audio}",
                           f"--result_video={self.out('a.mp4')}", "--audio")
-    count, _, has_audio, _ = tiny.probe(result)
+    count, _, has_audio, _ = testing.probe(result)
     self.assertEqual(count, 12)
     self.assertTrue(has_audio)
 
   def test_visualize_is_three_panels_wide(self):
     result = self.run_cli(f"--source_image={self.source_png}", f"--driving_video={self.driving_mp4}",
                           f"--result_video={self.out('v.mp4')}", "--visualize")
-    self.assertEqual(tiny.probe(result)[3], (64, 192))
+    self.assertEqual(testing.probe(result)[3], (64, 192))
 
   def test_frame_folder_strip_and_gif_inputs(self):
-    frames = tiny.textured_square_frames(6, 40, 40)
+    frames = testing.textured_square_frames(6, 40, 40)
     folder = self.create_tempdir().full_path
     for i, frame in enumerate(frames):
-      tiny.write_image(os.path.join(folder, f"frame{i}.png"), frame)
-    strip = tiny.write_image(self.out("strip.png"), np.concatenate(frames, axis=1))
-    gif = tiny.write_video(self.out("drive.gif"), frames, fps=10)
+      testing.write_image(os.path.join(folder, f"frame{i}.png"), frame)
+    strip = testing.write_image(self.out("strip.png"), np.concatenate(frames, axis=1))
+    gif = testing.write_video(self.out("drive.gif"), frames, fps=10)
     rgba = np.concatenate([frames[0], np.full((40, 40, 1), 255, np.uint8)], axis=-1)
     grey = frames[0][..., 0]
     for driving, source in ((folder, rgba), (strip, grey), (gif, frames[0])):
-      source_path = tiny.write_image(self.out("src.png"), source)
+      source_path = testing.write_image(self.out("src.png"), source)
       result = self.run_cli(f"--source_image={source_path}", f"--driving_video={driving}",
                             f"--result_video={self.out('r.mp4')}")
-      self.assertEqual(tiny.probe(result)[0], 6, driving)
+      self.assertEqual(testing.probe(result)[0], 6, driving)
 
   def test_python_api_is_lazy(self):
     model = tiny_model(self.dir)
-    frames = [f.astype(np.float32) / 255 for f in tiny.textured_square_frames(5)]
+    frames = [f.astype(np.float32) / 255 for f in testing.textured_square_frames(5)]
     results = fomm_tf.animate(model, frames[0], iter(frames), batch_size=2)
     self.assertTrue(inspect.isgenerator(results))
     out = list(results)
@@ -102,7 +102,7 @@ class AnimateTest(tiny.TestMixin, absltest.TestCase):
 
   def test_relative_first_frame_equals_absolute(self):
     model = tiny_model(self.dir)
-    frames = [f.astype(np.float32) / 255 for f in tiny.textured_square_frames(4)]
+    frames = [f.astype(np.float32) / 255 for f in testing.textured_square_frames(4)]
     source = frames[0]
     relative = list(fomm_tf.animate(model, source, frames, relative=True))
     absolute = list(fomm_tf.animate(model, source, frames, relative=False))
@@ -124,7 +124,7 @@ class AnimateTest(tiny.TestMixin, absltest.TestCase):
 
   def test_batched_streaming_equals_per_frame_reference(self):
     model = tiny_model(self.dir)
-    frames = [f.astype(np.float32) / 255 for f in tiny.textured_square_frames(5, 64, 64)]
+    frames = [f.astype(np.float32) / 255 for f in testing.textured_square_frames(5, 64, 64)]
     streamed = np.stack(list(fomm_tf.animate(model, frames[0], frames, relative=False, batch_size=3)))
     for i, frame in enumerate(frames):
       kp_s = model.detect_keypoints(frames[0][None])
@@ -134,14 +134,14 @@ class AnimateTest(tiny.TestMixin, absltest.TestCase):
 
   def test_best_frame_finds_the_source_pose(self):
     model = tiny_model(self.dir)
-    frames = tiny.textured_square_frames(9, 64, 64, seed=3)
+    frames = testing.textured_square_frames(9, 64, 64, seed=3)
     source = frames[6]
     kp = model.detect_keypoints(np.stack(frames).astype(np.float32) / 255)["value"].numpy()
     kp_source = model.detect_keypoints(source[None].astype(np.float32) / 255)["value"].numpy()[0]
     self.assertEqual(best_frame_lib.best_frame_index(kp_source, kp), 6)
-    source_path = tiny.write_image(self.out("s.png"), source)
-    video = tiny.write_video(self.out("d.mkv"), frames)
-    code, stdout, stderr = tiny.run_cli(cli, f"--flagfile={self.flagfile}", f"--source_image={source_path}",
+    source_path = testing.write_image(self.out("s.png"), source)
+    video = testing.write_video(self.out("d.mkv"), frames)
+    code, stdout, stderr = testing.run_cli(cli, f"--flagfile={self.flagfile}", f"--source_image={source_path}",
                                         f"--driving_video={video}", f"--result_video={self.out('b.mp4')}",
                                         "--find_best_frame")
     self.assertEqual(code, 0, stderr[-2000:])
@@ -149,17 +149,17 @@ class AnimateTest(tiny.TestMixin, absltest.TestCase):
     self.assertIn("initial driving frame: 6\n", stdout)
 
 
-class AnimateErrorsTest(tiny.TestMixin, absltest.TestCase):
+class AnimateErrorsTest(testing.TestMixin, absltest.TestCase):
   """Each bad input: one clear line, exit status 1, and no result file left behind (run in-process)."""
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.dir = tiny.make_class_dir("animate_errors_test_")
-    cls.flagfile = tiny.write_tiny_flagfile(cls.dir)
-    frames = tiny.textured_square_frames(5)
-    cls.source = tiny.write_image(os.path.join(cls.dir, "source.png"), frames[0])
-    cls.video = tiny.write_video(os.path.join(cls.dir, "driving.mp4"), frames)
+    cls.dir = testing.make_class_dir("animate_errors_test_")
+    cls.flagfile = testing.write_tiny_flagfile(cls.dir)
+    frames = testing.textured_square_frames(5)
+    cls.source = testing.write_image(os.path.join(cls.dir, "source.png"), frames[0])
+    cls.video = testing.write_video(os.path.join(cls.dir, "driving.mp4"), frames)
 
   @classmethod
   def tearDownClass(cls):
@@ -169,7 +169,7 @@ class AnimateErrorsTest(tiny.TestMixin, absltest.TestCase):
   def assertFails(self, pattern, *args, result=None):
     out_dir = self.tmp_dir()
     result = result or os.path.join(out_dir, "result.mp4")
-    outcome = tiny.run_cli(cli, f"--flagfile={self.flagfile}", f"--result_video={result}", *args)
+    outcome = testing.run_cli(cli, f"--flagfile={self.flagfile}", f"--result_video={result}", *args)
     self.assertErrorLine(outcome, ".*" + pattern)
     self.assertLen([l for l in outcome[2].splitlines() if l.startswith("error: ")], 1, outcome[2][-2000:])
     if os.path.isdir(out_dir):
@@ -180,8 +180,8 @@ class AnimateErrorsTest(tiny.TestMixin, absltest.TestCase):
 
   def test_corrupt_frame_in_folder_reports_index(self):
     folder = self.create_tempdir().full_path
-    for i, frame in enumerate(tiny.textured_square_frames(5)):
-      tiny.write_image(os.path.join(folder, f"{i:03d}.png"), frame)
+    for i, frame in enumerate(testing.textured_square_frames(5)):
+      testing.write_image(os.path.join(folder, f"{i:03d}.png"), frame)
     with open(os.path.join(folder, "003.png"), "wb") as f:
       f.write(b"not a png at all")
     self.assertFails(r"frame 3", f"--source_image={self.source}", f"--driving_video={folder}")
@@ -194,7 +194,7 @@ class AnimateErrorsTest(tiny.TestMixin, absltest.TestCase):
 
   def test_checkpoint_that_does_not_fit(self):
     self.assertFails(r"shape|missing|no counterpart", f"--source_image={self.source}",
-                     f"--driving_video={self.video}", f"--checkpoint={tiny.CHECKPOINT}")
+                     f"--driving_video={self.video}", f"--checkpoint={testing.CHECKPOINT}")
 
   def test_unwritable_output(self):
     self.assertFails(r"does not exist", f"--source_image={self.source}", f"--driving_video={self.video}",
@@ -213,21 +213,21 @@ class AnimateErrorsTest(tiny.TestMixin, absltest.TestCase):
     self.assertFails(r"no audio", f"--source_image={self.source}", f"--driving_video={self.video}", "--audio")
 
 
-class AnimateProcessTest(tiny.TestMixin, absltest.TestCase):
+class AnimateProcessTest(testing.TestMixin, absltest.TestCase):
   """One real process: the entry point, its exit status and its error line."""
 
   def test_command_runs_and_reports_errors_in_one_line(self):
     work = self.tmp_dir()
-    frames = tiny.textured_square_frames(4)
-    source = tiny.write_image(os.path.join(work, "s.png"), frames[0])
-    video = tiny.write_video(os.path.join(work, "d.mp4"), frames)
-    flagfile = tiny.write_tiny_flagfile(work)
+    frames = testing.textured_square_frames(4)
+    source = testing.write_image(os.path.join(work, "s.png"), frames[0])
+    video = testing.write_video(os.path.join(work, "d.mp4"), frames)
+    flagfile = testing.write_tiny_flagfile(work)
     result = os.path.join(work, "r.mp4")
-    proc = tiny.run_module("fomm_tf.animate", f"--flagfile={flagfile}", f"--source_image={source}",
+    proc = testing.run_module("fomm_tf.animate", f"--flagfile={flagfile}", f"--source_image={source}",
                            f"--driving_video={video}", f"--result_video={result}")
     self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
-    self.assertEqual(tiny.probe(result)[0], 4)
-    proc = tiny.run_module("fomm_tf.animate", f"--flagfile={flagfile}", "--batch_size=abc")
+    self.assertEqual(testing.probe(result)[0], 4)
+    proc = testing.run_module("fomm_tf.animate", f"--flagfile={flagfile}", "--batch_size=abc")
     self.assertEqual(proc.returncode, 1)
     self.assertRegex(proc.stderr.strip().splitlines()[-1], r"^error: .*batch_size")
 

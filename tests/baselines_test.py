@@ -6,7 +6,7 @@ from absl.testing import absltest
 import fomm_tf
 from fomm_tf import errors
 from fomm_tf.evaluation import baselines
-from tests import testing as fx
+from tests import testing
 
 
 class BaselinesTest(absltest.TestCase):
@@ -14,8 +14,8 @@ class BaselinesTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.model = fomm_tf.load_model(fx.fixture_config(), checkpoint=fx.CHECKPOINT)
-    cls.source = fx.nchw_to_nhwc(fx.arrays()["source"])
+    cls.model = fomm_tf.load_model(testing.fixture_config(), checkpoint=testing.CHECKPOINT)
+    cls.source = testing.nchw_to_nhwc(testing.arrays()["source"])
 
   def test_fit_affine_recovers_a_known_transform(self):
     rng = np.random.default_rng(0)

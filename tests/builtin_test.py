@@ -10,11 +10,11 @@ from fomm_tf import builtin
 from fomm_tf import errors
 from fomm_tf.checkpoint import loading
 from fomm_tf.io import media
-from tests import testing as fixture_util
+from tests import testing
 
 
 def _run_animate(workdir, *args):
-  return fixture_util.run_module("fomm_tf.animate", *args, cwd=workdir)
+  return testing.run_module("fomm_tf.animate", *args, cwd=workdir)
 
 
 class BuiltinModelTest(absltest.TestCase):

@@ -13,7 +13,7 @@ from fomm_tf import errors
 from fomm_tf.checkpoint import loading
 from fomm_tf.checkpoint import torch_pickle
 from tests import torch_writer
-from tests import testing as fx
+from tests import testing
 
 
 def _snapshot(model):
@@ -25,7 +25,7 @@ class CheckpointLoadingTest(tf.test.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.state = torch_pickle.read_torch_checkpoint(fx.CHECKPOINT)
+    cls.state = torch_pickle.read_torch_checkpoint(testing.CHECKPOINT)
 
   def tmp(self, name):
     return os.path.join(self.create_tempdir().full_path, name)
@@ -38,7 +38,7 @@ class CheckpointLoadingTest(tf.test.TestCase):
     return path
 
   def assertLoadFails(self, path, pattern, cfg=None):
-    model = fomm_tf.load_model(cfg or fx.fixture_config())
+    model = fomm_tf.load_model(cfg or testing.fixture_config())
     before = _snapshot(model)
     with self.assertRaisesRegex(errors.CheckpointError, pattern):
       loading.load_weights(model, path)
@@ -46,7 +46,7 @@ class CheckpointLoadingTest(tf.test.TestCase):
       np.testing.assert_array_equal(a, b, err_msg="a failed load changed the model")
 
   def test_config_mismatch_names_key_and_shapes(self):
-    self.assertLoadFails(fx.CHECKPOINT, r"kp_detector\.predictor\.encoder\.down_blocks\.0\.conv\.weight has shape "
+    self.assertLoadFails(testing.CHECKPOINT, r"kp_detector\.predictor\.encoder\.down_blocks\.0\.conv\.weight has shape "
                          r"\[16, 3, 3, 3\] in the checkpoint but the model for this config expects \[64, 3, 3, 3\]",
                          cfg=fomm_tf.load_config("vox-256"))
 
@@ -78,25 +78,25 @@ class CheckpointLoadingTest(tf.test.TestCase):
     self.assertLoadFails(garbage, r"garbage\.bin: neither a PyTorch \.pth\.tar nor a TensorFlow checkpoint")
 
   def test_converted_checkpoint_round_trip(self):
-    flagfile = fx.write_fixture_flagfile(self.create_tempdir().full_path)
+    flagfile = testing.write_fixture_flagfile(self.create_tempdir().full_path)
     output = self.tmp("ckpt")
     proc = subprocess.run([sys.executable, "tools/convert_checkpoint.py", f"--flagfile={flagfile}",
-                           f"--checkpoint={fx.LEGACY_CHECKPOINT}", f"--output={output}"],
-                          capture_output=True, text=True, cwd=fx.REPO_ROOT, timeout=300)
+                           f"--checkpoint={testing.LEGACY_CHECKPOINT}", f"--output={output}"],
+                          capture_output=True, text=True, cwd=testing.REPO_ROOT, timeout=300)
     self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
     self.assertIn("kp_detector      75 keys", proc.stdout)
     self.assertRegex(proc.stdout, r"generator\s+\d+ keys\s+[\d,]+ parameters")
-    official = fomm_tf.load_model(fx.fixture_config(), checkpoint=fx.CHECKPOINT)
-    converted = fomm_tf.load_model(fx.fixture_config(), checkpoint=output)
-    frames = fx.nchw_to_nhwc(fx.arrays()["driving"])
+    official = fomm_tf.load_model(testing.fixture_config(), checkpoint=testing.CHECKPOINT)
+    converted = fomm_tf.load_model(testing.fixture_config(), checkpoint=output)
+    frames = testing.nchw_to_nhwc(testing.arrays()["driving"])
     a, b = official.detect_keypoints(frames), converted.detect_keypoints(frames)
     self.assertAllEqual(a["value"], b["value"])
     first = lambda kp: {k: v[:1] for k, v in kp.items()}
     self.assertAllEqual(official.generate(frames[:1], first(a), a)["prediction"],
                         converted.generate(frames[:1], first(b), b)["prediction"])
     again = subprocess.run([sys.executable, "tools/convert_checkpoint.py", f"--flagfile={flagfile}",
-                            f"--checkpoint={fx.CHECKPOINT}", f"--output={output}"],
-                           capture_output=True, text=True, cwd=fx.REPO_ROOT, timeout=300)
+                            f"--checkpoint={testing.CHECKPOINT}", f"--output={output}"],
+                           capture_output=True, text=True, cwd=testing.REPO_ROOT, timeout=300)
     self.assertNotEqual(again.returncode, 0)
     self.assertRegex(again.stderr, r"error: .*already exists there \(pass --overwrite")
     # A converted checkpoint loaded into another config fails clearly.

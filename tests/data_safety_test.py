@@ -31,7 +31,7 @@ from fomm_tf.errors import FommError
 from fomm_tf.evaluation import cli as evaluate_cli
 from fomm_tf.io import media
 from fomm_tf.training import cli as train_cli
-from tests import testing as tiny
+from tests import testing
 
 
 def digest(path):
@@ -52,17 +52,17 @@ def png_claiming_size(path, width, height):
   return path
 
 
-class AnimateRefusesToOverwriteInputsTest(tiny.TestMixin, absltest.TestCase):
+class AnimateRefusesToOverwriteInputsTest(testing.TestMixin, absltest.TestCase):
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.dir = tiny.make_class_dir("data_safety_")
-    cls.flagfile = tiny.write_tiny_flagfile(cls.dir)
-    frames = tiny.textured_square_frames(6)
-    cls.source_png = tiny.write_image(os.path.join(cls.dir, "source.png"), frames[0])
-    cls.driving = tiny.write_video(os.path.join(cls.dir, "driving.mp4"), frames, fps=25)
-    cls.gif = tiny.write_video(os.path.join(cls.dir, "source.gif"), frames[:2], fps=25)
+    cls.dir = testing.make_class_dir("data_safety_")
+    cls.flagfile = testing.write_tiny_flagfile(cls.dir)
+    frames = testing.textured_square_frames(6)
+    cls.source_png = testing.write_image(os.path.join(cls.dir, "source.png"), frames[0])
+    cls.driving = testing.write_video(os.path.join(cls.dir, "driving.mp4"), frames, fps=25)
+    cls.gif = testing.write_video(os.path.join(cls.dir, "source.gif"), frames[:2], fps=25)
 
   @classmethod
   def tearDownClass(cls):
@@ -70,7 +70,7 @@ class AnimateRefusesToOverwriteInputsTest(tiny.TestMixin, absltest.TestCase):
     super().tearDownClass()
 
   def animate(self, *args, source=None, driving=None):
-    return tiny.run_cli(animate_cli, f"--flagfile={self.flagfile}", f"--source_image={source or self.source_png}",
+    return testing.run_cli(animate_cli, f"--flagfile={self.flagfile}", f"--source_image={source or self.source_png}",
                         f"--driving_video={driving or self.driving}", *args)
 
   def test_result_equal_to_the_driving_video_however_spelled(self):
@@ -136,9 +136,9 @@ class AnimateRefusesToOverwriteInputsTest(tiny.TestMixin, absltest.TestCase):
 
   def test_a_truncated_driving_video_ends_the_progress_line_before_the_error(self):
     folder = self.tmp_dir()
-    frames = tiny.textured_square_frames(120, height=64, width=64)
+    frames = testing.textured_square_frames(120, height=64, width=64)
     # The index goes first (faststart), so the cut file opens and fails part-way, after the bar has started.
-    whole = tiny.write_video(os.path.join(folder, "whole.mp4"), frames, fps=25,
+    whole = testing.write_video(os.path.join(folder, "whole.mp4"), frames, fps=25,
                              container_options={"movflags": "+faststart"})
     with av.open(whole) as container:
       end = container.streams.video[0].index_entries[90].pos
@@ -161,19 +161,19 @@ class AnimateRefusesToOverwriteInputsTest(tiny.TestMixin, absltest.TestCase):
                           (("--batch_size=abc",), r".*batch_size.*abc"),
                           (("--no_such_flag=1",), r".*no_such_flag")):
       with self.subTest(args=args):
-        code, _, stderr = tiny.run_cli(animate_cli, *args)
+        code, _, stderr = testing.run_cli(animate_cli, *args)
         self.assertErrorLine((code, "", stderr), pattern)
         self.assertNotIn("Pass --helpshort", stderr.strip().splitlines()[-1])
     self.assertFalse(os.path.exists(out))
 
 
-class TrainAndEvaluateRefuseToWriteOverInputsTest(tiny.TestMixin, absltest.TestCase):
+class TrainAndEvaluateRefuseToWriteOverInputsTest(testing.TestMixin, absltest.TestCase):
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.dir = tiny.make_class_dir("data_safety_train_")
-    cls.flagfile = tiny.write_tiny_flagfile(cls.dir)
+    cls.dir = testing.make_class_dir("data_safety_train_")
+    cls.flagfile = testing.write_tiny_flagfile(cls.dir)
     cls.dataset = os.path.join(cls.dir, "data")
     synthetic.write_dataset(cls.dataset, num_train=2, num_test=1, num_frames=4, frame_size=64, seed=0, fmt="mp4")
 
@@ -189,16 +189,16 @@ class TrainAndEvaluateRefuseToWriteOverInputsTest(tiny.TestMixin, absltest.TestC
                           (("--max_steps=-3",), r"--max_steps must be >= 1, got -3"),
                           (("--batch_size=abc",), r".*batch_size.*abc")):
       with self.subTest(args=args):
-        self.assertErrorLine(tiny.run_cli(train_cli, f"--flagfile={self.flagfile}", f"--dataset_root={self.dataset}",
+        self.assertErrorLine(testing.run_cli(train_cli, f"--flagfile={self.flagfile}", f"--dataset_root={self.dataset}",
                                           f"--model_dir={model_dir}", *args), pattern)
     self.assertFalse(os.path.exists(model_dir))
 
   def test_train_model_dir_holding_the_init_checkpoint(self):
     model_dir = self.tmp_dir()
     init = os.path.join(model_dir, "init.npz")
-    npz_weights.save_npz_weights(tiny.tiny_model(), init)
+    npz_weights.save_npz_weights(testing.tiny_model(), init)
     before = digest(init)
-    self.assertErrorLine(tiny.run_cli(train_cli, f"--flagfile={self.flagfile}", f"--dataset_root={self.dataset}",
+    self.assertErrorLine(testing.run_cli(train_cli, f"--flagfile={self.flagfile}", f"--dataset_root={self.dataset}",
                                       f"--model_dir={model_dir}", f"--init_checkpoint={init}", "--max_steps=1"),
                          r"--model_dir=.* holds --init_checkpoint=.*init\.npz: refusing")
     self.assertEqual(digest(init), before)
@@ -206,7 +206,7 @@ class TrainAndEvaluateRefuseToWriteOverInputsTest(tiny.TestMixin, absltest.TestC
 
   def test_train_model_dir_inside_the_dataset(self):
     inside = os.path.join(self.dataset, "train", "run")
-    self.assertErrorLine(tiny.run_cli(train_cli, f"--flagfile={self.flagfile}", f"--dataset_root={self.dataset}",
+    self.assertErrorLine(testing.run_cli(train_cli, f"--flagfile={self.flagfile}", f"--dataset_root={self.dataset}",
                                       f"--model_dir={inside}", "--max_steps=1"),
                          r"--model_dir=.* is inside --dataset_root=.*refusing to write into an input folder")
     self.assertFalse(os.path.exists(inside))
@@ -217,20 +217,20 @@ class TrainAndEvaluateRefuseToWriteOverInputsTest(tiny.TestMixin, absltest.TestC
                                 (self.dir, r"--output_dir=.* holds --dataset_root="),
                                 (os.path.join(self.dataset, "out"), r"--output_dir=.* is inside --dataset_root=")):
       with self.subTest(output_dir=output_dir):
-        self.assertErrorLine(tiny.run_cli(evaluate_cli, f"--flagfile={self.flagfile}",
+        self.assertErrorLine(testing.run_cli(evaluate_cli, f"--flagfile={self.flagfile}",
                                           f"--dataset_root={self.dataset}", f"--output_dir={output_dir}"), pattern)
     self.assertEqual(sorted(os.listdir(os.path.join(self.dataset, "test"))), listing)
     self.assertFalse(os.path.exists(os.path.join(self.dataset, "out")))
 
 
-class BrokenOwnFormatsTest(tiny.TestMixin, absltest.TestCase):
+class BrokenOwnFormatsTest(testing.TestMixin, absltest.TestCase):
   """This project's own weight files, damaged: one-line CheckpointErrors, the model's weights untouched."""
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.dir = tiny.make_class_dir("data_safety_formats_")
-    cls.model = tiny.tiny_model()
+    cls.dir = testing.make_class_dir("data_safety_formats_")
+    cls.model = testing.tiny_model()
     cls.npz = npz_weights.save_npz_weights(cls.model, os.path.join(cls.dir, "weights.npz"))
     cls.prefix = loading.save_weights(cls.model, os.path.join(cls.dir, "ckpt", "ckpt-1"))
 
@@ -296,27 +296,27 @@ class BrokenOwnFormatsTest(tiny.TestMixin, absltest.TestCase):
         self.assertRefused(prefix, r".")
 
   def test_train_refuses_to_resume_from_a_damaged_checkpoint(self):
-    flagfile = tiny.write_tiny_flagfile(self.tmp_dir())
+    flagfile = testing.write_tiny_flagfile(self.tmp_dir())
     dataset = os.path.join(self.tmp_dir(), "data")
     synthetic.write_dataset(dataset, num_train=2, num_test=1, num_frames=4, frame_size=64, seed=0, fmt="mp4")
     model_dir = self.tmp_dir()
     small = ("--max_steps=1", "--batch_size=1", "--vgg19_weights=random", "--loss_perceptual=1,0,0,0,0",
              "--perceptual_scales=1", "--kp_num_blocks=2", "--dm_num_blocks=2", "--gen_num_bottleneck_blocks=1",
              "--id_sampling=false")
-    code, _, stderr = tiny.run_cli(train_cli, f"--flagfile={flagfile}", f"--dataset_root={dataset}",
+    code, _, stderr = testing.run_cli(train_cli, f"--flagfile={flagfile}", f"--dataset_root={dataset}",
                                    f"--model_dir={model_dir}", *small)
     self.assertEqual(code, 0, stderr[-2000:])
     data_file = [f for f in os.listdir(model_dir) if ".data-" in f][0]
     with open(os.path.join(model_dir, data_file), "r+b") as f:
       f.truncate(os.path.getsize(os.path.join(model_dir, data_file)) // 2)
     listing = sorted(os.listdir(model_dir))
-    self.assertErrorLine(tiny.run_cli(train_cli, f"--flagfile={flagfile}", f"--dataset_root={dataset}",
+    self.assertErrorLine(testing.run_cli(train_cli, f"--flagfile={flagfile}", f"--dataset_root={dataset}",
                                       f"--model_dir={model_dir}", *small[1:], "--max_steps=2"),
                          r"cannot resume from .*ckpt-1: .*damaged")
     self.assertEqual(sorted(os.listdir(model_dir)), listing)
 
 
-class CommandProcessTestCase(tiny.TestMixin, absltest.TestCase):
+class CommandProcessTestCase(testing.TestMixin, absltest.TestCase):
   """The tiny model's flagfile, a photo and a driving video long enough to interrupt a command in the middle."""
 
   NUM_FRAMES = 400
@@ -324,11 +324,11 @@ class CommandProcessTestCase(tiny.TestMixin, absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.dir = tiny.make_class_dir(f"data_safety_{cls.__name__}_")
-    cls.flagfile = tiny.write_tiny_flagfile(cls.dir)
-    frames = tiny.textured_square_frames(cls.NUM_FRAMES, height=64, width=64)
-    cls.source_png = tiny.write_image(os.path.join(cls.dir, "source.png"), frames[0])
-    cls.driving = tiny.write_video(os.path.join(cls.dir, "driving.mp4"), frames, fps=25)
+    cls.dir = testing.make_class_dir(f"data_safety_{cls.__name__}_")
+    cls.flagfile = testing.write_tiny_flagfile(cls.dir)
+    frames = testing.textured_square_frames(cls.NUM_FRAMES, height=64, width=64)
+    cls.source_png = testing.write_image(os.path.join(cls.dir, "source.png"), frames[0])
+    cls.driving = testing.write_video(os.path.join(cls.dir, "driving.mp4"), frames, fps=25)
 
   @classmethod
   def tearDownClass(cls):
@@ -341,8 +341,8 @@ class SignalsTest(CommandProcessTestCase):
 
   def interrupt_when_staged(self, module, args, watch, signum):
     """Starts `python -m module args`, sends `signum` once a hidden staging entry appears in `watch`."""
-    env = dict(os.environ, PYTHONPATH=tiny.REPO_ROOT)
-    process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=tiny.REPO_ROOT, env=env,
+    env = dict(os.environ, PYTHONPATH=testing.REPO_ROOT)
+    process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=testing.REPO_ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
       deadline = time.monotonic() + 300
@@ -388,9 +388,9 @@ def run_on_a_small_disk(test, size_kb, mount_point, command):
   script = ('mount -t tmpfs -o size="$1"k fomm-full "$2" || exit 90; shift 2; "$@" 2>"$TMP_STDERR"; code=$?; '
             'find "$MOUNT_POINT" -mindepth 1 -printf "%P\\n"; exit $code')
   errors_file = os.path.join(test.enterContext(tempfile.TemporaryDirectory(prefix="small_disk_")), "stderr.txt")
-  env = dict(os.environ, PYTHONPATH=tiny.REPO_ROOT, TMP_STDERR=errors_file, MOUNT_POINT=mount_point)
+  env = dict(os.environ, PYTHONPATH=testing.REPO_ROOT, TMP_STDERR=errors_file, MOUNT_POINT=mount_point)
   done = subprocess.run(["unshare", "--map-root-user", "--mount", "sh", "-c", script, "sh", str(size_kb), mount_point,
-                         *command], cwd=tiny.REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+                         *command], cwd=testing.REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
   test.assertNotEqual(done.returncode, 90, f"cannot mount a small tmpfs in a user namespace: {done.stderr}")
   with open(errors_file) as f:
     stderr = f.read()

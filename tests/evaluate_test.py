@@ -23,7 +23,7 @@ from fomm_tf.evaluation import cli
 from fomm_tf.evaluation import figures
 from fomm_tf.evaluation import staging
 from fomm_tf.errors import EvaluationError
-from tests import testing as tiny
+from tests import testing
 
 SIZE = 64
 # Pixels per unit of [-1, 1] keypoint coordinates in a 64-pixel frame.
@@ -52,20 +52,20 @@ class EvaluateTest(absltest.TestCase):
     super().setUpClass()
     os.makedirs(absltest.get_default_test_tmpdir(), exist_ok=True)
     cls.dir = tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir())
-    cls.flagfile = tiny.write_tiny_flagfile(cls.dir)
+    cls.flagfile = testing.write_tiny_flagfile(cls.dir)
     cls.model = fomm_tf.load_model(cls.flagfile, build_discriminator=False)
     cls.checkpoint = checkpoint_loading.save_weights(cls.model, os.path.join(cls.dir, "ckpt", "tiny"))
 
     cls.root = os.path.join(cls.dir, "dataset")
     test_dir = os.path.join(cls.root, "test")
     os.makedirs(test_dir)
-    tiny.write_video(os.path.join(test_dir, "moving.mp4"), tiny.textured_square_frames(8, SIZE, SIZE))
+    testing.write_video(os.path.join(test_dir, "moving.mp4"), testing.textured_square_frames(8, SIZE, SIZE))
     still_dir = os.path.join(test_dir, "still")
     os.makedirs(still_dir)
-    still = tiny.textured_square_frames(1, SIZE, SIZE, seed=2)[0]
+    still = testing.textured_square_frames(1, SIZE, SIZE, seed=2)[0]
     for i in range(5):
-      tiny.write_image(os.path.join(still_dir, f"{i:04d}.png"), still)
-    tiny.write_video(os.path.join(test_dir, "wide.gif"), tiny.textured_square_frames(6, 48, SIZE, seed=3))
+      testing.write_image(os.path.join(still_dir, f"{i:04d}.png"), still)
+    testing.write_video(os.path.join(test_dir, "wide.gif"), testing.textured_square_frames(6, 48, SIZE, seed=3))
     with open(os.path.join(test_dir, "dataset_notes.json"), "w") as f:
       f.write("{}")
     # Ground truth = our own detector's keypoints on the real frames, so the fitted map is the identity.
@@ -106,7 +106,7 @@ class EvaluateTest(absltest.TestCase):
     self.run_cli(f"--output_dir={out}", "--batch_size=3", "--save_videos")
     self.assertEqual(sorted(os.listdir(out)), ["reconstruction", "reconstruction.csv", "reconstruction.json"])
     self.assertEqual(sorted(os.listdir(os.path.join(out, "reconstruction"))), ["moving.mp4", "still.mp4", "wide.mp4"])
-    count, _, _, size = tiny.probe(os.path.join(out, "reconstruction", "moving.mp4"))
+    count, _, _, size = testing.probe(os.path.join(out, "reconstruction", "moving.mp4"))
     self.assertEqual((count, size), (8, (SIZE, 3 * SIZE)))  # source | driving | prediction.
     rows = read_csv(os.path.join(out, "reconstruction.csv"))
     result = read_json(os.path.join(out, "reconstruction.json"))
@@ -158,7 +158,7 @@ class EvaluateTest(absltest.TestCase):
     for row in rows:
       self.assertNotEqual(row["source"], row["driving"])
       self.assertEqual(row["file"], os.path.join("animation", f"{row['source']}__{row['driving']}.mp4"))
-      count, _, _, size = tiny.probe(os.path.join(out, row["file"]))
+      count, _, _, size = testing.probe(os.path.join(out, row["file"]))
       self.assertEqual(count, frame_counts[row["driving"]])
       self.assertEqual(int(row["frames"]), count)
       self.assertEqual(size, (SIZE, 3 * SIZE))
@@ -279,7 +279,7 @@ class EvaluateTest(absltest.TestCase):
     process = subprocess.run(
         [sys.executable, "-m", "fomm_tf.evaluate", f"--flagfile={self.flagfile}",
          f"--dataset_root={os.path.join(self.dir, 'missing')}", f"--output_dir={self.create_tempdir().full_path}"],
-        cwd=tiny.REPO_ROOT, capture_output=True, text=True, env=env, timeout=120)
+        cwd=testing.REPO_ROOT, capture_output=True, text=True, env=env, timeout=120)
     self.assertEqual(process.returncode, 1)
     self.assertEqual(process.stderr.strip().splitlines()[-1],
                      f"error: dataset root {os.path.join(self.dir, 'missing')} does not exist or is not a directory")

@@ -10,17 +10,17 @@ from absl.testing import absltest
 from fomm_tf.export import cli
 from fomm_tf.inference import export_layout as layout
 from fomm_tf.inference import exported_backends as backends
-from tests import testing as fx
+from tests import testing
 from tests import testing as tiny_model_util
 
 
 def _export(*args):
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": fx.REPO_ROOT}
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": testing.REPO_ROOT}
   return subprocess.run([sys.executable, "-m", "fomm_tf.export", *args], capture_output=True, text=True,
-                        cwd=fx.REPO_ROOT, env=env, timeout=300)
+                        cwd=testing.REPO_ROOT, env=env, timeout=300)
 
 
-class ExportCliTest(fx.TestMixin, absltest.TestCase):
+class ExportCliTest(testing.TestMixin, absltest.TestCase):
 
   def assertFailsWith(self, result, message):
     """`result` is an in-process run (code, stdout, stderr): one error line, matching `message`."""
@@ -62,7 +62,7 @@ class ExportCliTest(fx.TestMixin, absltest.TestCase):
     flagfile = tiny_model_util.write_tiny_flagfile(work.full_path)
     taken = work.mkdir("taken")
     taken.create_file("keep.txt", "mine")
-    export = lambda *args: fx.run_cli(cli, *args)
+    export = lambda *args: testing.run_cli(cli, *args)
     self.assertFailsWith(export(f"--flagfile={flagfile}", f"--output_dir={taken.full_path}"),
                          r"taken: directory exists and is not empty \(pass --overwrite to replace it\)$")
     # --overwrite replaces only a previous export: a directory without a manifest is not deleted.
@@ -79,7 +79,7 @@ class ExportCliTest(fx.TestMixin, absltest.TestCase):
     self.assertEqual(sorted(os.listdir(holds_input.full_path)), ["ckpt.pth.tar", "manifest.json"])
 
     fresh = os.path.join(work.full_path, "fresh")
-    self.assertFailsWith(export(f"--flagfile={flagfile}", f"--checkpoint={fx.CHECKPOINT}",
+    self.assertFailsWith(export(f"--flagfile={flagfile}", f"--checkpoint={testing.CHECKPOINT}",
                                 f"--output_dir={fresh}"),
                          r"small-official\.pth\.tar: .* has no counterpart in the model for this config")
     self.assertFailsWith(export(f"--flagfile={flagfile}", f"--output_dir={fresh}", "--quantize=float32,int4"),

@@ -6,23 +6,23 @@ import tempfile
 
 import numpy as np
 
-from tests import testing as fx
+from tests import testing
 
 # Exported files must agree with the Keras model to this (max abs error).
 TOL = 1e-4
 
 
-fixture_model = fx.fixture_model
+fixture_model = testing.fixture_model
 
 
 def fixture_frames():
   """(3, 256, 256, 3): the fixture source frame, then its two driving frames."""
-  a = fx.arrays()
-  return np.concatenate([fx.nchw_to_nhwc(a["source"]), fx.nchw_to_nhwc(a["driving"])]).astype(np.float32)
+  a = testing.arrays()
+  return np.concatenate([testing.nchw_to_nhwc(a["source"]), testing.nchw_to_nhwc(a["driving"])]).astype(np.float32)
 
 
 def fixture_kp(prefix):
-  a = fx.arrays()
+  a = testing.arrays()
   return {"value": a[prefix + "_value"], "jacobian": a[prefix + "_jacobian"]}
 
 
@@ -48,7 +48,7 @@ class ModuleExport:
       from fomm_tf.export import exporter
       self._root = tempfile.mkdtemp(prefix=self._prefix)
       directory = os.path.join(self._root, "export")
-      manifest = exporter.export_model(fixture_model(), directory, checkpoint=fx.CHECKPOINT, **self._kwargs)
+      manifest = exporter.export_model(fixture_model(), directory, checkpoint=testing.CHECKPOINT, **self._kwargs)
       self._result = (directory, manifest)
     return self._result
 

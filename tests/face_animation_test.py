@@ -18,7 +18,7 @@ import skimage.data
 from fomm_tf.animation import cli as animate_cli
 from fomm_tf.inference import smoothing
 from fomm_tf.io import media
-from tests import testing as tiny
+from tests import testing
 
 # The astronaut's head measured by hand (x0, y0, x1, y1), hairline to chin.
 HAND_BOX = (180, 78, 272, 177)
@@ -30,22 +30,22 @@ def moving_portrait(count, side=448):
   return [photo[y:y + side, x:x + side] for x, y in offsets]
 
 
-class FaceAnimationTest(tiny.TestMixin, absltest.TestCase):
+class FaceAnimationTest(testing.TestMixin, absltest.TestCase):
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.dir = tiny.make_class_dir("face_animation_")
-    cls.flagfile = tiny.write_tiny_flagfile(cls.dir)
-    cls.photo = tiny.write_image(os.path.join(cls.dir, "astronaut.png"), skimage.data.astronaut())
-    cls.driving = tiny.write_video(os.path.join(cls.dir, "driving.mp4"), moving_portrait(8), fps=25)
-    cls.coffee = tiny.write_image(os.path.join(cls.dir, "coffee.png"), skimage.data.coffee())
-    cls.coffee_video = tiny.write_video(os.path.join(cls.dir, "coffee.mp4"), [skimage.data.coffee()[:, :400]] * 3,
+    cls.dir = testing.make_class_dir("face_animation_")
+    cls.flagfile = testing.write_tiny_flagfile(cls.dir)
+    cls.photo = testing.write_image(os.path.join(cls.dir, "astronaut.png"), skimage.data.astronaut())
+    cls.driving = testing.write_video(os.path.join(cls.dir, "driving.mp4"), moving_portrait(8), fps=25)
+    cls.coffee = testing.write_image(os.path.join(cls.dir, "coffee.png"), skimage.data.coffee())
+    cls.coffee_video = testing.write_video(os.path.join(cls.dir, "coffee.mp4"), [skimage.data.coffee()[:, :400]] * 3,
                                         fps=25)
     two = np.full((512, 768, 3), 200, np.uint8)
     two[:, :512] = skimage.data.astronaut()
     two[128:384, 512:] = skimage.data.astronaut()[::2, ::2]
-    cls.two_faces = tiny.write_image(os.path.join(cls.dir, "two.png"), two)
+    cls.two_faces = testing.write_image(os.path.join(cls.dir, "two.png"), two)
 
   @classmethod
   def tearDownClass(cls):
@@ -53,7 +53,7 @@ class FaceAnimationTest(tiny.TestMixin, absltest.TestCase):
     super().tearDownClass()
 
   def animate(self, *args, source=None, driving=None):
-    return tiny.run_cli(animate_cli, f"--flagfile={self.flagfile}", "--crop=face",
+    return testing.run_cli(animate_cli, f"--flagfile={self.flagfile}", "--crop=face",
                         f"--source_image={source or self.photo}", f"--driving_video={driving or self.driving}", *args)
 
   def test_paste_back_keeps_the_photo_outside_the_head_and_animates_the_head(self):
@@ -82,7 +82,7 @@ class FaceAnimationTest(tiny.TestMixin, absltest.TestCase):
     face = self.tmp_path("face.mp4")
     center = self.tmp_path("center.mp4")
     self.assertEqual(self.animate(f"--result_video={face}", "--visualize")[0], 0)
-    code, _, stderr = tiny.run_cli(animate_cli, f"--flagfile={self.flagfile}", "--crop=center",
+    code, _, stderr = testing.run_cli(animate_cli, f"--flagfile={self.flagfile}", "--crop=center",
                                    f"--source_image={self.photo}", f"--driving_video={self.driving}",
                                    f"--result_video={center}", "--visualize")
     self.assertEqual(code, 0, stderr[-2000:])

@@ -33,7 +33,7 @@ from fomm_tf.inference import keras_backend
 from fomm_tf.inference import pipeline
 from fomm_tf.io import media
 from tests import face_animation_test
-from tests import testing as tiny
+from tests import testing
 
 # The photo: 512 x 288; head squares of these sides (the astronaut's head and hair) at x = 4, 224, 386, y = 20.
 HEAD_SIDES = (190, 132, 88)
@@ -58,15 +58,15 @@ def group_photo():
   return (canvas * 255 + 0.5).astype(np.uint8)
 
 
-class GroupPhotoTest(tiny.TestMixin, absltest.TestCase):
+class GroupPhotoTest(testing.TestMixin, absltest.TestCase):
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.dir = tiny.make_class_dir("group_photo_")
+    cls.dir = testing.make_class_dir("group_photo_")
     cls.photo_pixels = group_photo()
-    cls.photo = tiny.write_image(os.path.join(cls.dir, "group.png"), cls.photo_pixels)
-    cls.driving = tiny.write_video(os.path.join(cls.dir, "driving.mp4"), face_animation_test.moving_portrait(8),
+    cls.photo = testing.write_image(os.path.join(cls.dir, "group.png"), cls.photo_pixels)
+    cls.driving = testing.write_video(os.path.join(cls.dir, "driving.mp4"), face_animation_test.moving_portrait(8),
                                    fps=25)
     cls.backend = builtin_backend()
 
@@ -76,7 +76,7 @@ class GroupPhotoTest(tiny.TestMixin, absltest.TestCase):
     super().tearDownClass()
 
   def animate(self, *args, driving=None):
-    return tiny.run_cli(animate_cli, "--crop=face", f"--source_image={self.photo}",
+    return testing.run_cli(animate_cli, "--crop=face", f"--source_image={self.photo}",
                         f"--driving_video={driving or self.driving}", *args)
 
   def test_every_face_is_animated_and_the_photo_between_them_is_kept(self):
@@ -138,8 +138,8 @@ class GroupPhotoTest(tiny.TestMixin, absltest.TestCase):
     self.assertEqual(os.listdir(os.path.dirname(out)), [])
 
   def test_memory_stays_flat_in_the_driving_video_length(self):
-    short = tiny.write_video(self.tmp_path("short.mp4"), face_animation_test.moving_portrait(4, side=256), fps=25)
-    long = tiny.write_video(self.tmp_path("long.mp4"), face_animation_test.moving_portrait(20, side=256), fps=25)
+    short = testing.write_video(self.tmp_path("short.mp4"), face_animation_test.moving_portrait(4, side=256), fps=25)
+    long = testing.write_video(self.tmp_path("long.mp4"), face_animation_test.moving_portrait(20, side=256), fps=25)
 
     def peak(driving):
       tracemalloc.start()

@@ -11,7 +11,7 @@ from PIL import Image
 
 from fomm_tf.io import media
 from fomm_tf.errors import MediaError
-from tests import testing as media_test_util
+from tests import testing
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -24,7 +24,7 @@ class ReadImageTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.dir = media_test_util.make_temp_dir(self, "media_test_")
+    self.dir = testing.make_temp_dir(self, "media_test_")
     self.rng = np.random.default_rng(0)
 
   def path(self, name):
@@ -212,16 +212,16 @@ class OpenVideoTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.dir = media_test_util.make_temp_dir(self, "media_test_")
+    self.dir = testing.make_temp_dir(self, "media_test_")
 
   def path(self, name):
     return os.path.join(self.dir, name)
 
   def test_mp4_frames_fps_size_and_values(self):
-    frames = media_test_util.moving_square_frames(12)
+    frames = testing.moving_square_frames(12)
     for fps in (25, 30, fractions.Fraction(30000, 1001)):
       with self.subTest(fps=fps):
-        media_test_util.write_video(self.path("clip.mp4"), frames, fps)
+        testing.write_video(self.path("clip.mp4"), frames, fps)
         source = media.open_video(self.path("clip.mp4"))
         self.assertAlmostEqual(source.fps, float(fps), places=6)
         self.assertEqual(source.num_frames, 12)
@@ -232,11 +232,11 @@ class OpenVideoTest(absltest.TestCase):
         self.assertLen(decoded, 12)
         self.assertEqual(decoded[0].dtype, np.float32)
         self.assertEqual(decoded[0].shape, (32, 48, 3))
-        self.assertLess(media_test_util.mean_abs_error(
+        self.assertLess(testing.mean_abs_error(
             decoded, [as_float(f) for f in frames]), 0.03)
 
   def test_streams_lazily_and_can_iterate_twice(self):
-    media_test_util.write_video(self.path("long.mp4"), media_test_util.moving_square_frames(150), 25)
+    testing.write_video(self.path("long.mp4"), testing.moving_square_frames(150), 25)
     source = media.open_video(self.path("long.mp4"))
     iterator = iter(source)
     self.assertIsInstance(iterator, collections.abc.Iterator)
@@ -247,35 +247,35 @@ class OpenVideoTest(absltest.TestCase):
     self.assertEqual(sum(1 for _ in source), 150)
 
   def test_audio_detected(self):
-    media_test_util.write_video(self.path("a.mp4"), media_test_util.moving_square_frames(10), 25,
+    testing.write_video(self.path("a.mp4"), testing.moving_square_frames(10), 25,
                 audio_seconds=0.5)
     self.assertTrue(media.open_video(self.path("a.mp4")).has_audio)
     self.assertTrue(media.has_audio(self.path("a.mp4")))
-    media_test_util.write_video(self.path("b.mp4"), media_test_util.moving_square_frames(10), 25)
+    testing.write_video(self.path("b.mp4"), testing.moving_square_frames(10), 25)
     self.assertFalse(media.has_audio(self.path("b.mp4")))
 
   def test_display_rotation_applied(self):
-    frames = media_test_util.moving_square_frames(3, height=32, width=48)
-    media_test_util.write_video(self.path("rot.mp4"), frames, 25, rotation=90)
+    frames = testing.moving_square_frames(3, height=32, width=48)
+    testing.write_video(self.path("rot.mp4"), frames, 25, rotation=90)
     source = media.open_video(self.path("rot.mp4"))
     self.assertEqual(source.frame_size, (48, 32))
     decoded = list(source)
     expected = [as_float(np.rot90(f)) for f in frames]
-    self.assertLess(media_test_util.mean_abs_error(decoded, expected), 0.03)
+    self.assertLess(testing.mean_abs_error(decoded, expected), 0.03)
 
   def test_other_containers(self):
-    frames = media_test_util.moving_square_frames(6)
+    frames = testing.moving_square_frames(6)
     for name, codec in (("c.mkv", "libx264"), ("c.mov", "libx264"),
                         ("c.avi", "png")):
       with self.subTest(name=name):
-        media_test_util.write_video(self.path(name), frames, 25, codec=codec)
+        testing.write_video(self.path(name), frames, 25, codec=codec)
         decoded = media.read_video_frames(self.path(name))
         self.assertLen(decoded, 6)
-        self.assertLess(media_test_util.mean_abs_error(
+        self.assertLess(testing.mean_abs_error(
             decoded, [as_float(f) for f in frames]), 0.03)
 
   def test_gif_fps_from_frame_durations(self):
-    frames = media_test_util.moving_square_frames(4)
+    frames = testing.moving_square_frames(4)
     images = [Image.fromarray(f) for f in frames]
     images[0].save(self.path("v.gif"), save_all=True,
                    append_images=images[1:], duration=[100, 50, 50, 200],
@@ -286,11 +286,11 @@ class OpenVideoTest(absltest.TestCase):
     self.assertEqual(source.frame_size, (32, 48))
     decoded = list(source)
     self.assertLen(decoded, 4)
-    self.assertLess(media_test_util.mean_abs_error(
+    self.assertLess(testing.mean_abs_error(
         decoded, [as_float(f) for f in frames]), 0.03)
 
   def test_gif_written_by_ffmpeg(self):
-    frames = media_test_util.moving_square_frames(10)
+    frames = testing.moving_square_frames(10)
     with av.open(self.path("f.gif"), "w") as container:
       stream = container.add_stream("gif", rate=25)
       stream.width, stream.height, stream.pix_fmt = 48, 32, "rgb8"
@@ -366,7 +366,7 @@ class OpenVideoTest(absltest.TestCase):
       media.open_video(self.path("empty"))
 
   def test_frame_strip(self):
-    frames = media_test_util.moving_square_frames(5, height=32, width=32)
+    frames = testing.moving_square_frames(5, height=32, width=32)
     Image.fromarray(np.concatenate(frames, axis=1)).save(
         self.path("strip.png"))
     source = media.open_video(self.path("strip.png"))
@@ -396,7 +396,7 @@ class OpenVideoTest(absltest.TestCase):
     frames = [np.random.default_rng(i).integers(0, 256, (16, 16, 3),
                                                 dtype=np.uint8)
               for i in range(10)]
-    media_test_util.write_video(self.path("png.avi"), frames, 25, codec="png")
+    testing.write_video(self.path("png.avi"), frames, 25, codec="png")
     with open(self.path("png.avi"), "rb") as stream:
       data = bytearray(stream.read())
     starts = [i for i in range(len(data))
@@ -441,7 +441,7 @@ class OpenVideoTest(absltest.TestCase):
   def test_truncated_mp4_is_an_error_not_a_shorter_video(self):
     # The index goes first (faststart) so that the cut file still opens.
     path = self.path("t.mp4")
-    media_test_util.write_video(path, media_test_util.moving_square_frames(40), 25,
+    testing.write_video(path, testing.moving_square_frames(40), 25,
                 container_options={"movflags": "+faststart"})
     with av.open(path) as container:
       cut = container.streams.video[0].index_entries[30].pos
@@ -490,7 +490,7 @@ class OpenVideoTest(absltest.TestCase):
       media.open_video(self.path("junk.mp4"))
 
   def test_read_video_frames_max_frames(self):
-    media_test_util.write_video(self.path("m.mp4"), media_test_util.moving_square_frames(10), 25)
+    testing.write_video(self.path("m.mp4"), testing.moving_square_frames(10), 25)
     self.assertLen(media.read_video_frames(self.path("m.mp4"), 3), 3)
     self.assertLen(media.read_video_frames(self.path("m.mp4")), 10)
     with self.assertRaisesRegex(MediaError, r"max_frames must be"):

@@ -16,7 +16,7 @@ from fomm_tf.models import dense_motion
 from fomm_tf.models import discriminator
 from fomm_tf.models import generator
 from fomm_tf.models import keypoint_detector
-from tests import testing as fx
+from tests import testing
 
 _VOX = None
 
@@ -31,7 +31,7 @@ def vox_model():
 def reference_keys():
   """{network: {key: shape}} parsed from ../shared/reference/vox-256-state-dict-keys.txt."""
   out = {}
-  with open(os.path.join(fx.REFERENCE_DIR, "vox-256-state-dict-keys.txt")) as f:
+  with open(os.path.join(testing.REFERENCE_DIR, "vox-256-state-dict-keys.txt")) as f:
     for line in f:
       if not line.strip() or line.startswith("#"):
         continue
@@ -66,7 +66,7 @@ class ModelsTest(tf.test.TestCase):
       official_mapping.check_state_dict(entries[network], state, network, "reference")
 
   def test_output_shapes(self):
-    model = fomm_tf.load_model(fx.fixture_config())
+    model = fomm_tf.load_model(testing.fixture_config())
     frames = np.random.default_rng(0).random((2, 256, 256, 3)).astype(np.float32)
     kp = model.detect_keypoints(frames)
     self.assertEqual(kp["value"].shape, (2, 10, 2))
@@ -81,12 +81,12 @@ class ModelsTest(tf.test.TestCase):
     self.assertAllClose(tf.reduce_sum(out["mask"], -1), np.ones((2, 64, 64)), atol=1e-5)
 
   def test_fresh_jacobians_are_identity(self):
-    model = fomm_tf.load_model(fx.fixture_config())
+    model = fomm_tf.load_model(testing.fixture_config())
     kp = model.detect_keypoints(np.random.default_rng(1).random((1, 256, 256, 3)))
     self.assertAllClose(kp["jacobian"], np.broadcast_to(np.eye(2), (1, 10, 2, 2)), atol=1e-6)
 
   def test_single_jacobian_map_variant(self):
-    cfg = fx.fixture_config().replace(kp_single_jacobian_map=True)
+    cfg = testing.fixture_config().replace(kp_single_jacobian_map=True)
     model = fomm_tf.load_model(cfg)
     self.assertEqual(model.kp_detector.jacobian.kernel.shape[-1], 4)
     kp = model.detect_keypoints(np.random.default_rng(1).random((1, 256, 256, 3)))
@@ -95,7 +95,7 @@ class ModelsTest(tf.test.TestCase):
                      (4, 11, 7, 7))
 
   def test_use_kp_discriminator_takes_heatmaps(self):
-    cfg = fx.fixture_config().replace(disc_use_kp=True, disc_sn=False)
+    cfg = testing.fixture_config().replace(disc_use_kp=True, disc_sn=False)
     model = fomm_tf.load_model(cfg, build_discriminator=True)
     frames = np.zeros((1, 256, 256, 3), np.float32)
     kp = model.detect_keypoints(frames)
@@ -118,7 +118,7 @@ class ModelsTest(tf.test.TestCase):
     self.assertGreater(sigma, 0)
 
   def test_layers_round_trip_through_get_config(self):
-    cfg = fx.fixture_config()
+    cfg = testing.fixture_config()
     layers = [
         conv_blocks.DownBlock2d(8), conv_blocks.UpBlock2d(8), conv_blocks.SameBlock2d(8, kernel_size=7),
         conv_blocks.ResBlock2d(8), hourglass.Hourglass(4, in_features=3, num_blocks=2, max_features=16),

@@ -6,7 +6,7 @@ import numpy as np
 from absl.testing import absltest
 
 from fomm_tf.io import media
-from tests import testing as media_test_util
+from tests import testing
 from tools import package_builtin_model
 
 
@@ -21,7 +21,7 @@ class MostMovingVideoTest(absltest.TestCase):
     paths = []
     for name, frames in (("still", still), ("moving", moving), ("brighter", brighter)):
       paths.append(os.path.join(root, name + ".mp4"))
-      media_test_util.write_video(paths[-1], np.round(frames * 255).astype(np.uint8), fps=25)
+      testing.write_video(paths[-1], np.round(frames * 255).astype(np.uint8), fps=25)
     self.assertEqual(package_builtin_model.most_moving_video(paths, media.read_video_frames), paths[1])
 
 

@@ -9,7 +9,7 @@ import zipfile
 
 from absl.testing import absltest
 
-from tests import testing as fixture_util
+from tests import testing
 
 
 class PackagingTest(absltest.TestCase):
@@ -20,17 +20,17 @@ class PackagingTest(absltest.TestCase):
     source = os.path.join(work, "source")
     for name in ("pyproject.toml", "README.md"):
       os.makedirs(source, exist_ok=True)
-      shutil.copy(os.path.join(fixture_util.REPO_ROOT, name), source)
+      shutil.copy(os.path.join(testing.REPO_ROOT, name), source)
     for name in ("fomm_tf", "configs"):
       # symlinks=True: fomm_tf/configs stays the link a clone has, so the wheel must resolve it itself.
-      shutil.copytree(os.path.join(fixture_util.REPO_ROOT, name), os.path.join(source, name), symlinks=True,
+      shutil.copytree(os.path.join(testing.REPO_ROOT, name), os.path.join(source, name), symlinks=True,
                       ignore=shutil.ignore_patterns("__pycache__"))
     wheel_dir = os.path.join(work, "wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", source,
                     "-w", wheel_dir], check=True, capture_output=True, timeout=600)
     (wheel,) = glob.glob(os.path.join(wheel_dir, "*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    configs = sorted(os.path.basename(p) for p in glob.glob(os.path.join(fixture_util.REPO_ROOT, "configs", "*.flags")))
+    configs = sorted(os.path.basename(p) for p in glob.glob(os.path.join(testing.REPO_ROOT, "configs", "*.flags")))
     self.assertNotEmpty(configs)
     expected = [f"fomm_tf/configs/{name}" for name in configs] + [
         f"fomm_tf/assets/{name}" for name in ("synthetic-128.weights.npz", "sample_source.png", "sample_driving.mp4")]

@@ -10,7 +10,7 @@ from absl.testing import parameterized
 import fomm_tf
 from fomm_tf.ops import antialias
 from fomm_tf.ops import transform as transform_lib
-from tests import testing as fx
+from tests import testing
 
 KP_TOL = 1e-5
 MAP_TOL = 1e-5
@@ -21,21 +21,21 @@ WARP_TOL = 1e-4
 DISC_RTOL = 5e-6
 
 CASES = [
-    ("zip_ac1", fx.CHECKPOINT, True),
-    ("zip_ac0", fx.CHECKPOINT, False),
-    ("legacy_ac1", fx.LEGACY_CHECKPOINT, True),
-    ("legacy_ac0", fx.LEGACY_CHECKPOINT, False),
+    ("zip_ac1", testing.CHECKPOINT, True),
+    ("zip_ac0", testing.CHECKPOINT, False),
+    ("legacy_ac1", testing.LEGACY_CHECKPOINT, True),
+    ("legacy_ac0", testing.LEGACY_CHECKPOINT, False),
 ]
 
 
 @functools.lru_cache(maxsize=None)
 def _model(checkpoint, align_corners):
-  return fomm_tf.load_model(fx.fixture_config(align_corners), checkpoint=checkpoint, align_corners=align_corners,
+  return fomm_tf.load_model(testing.fixture_config(align_corners), checkpoint=checkpoint, align_corners=align_corners,
                             build_discriminator=True)
 
 
 def _kp(prefix):
-  a = fx.arrays()
+  a = testing.arrays()
   return {"value": a[prefix + "_value"], "jacobian": a[prefix + "_jacobian"]}
 
 
@@ -49,51 +49,51 @@ class ParityTest(tf.test.TestCase, parameterized.TestCase):
 
   @parameterized.named_parameters(*CASES)
   def test_keypoint_detector(self, checkpoint, align_corners):
-    a = fx.arrays()
+    a = testing.arrays()
     model = _model(checkpoint, align_corners)
     for name in ("source", "driving"):
-      frames = fx.nchw_to_nhwc(a[name])
+      frames = testing.nchw_to_nhwc(a[name])
       out = model.kp_detector(frames, return_internals=True)
       self.assertClose(out["value"], a[f"kp_{name}_value"], KP_TOL, f"kp_{name}_value")
       self.assertClose(out["jacobian"], a[f"kp_{name}_jacobian"], KP_TOL, f"kp_{name}_jacobian")
-      self.assertClose(out["logits"], fx.nchw_to_nhwc(a[f"kp_{name}_logits"]), 1e-4, f"kp_{name}_logits")
+      self.assertClose(out["logits"], testing.nchw_to_nhwc(a[f"kp_{name}_logits"]), 1e-4, f"kp_{name}_logits")
       if name == "source":
-        self.assertClose(out["downsampled"], fx.nchw_to_nhwc(a["kp_source_downsampled"]), 1e-6, "downsampled")
+        self.assertClose(out["downsampled"], testing.nchw_to_nhwc(a["kp_source_downsampled"]), 1e-6, "downsampled")
       api = model.detect_keypoints(frames)
       self.assertClose(api["value"], a[f"kp_{name}_value"], KP_TOL, "detect_keypoints value")
 
   @parameterized.named_parameters(*CASES)
   def test_generator(self, checkpoint, align_corners):
-    a = fx.arrays()
+    a = testing.arrays()
     model = _model(checkpoint, align_corners)
-    source = fx.nchw_to_nhwc(a["source"])
+    source = testing.nchw_to_nhwc(a["source"])
     suffix = "_ac1" if align_corners else ""
     for mode in ("rel", "abs"):
       out = model.generate(source, _kp("kp_source"), _kp(f"kp_norm_{mode}"))
       prefix = f"gen_{mode}{suffix}_"
-      self.assertClose(out["prediction"], fx.nchw_to_nhwc(a[prefix + "prediction"]), MAP_TOL, prefix + "prediction")
-      self.assertClose(out["mask"], fx.nchw_to_nhwc(a[prefix + "mask"]), MAP_TOL, prefix + "mask")
-      self.assertClose(out["occlusion_map"], fx.nchw_to_nhwc(a[prefix + "occlusion_map"]), MAP_TOL,
+      self.assertClose(out["prediction"], testing.nchw_to_nhwc(a[prefix + "prediction"]), MAP_TOL, prefix + "prediction")
+      self.assertClose(out["mask"], testing.nchw_to_nhwc(a[prefix + "mask"]), MAP_TOL, prefix + "mask")
+      self.assertClose(out["occlusion_map"], testing.nchw_to_nhwc(a[prefix + "occlusion_map"]), MAP_TOL,
                        prefix + "occlusion_map")
       self.assertClose(out["deformation"], a[prefix + "deformation"], MAP_TOL, prefix + "deformation")
-      self.assertClose(out["sparse_deformed"], fx.nchw_to_nhwc(a[prefix + "sparse_deformed"]), WARP_TOL,
+      self.assertClose(out["sparse_deformed"], testing.nchw_to_nhwc(a[prefix + "sparse_deformed"]), WARP_TOL,
                        prefix + "sparse_deformed")
-      self.assertClose(out["deformed"], fx.nchw_to_nhwc(a[prefix + "deformed"]), WARP_TOL, prefix + "deformed")
+      self.assertClose(out["deformed"], testing.nchw_to_nhwc(a[prefix + "deformed"]), WARP_TOL, prefix + "deformed")
 
   @parameterized.named_parameters(*CASES[:2])
   def test_discriminator(self, checkpoint, align_corners):
-    a = fx.arrays()
+    a = testing.arrays()
     model = _model(checkpoint, align_corners)
-    frame = fx.nchw_to_nhwc(a["driving"][:1])
+    frame = testing.nchw_to_nhwc(a["driving"][:1])
     out = model.discriminator({"prediction_1": frame})
     for i in range(4):
-      self.assertClose(out["feature_maps_1"][i], fx.nchw_to_nhwc(a[f"disc_feature_maps_1_{i}"]),
+      self.assertClose(out["feature_maps_1"][i], testing.nchw_to_nhwc(a[f"disc_feature_maps_1_{i}"]),
                        DISC_RTOL * np.abs(a[f"disc_feature_maps_1_{i}"]).max(), f"disc feature map {i}")
-    self.assertClose(out["prediction_map_1"], fx.nchw_to_nhwc(a["disc_prediction_map_1"]),
+    self.assertClose(out["prediction_map_1"], testing.nchw_to_nhwc(a["disc_prediction_map_1"]),
                      DISC_RTOL * np.abs(a["disc_prediction_map_1"]).max(), "disc prediction")
 
   def test_normalize_kp(self):
-    a = fx.arrays()
+    a = testing.arrays()
     kp_s, kp_d = _kp("kp_source"), _kp("kp_driving")
     kp_d0 = {k: v[:1] for k, v in kp_d.items()}
     rel = fomm_tf.normalize_kp(kp_s, kp_d, kp_d0, adapt_movement_scale=True, use_relative_movement=True,
@@ -108,22 +108,22 @@ class ParityTest(tf.test.TestCase, parameterized.TestCase):
     self.assertClose(scale, np.reshape(a["adapt_movement_scale"], (1,)).astype(np.float32), 1e-6, "scale")
 
   def test_pyramid(self):
-    a = fx.arrays()
-    pyramid = antialias.image_pyramid(fx.nchw_to_nhwc(a["source"]), [1, 0.5, 0.25, 0.125])
+    a = testing.arrays()
+    pyramid = antialias.image_pyramid(testing.nchw_to_nhwc(a["source"]), [1, 0.5, 0.25, 0.125])
     for key, name in (("1", "1"), ("0.5", "0_5"), ("0.25", "0_25"), ("0.125", "0_125")):
-      self.assertClose(pyramid["prediction_" + key], fx.nchw_to_nhwc(a["pyramid_prediction_" + name]), 1e-6,
+      self.assertClose(pyramid["prediction_" + key], testing.nchw_to_nhwc(a["pyramid_prediction_" + name]), 1e-6,
                        "pyramid " + key)
 
   @parameterized.named_parameters(*CASES[:2])
   def test_equivariance_transform(self, checkpoint, align_corners):
-    a = fx.arrays()
+    a = testing.arrays()
     model = _model(checkpoint, align_corners)
     transform = transform_lib.RandomTransform(a["tps_theta"], np.reshape(a["tps_control_points"], (-1, 2)),
                                               a["tps_control_params"])
-    frame = fx.nchw_to_nhwc(a["driving"][:1])
+    frame = testing.nchw_to_nhwc(a["driving"][:1])
     transformed = transform.transform_frame(frame, align_corners=align_corners)
     expected = a["tps_transformed_frame_ac1" if align_corners else "tps_transformed_frame"]
-    self.assertClose(transformed, fx.nchw_to_nhwc(expected), WARP_TOL, "transformed frame")
+    self.assertClose(transformed, testing.nchw_to_nhwc(expected), WARP_TOL, "transformed frame")
     if align_corners:
       return
     kp_t = model.detect_keypoints(transformed)

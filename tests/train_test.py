@@ -21,13 +21,13 @@ from fomm_tf import config as config_lib
 from fomm_tf import errors
 from fomm_tf.data import synthetic
 from fomm_tf.training import loop as trainer_lib
-from tests import testing as tiny
+from tests import testing
 
 
 @functools.lru_cache(maxsize=None)
 def dataset_root():
   """A small synthetic dataset, written once per test process into its own folder."""
-  root = os.path.join(tiny.make_class_dir("train_test_dataset_"), "data")
+  root = os.path.join(testing.make_class_dir("train_test_dataset_"), "data")
   synthetic.write_dataset(root, num_train=4, num_test=2, num_frames=8, frame_size=64, seed=0, fmt="mp4",
                           videos_per_identity=2)
   return root
@@ -40,7 +40,7 @@ def tiny_config(**overrides):
                 perceptual_scales=[1.0], id_sampling=False, jitter_brightness=0.0, jitter_contrast=0.0,
                 jitter_saturation=0.0, jitter_hue=0.0, kp_num_blocks=2, dm_num_blocks=2, gen_num_bottleneck_blocks=1)
   values.update(overrides)
-  return tiny.tiny_config().replace(**values)
+  return testing.tiny_config().replace(**values)
 
 
 def make_trainer(model_dir, cfg=None, **kwargs):
@@ -59,7 +59,7 @@ def free_port():
 
 @functools.lru_cache(maxsize=None)
 def tiny_flagfile():
-  return tiny.write_tiny_flagfile(tiny.make_class_dir("train_test_flags_"))
+  return testing.write_tiny_flagfile(testing.make_class_dir("train_test_flags_"))
 
 
 def train_cmd(model_dir, *extra):
@@ -179,7 +179,7 @@ class FourStepRunTest(tf.test.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.root = tiny.make_class_dir("train_test_run_")
+    cls.root = testing.make_class_dir("train_test_run_")
     cls.model_dir = os.path.join(cls.root, "run")
     cls.straight = make_trainer(cls.model_dir, max_steps=4, checkpoint_every=1, keep_checkpoints=3,
                                 summary_every=1, image_every=2)
@@ -221,7 +221,7 @@ class FourStepRunTest(tf.test.TestCase):
     for name in ("kp_detector", "generator"):
       for trained, loaded in zip(getattr(self.straight.model, name).weights, getattr(model, name).weights):
         np.testing.assert_array_equal(trained.numpy(), loaded.numpy(), err_msg=trained.path)
-    frames = [f.astype(np.float32) / 255 for f in tiny.textured_square_frames(3, 64, 64)]
+    frames = [f.astype(np.float32) / 255 for f in testing.textured_square_frames(3, 64, 64)]
     self.assertLen(list(fomm_tf.animate(model, frames[0], frames)), 3)
 
   def test_tensorboard_has_scalars_and_a_readable_image_grid_from_step_1(self):
@@ -252,7 +252,7 @@ class TrainProcessTest(absltest.TestCase):
   """The entry point in real processes: replicas, workers and signals."""
 
   def run_ok(self, cmd, env=None):
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tiny.REPO_ROOT, timeout=600, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=testing.REPO_ROOT, timeout=600, env=env)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     return proc.stdout
 
@@ -269,7 +269,7 @@ class TrainProcessTest(absltest.TestCase):
   def test_sigterm_saves_a_checkpoint(self):
     model_dir = self.create_tempdir().full_path
     proc = subprocess.Popen(train_cmd(model_dir, "--max_steps=100000", "--summary_every=1", "--batch_size=2"),
-                            cwd=tiny.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=testing.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     # Wait until training runs (the first scalars are written at step 1).
     while time.time() < deadline and not glob.glob(os.path.join(model_dir, "train", "events.*")):
@@ -291,7 +291,7 @@ class TrainProcessTest(absltest.TestCase):
     for index in range(2):
       env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
       procs.append(subprocess.Popen(train_cmd(model_dir, "--max_steps=2", "--batch_size=2", *SMALL_NET),
-                                    cwd=tiny.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    cwd=testing.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, env=env))
     outputs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outputs):
@@ -315,7 +315,7 @@ class TrainFaultsTest(absltest.TestCase):
     kills = 0
     while kills < 2:
       before = tf.train.latest_checkpoint(model_dir)
-      proc = subprocess.Popen(train_cmd(model_dir, *args), cwd=tiny.REPO_ROOT, stdout=subprocess.PIPE,
+      proc = subprocess.Popen(train_cmd(model_dir, *args), cwd=testing.REPO_ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
       deadline = time.time() + 300
       # Kill at a random moment after this run has written a checkpoint of its own: during the steps after it

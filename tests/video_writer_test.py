@@ -12,12 +12,12 @@ from fomm_tf.io import media
 from fomm_tf.io import video_writer
 from fomm_tf.errors import MediaError
 from fomm_tf.io.video_writer import VideoWriter
-from tests import testing as media_test_util
+from tests import testing
 
 
 def write_source_with_tone(path, seconds, fps=25, with_audio=True):
   """A small H.264 clip with an optional stereo 440 Hz AAC tone (amplitude 0.5) of `seconds`."""
-  media_test_util.write_video(path, media_test_util.moving_square_frames(int(round(seconds * fps))), fps,
+  testing.write_video(path, testing.moving_square_frames(int(round(seconds * fps))), fps,
                               audio_seconds=seconds if with_audio else None, audio_layout="stereo",
                               audio_amplitude=0.5)
 
@@ -40,7 +40,7 @@ class VideoWriterRoundTripTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.dir = media_test_util.make_temp_dir(self, "video_writer_test_")
+    self.dir = testing.make_temp_dir(self, "video_writer_test_")
 
   def path(self, name):
     return os.path.join(self.dir, name)
@@ -53,7 +53,7 @@ class VideoWriterRoundTripTest(absltest.TestCase):
     return self.path(name)
 
   def test_mp4_round_trip_at_several_rates(self):
-    frames = media_test_util.as_float(media_test_util.moving_square_frames(15))
+    frames = testing.as_float(testing.moving_square_frames(15))
     for fps in (25, 30, 29.97, fractions.Fraction(30000, 1001)):
       with self.subTest(fps=fps):
         path = self.write("out.mp4", frames, fps)
@@ -64,7 +64,7 @@ class VideoWriterRoundTripTest(absltest.TestCase):
         self.assertFalse(source.has_audio)
         decoded = list(source)
         self.assertLen(decoded, 15)
-        self.assertLess(media_test_util.mean_abs_error(decoded, frames), 0.03)
+        self.assertLess(testing.mean_abs_error(decoded, frames), 0.03)
         with av.open(path) as container:
           stream = container.streams.video[0]
           self.assertEqual(stream.codec_context.name, "h264")
@@ -73,13 +73,13 @@ class VideoWriterRoundTripTest(absltest.TestCase):
   def test_source_fps_float_is_kept_exactly(self):
     # A reader reports 30000/1001 as a float; the writer recovers it.
     fps = float(fractions.Fraction(30000, 1001))
-    path = self.write("ntsc.mp4", media_test_util.as_float(media_test_util.moving_square_frames(5)), fps)
+    path = self.write("ntsc.mp4", testing.as_float(testing.moving_square_frames(5)), fps)
     with av.open(path) as container:
       self.assertEqual(container.streams.video[0].average_rate,
                        fractions.Fraction(30000, 1001))
 
   def test_other_containers(self):
-    frames = media_test_util.as_float(media_test_util.moving_square_frames(8))
+    frames = testing.as_float(testing.moving_square_frames(8))
     for name, codec in (("o.mov", "h264"), ("o.mkv", "h264"),
                         ("o.webm", "vp9")):
       with self.subTest(name=name):
@@ -89,29 +89,29 @@ class VideoWriterRoundTripTest(absltest.TestCase):
               container.streams.video[0].codec_context.name, codec)
         decoded = media.read_video_frames(path)
         self.assertLen(decoded, 8)
-        self.assertLess(media_test_util.mean_abs_error(decoded, frames), 0.03)
+        self.assertLess(testing.mean_abs_error(decoded, frames), 0.03)
         self.assertAlmostEqual(media.open_video(path).fps, 25.0)
 
   def test_uint8_frames_and_crf(self):
     frames = [(f * 255 + 0.5).astype(np.uint8)
-              for f in media_test_util.as_float(media_test_util.moving_square_frames(6))]
+              for f in testing.as_float(testing.moving_square_frames(6))]
     path = self.write("u8.mp4", frames, 25, crf=0, preset="ultrafast")
     decoded = media.read_video_frames(path)
     expected = [f.astype(np.float32) / 255 for f in frames]
-    self.assertLess(media_test_util.mean_abs_error(decoded, expected), 0.02)
+    self.assertLess(testing.mean_abs_error(decoded, expected), 0.02)
 
   def test_odd_size_is_padded_by_repeating_edges(self):
-    frames = media_test_util.as_float(media_test_util.moving_square_frames(4, height=33, width=45))
+    frames = testing.as_float(testing.moving_square_frames(4, height=33, width=45))
     path = self.write("odd.mp4", frames, 25)
     decoded = media.read_video_frames(path)
     self.assertEqual(decoded[0].shape, (34, 46, 3))
-    self.assertLess(media_test_util.mean_abs_error([d[:33, :45] for d in decoded],
+    self.assertLess(testing.mean_abs_error([d[:33, :45] for d in decoded],
                                    frames), 0.03)
     # The added row repeats the last one rather than being black.
     self.assertLess(np.abs(decoded[0][33] - decoded[0][32]).mean(), 0.03)
 
   def test_gif_round_trip(self):
-    frames = media_test_util.as_float(media_test_util.moving_square_frames(10))
+    frames = testing.as_float(testing.moving_square_frames(10))
     path = self.write("anim.gif", frames, 25)
     source = media.open_video(path)
     self.assertAlmostEqual(source.fps, 25.0)
@@ -119,10 +119,10 @@ class VideoWriterRoundTripTest(absltest.TestCase):
     self.assertEqual(source.frame_size, (32, 48))
     decoded = list(source)
     self.assertLen(decoded, 10)
-    self.assertLess(media_test_util.mean_abs_error(decoded, frames), 0.03)
+    self.assertLess(testing.mean_abs_error(decoded, frames), 0.03)
 
   def test_gif_rate_not_a_whole_number_of_hundredths(self):
-    path = self.write("thirty.gif", media_test_util.as_float(media_test_util.moving_square_frames(9)), 30)
+    path = self.write("thirty.gif", testing.as_float(testing.moving_square_frames(9)), 30)
     # Delays of 3 or 4 hundredths average to exactly 30 fps.
     self.assertAlmostEqual(media.open_video(path).fps, 30.0)
 
@@ -130,7 +130,7 @@ class VideoWriterRoundTripTest(absltest.TestCase):
     source = self.path("driving.mp4")
     write_source_with_tone(source, seconds=2.0)
     self.assertTrue(media.has_audio(source))
-    frames = media_test_util.as_float(media_test_util.moving_square_frames(25))  # One second at 25 fps.
+    frames = testing.as_float(testing.moving_square_frames(25))  # One second at 25 fps.
     path = self.write("with_audio.mp4", frames, 25, audio_source=source)
     self.assertTrue(media.has_audio(path))
     codec, seconds, rms = audio_summary(path)
@@ -142,7 +142,7 @@ class VideoWriterRoundTripTest(absltest.TestCase):
   def test_audio_at_ntsc_rate_and_in_webm(self):
     source = self.path("driving.mp4")
     write_source_with_tone(source, seconds=1.0)
-    frames = media_test_util.as_float(media_test_util.moving_square_frames(20))
+    frames = testing.as_float(testing.moving_square_frames(20))
     for name, codec in (("a.mkv", "aac"), ("a.webm", "opus")):
       with self.subTest(name=name):
         path = self.write(name, frames, 29.97, audio_source=source)
@@ -154,14 +154,14 @@ class VideoWriterRoundTripTest(absltest.TestCase):
   def test_audio_source_shorter_than_video_just_ends(self):
     source = self.path("short.mp4")
     write_source_with_tone(source, seconds=0.4)
-    path = self.write("long.mp4", media_test_util.as_float(media_test_util.moving_square_frames(25)), 25,
+    path = self.write("long.mp4", testing.as_float(testing.moving_square_frames(25)), 25,
                       audio_source=source)
     _, seconds, _ = audio_summary(path)
     self.assertAlmostEqual(seconds, 0.4, delta=0.05)
     self.assertLen(media.read_video_frames(path), 25)
 
   def test_result_file_permissions_follow_umask(self):
-    path = self.write("perm.mp4", media_test_util.as_float(media_test_util.moving_square_frames(2)), 25)
+    path = self.write("perm.mp4", testing.as_float(testing.moving_square_frames(2)), 25)
     umask = os.umask(0)
     os.umask(umask)
     self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o666 & ~umask)
@@ -169,7 +169,7 @@ class VideoWriterRoundTripTest(absltest.TestCase):
   def test_partial_file_is_hidden_next_to_output_until_close(self):
     path = self.path("out.mp4")
     writer = VideoWriter(path, 25)
-    writer.write(media_test_util.as_float(media_test_util.moving_square_frames(1))[0])
+    writer.write(testing.as_float(testing.moving_square_frames(1))[0])
     names = os.listdir(self.dir)
     self.assertLen(names, 1)
     self.assertRegex(names[0], r"^\.out\.mp4\.partial-[0-9a-f]+\.mp4$")
@@ -182,7 +182,7 @@ class VideoWriterErrorTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.dir = media_test_util.make_temp_dir(self, "video_writer_test_")
+    self.dir = testing.make_temp_dir(self, "video_writer_test_")
 
   def path(self, name):
     return os.path.join(self.dir, name)
@@ -204,7 +204,7 @@ class VideoWriterErrorTest(absltest.TestCase):
     path = self.make_existing_output()
     with self.assertRaisesRegex(RuntimeError, "model failed"):
       with VideoWriter(path, 25) as writer:
-        for frame in media_test_util.as_float(media_test_util.moving_square_frames(5)):
+        for frame in testing.as_float(testing.moving_square_frames(5)):
           writer.write(frame)
         raise RuntimeError("model failed")
     self.assert_existing_output_intact()
@@ -212,16 +212,16 @@ class VideoWriterErrorTest(absltest.TestCase):
   def test_abort_keeps_previous_file(self):
     path = self.make_existing_output("out.gif")
     writer = VideoWriter(path, 10)
-    writer.write(media_test_util.as_float(media_test_util.moving_square_frames(1))[0])
+    writer.write(testing.as_float(testing.moving_square_frames(1))[0])
     writer.abort()
     self.assert_existing_output_intact("out.gif")
     with self.assertRaisesRegex(MediaError, r"write\(\) after the writer "
                                 r"was closed or aborted"):
-      writer.write(media_test_util.as_float(media_test_util.moving_square_frames(1))[0])
+      writer.write(testing.as_float(testing.moving_square_frames(1))[0])
 
   def test_bad_frame_mid_video_keeps_previous_file(self):
     path = self.make_existing_output()
-    frames = media_test_util.as_float(media_test_util.moving_square_frames(3))
+    frames = testing.as_float(testing.moving_square_frames(3))
     with self.assertRaisesRegex(
             MediaError, r"out\.mp4: frame 2 has shape \(16, 16, 3\), but "
             r"frame 0 had \(32, 48, 3\)"):
