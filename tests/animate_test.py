@@ -2,7 +2,6 @@
 
 import inspect
 import os
-import shutil
 
 import numpy as np
 from absl.testing import absltest
@@ -19,23 +18,15 @@ def tiny_model(unused_directory=None):
   return testing.tiny_model()
 
 
-class AnimateTest(testing.TestMixin, absltest.TestCase):
+class AnimateTest(testing.AnimateFixtures, testing.TestCase):
+  DRIVING_FRAMES = 12
+  DRIVING_FPS = 30
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.dir = testing.make_class_dir("animate_test_")
-    cls.flagfile = testing.write_tiny_flagfile(cls.dir)
-    frames = testing.textured_square_frames(12)
-    cls.source_png = testing.write_image(os.path.join(cls.dir, "source.png"), frames[0])
-    cls.driving_mp4 = testing.write_video(os.path.join(cls.dir, "driving.mp4"), frames, fps=30)
-    cls.driving_audio = testing.write_video(os.path.join(cls.dir, "driving_audio.mp4"), frames, fps=25,
-                                         audio_seconds=len(frames) / 25)
-
-  @classmethod
-  def tearDownClass(cls):
-    shutil.rmtree(cls.dir)
-    super().tearDownClass()
+    cls.driving_audio = testing.write_video(os.path.join(cls.dir, "driving_audio.mp4"), cls.frames, fps=25,
+                                            audio_seconds=len(cls.frames) / 25)
 
   def run_cli(self, *args):
     """Runs the animate command in-process with fresh flags; returns the output path."""
@@ -149,22 +140,9 @@ class AnimateTest(testing.TestMixin, absltest.TestCase):
     self.assertIn("initial driving frame: 6\n", stdout)
 
 
-class AnimateErrorsTest(testing.TestMixin, absltest.TestCase):
+class AnimateErrorsTest(testing.AnimateFixtures, testing.TestCase):
   """Each bad input: one clear line, exit status 1, and no result file left behind (run in-process)."""
-
-  @classmethod
-  def setUpClass(cls):
-    super().setUpClass()
-    cls.dir = testing.make_class_dir("animate_errors_test_")
-    cls.flagfile = testing.write_tiny_flagfile(cls.dir)
-    frames = testing.textured_square_frames(5)
-    cls.source = testing.write_image(os.path.join(cls.dir, "source.png"), frames[0])
-    cls.video = testing.write_video(os.path.join(cls.dir, "driving.mp4"), frames)
-
-  @classmethod
-  def tearDownClass(cls):
-    shutil.rmtree(cls.dir)
-    super().tearDownClass()
+  DRIVING_FRAMES = 5
 
   def assertFails(self, pattern, *args, result=None):
     out_dir = self.tmp_dir()
@@ -176,7 +154,7 @@ class AnimateErrorsTest(testing.TestMixin, absltest.TestCase):
       self.assertEqual(os.listdir(out_dir), [], "a result or partial file was left behind")
 
   def test_missing_source(self):
-    self.assertFails(r"nope\.png", "--source_image=/nonexistent/nope.png", f"--driving_video={self.video}")
+    self.assertFails(r"nope\.png", "--source_image=/nonexistent/nope.png", f"--driving_video={self.driving_mp4}")
 
   def test_corrupt_frame_in_folder_reports_index(self):
     folder = self.create_tempdir().full_path
@@ -184,36 +162,36 @@ class AnimateErrorsTest(testing.TestMixin, absltest.TestCase):
       testing.write_image(os.path.join(folder, f"{i:03d}.png"), frame)
     with open(os.path.join(folder, "003.png"), "wb") as f:
       f.write(b"not a png at all")
-    self.assertFails(r"frame 3", f"--source_image={self.source}", f"--driving_video={folder}")
+    self.assertFails(r"frame 3", f"--source_image={self.source_png}", f"--driving_video={folder}")
 
   def test_video_without_frames(self):
     empty = os.path.join(self.create_tempdir().full_path, "empty.mp4")
     with open(empty, "wb") as f:
       f.write(b"\x00" * 100)
-    self.assertFails(r"empty\.mp4", f"--source_image={self.source}", f"--driving_video={empty}")
+    self.assertFails(r"empty\.mp4", f"--source_image={self.source_png}", f"--driving_video={empty}")
 
   def test_checkpoint_that_does_not_fit(self):
-    self.assertFails(r"shape|missing|no counterpart", f"--source_image={self.source}",
-                     f"--driving_video={self.video}", f"--checkpoint={testing.CHECKPOINT}")
+    self.assertFails(r"shape|missing|no counterpart", f"--source_image={self.source_png}",
+                     f"--driving_video={self.driving_mp4}", f"--checkpoint={testing.CHECKPOINT}")
 
   def test_unwritable_output(self):
-    self.assertFails(r"does not exist", f"--source_image={self.source}", f"--driving_video={self.video}",
+    self.assertFails(r"does not exist", f"--source_image={self.source_png}", f"--driving_video={self.driving_mp4}",
                      result="/nonexistent-dir/out.mp4")
 
   def test_best_frame_out_of_range(self):
-    self.assertFails(r"--best_frame=99 is out of range", f"--source_image={self.source}",
-                     f"--driving_video={self.video}", "--best_frame=99")
+    self.assertFails(r"--best_frame=99 is out of range", f"--source_image={self.source_png}",
+                     f"--driving_video={self.driving_mp4}", "--best_frame=99")
 
   def test_mixed_precision_needs_the_keras_backend(self):
-    self.assertFails(r"--mixed_precision is for --backend=keras", f"--source_image={self.source}",
-                     f"--driving_video={self.video}", "--backend=tflite", f"--export_dir={self.dir}",
+    self.assertFails(r"--mixed_precision is for --backend=keras", f"--source_image={self.source_png}",
+                     f"--driving_video={self.driving_mp4}", "--backend=tflite", f"--export_dir={self.dir}",
                      "--mixed_precision=bfloat16")
 
   def test_audio_requested_without_audio(self):
-    self.assertFails(r"no audio", f"--source_image={self.source}", f"--driving_video={self.video}", "--audio")
+    self.assertFails(r"no audio", f"--source_image={self.source_png}", f"--driving_video={self.driving_mp4}", "--audio")
 
 
-class AnimateProcessTest(testing.TestMixin, absltest.TestCase):
+class AnimateProcessTest(testing.TestCase):
   """One real process: the entry point, its exit status and its error line."""
 
   def test_command_runs_and_reports_errors_in_one_line(self):

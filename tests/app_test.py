@@ -54,7 +54,7 @@ def sample_media(directory, frames=8):
   return builtin.SAMPLE_SOURCE, driving
 
 
-class AppTestCase(testing.TestMixin, absltest.TestCase):
+class AppTestCase(testing.TestCase):
   limits = {}
 
   @classmethod
@@ -260,7 +260,7 @@ class ApiTest(AppTestCase):
     self.assertNoLeftovers()
 
 
-class WorkFoldersTest(testing.TestMixin, absltest.TestCase):
+class WorkFoldersTest(testing.TestCase):
 
   def test_a_job_folder_goes_with_its_job_and_a_kept_result_goes_by_age(self):
     from fomm_tf.app import sessions  # pylint: disable=import-outside-toplevel

@@ -135,7 +135,7 @@ def cycles(graph):
   return out
 
 
-class ArchitectureTest(absltest.TestCase):
+class ArchitectureTest(testing.TestCase):
 
   def test_no_import_cycles(self):
     self.assertEqual(cycles(import_graph()), [])

@@ -7,6 +7,7 @@ import numpy as np
 
 import fomm_tf
 from fomm_tf.data import augmentation as aug
+from tests import testing
 
 
 def _clip(seed=0, num_frames=2, height=12, width=16):
@@ -15,7 +16,7 @@ def _clip(seed=0, num_frames=2, height=12, width=16):
   return rng.random((num_frames, height, width, 3), dtype=np.float32)
 
 
-class FlipTest(absltest.TestCase):
+class FlipTest(testing.TestCase):
 
   def test_horizontal_flip_mirrors_every_frame_or_none(self):
     clip = _clip()
@@ -75,7 +76,7 @@ class FlipTest(absltest.TestCase):
                           False), clip)
 
 
-class ResizeCropTest(absltest.TestCase):
+class ResizeCropTest(testing.TestCase):
 
   def test_resize_scales_all_frames_within_the_ratio(self):
     clip = _clip(height=40, width=50)
@@ -130,7 +131,7 @@ class ResizeCropTest(absltest.TestCase):
       self.assertBetween(float(out.max()), 0.0, 1.0)
 
 
-class ColourTest(absltest.TestCase):
+class ColourTest(testing.TestCase):
 
   def test_brightness_contrast_saturation_at_zero(self):
     clip = _clip()
@@ -205,7 +206,7 @@ class ColourTest(absltest.TestCase):
       self.assertGreater(float(np.abs(out - clip).max()), 1e-3)
 
 
-class AugmentClipTest(absltest.TestCase):
+class AugmentClipTest(testing.TestCase):
 
   def test_same_generator_state_same_result(self):
     params = aug.AugmentationParams(True, True, 0.3, 0.3, 0.3, 0.1,

@@ -9,7 +9,7 @@ from fomm_tf.evaluation import baselines
 from tests import testing
 
 
-class BaselinesTest(absltest.TestCase):
+class BaselinesTest(testing.TestCase):
 
   @classmethod
   def setUpClass(cls):

@@ -12,6 +12,7 @@ import tempfile
 
 from absl.testing import absltest
 
+from tests import testing
 from tools import update_build
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
@@ -39,7 +40,7 @@ def _read(root, relative_path):
     return file.read()
 
 
-class RepositoryBuildFileTest(absltest.TestCase):
+class RepositoryBuildFileTest(testing.TestCase):
 
   def test_build_file_matches_source_tree(self):
     problems = update_build.check(REPO_ROOT)
@@ -54,7 +55,7 @@ class RepositoryBuildFileTest(absltest.TestCase):
                   update_build.named_files(build_text))
 
 
-class CheckerTest(absltest.TestCase):
+class CheckerTest(testing.TestCase):
   """Runs the checker on small workspaces made in a temp dir."""
 
   def setUp(self):
@@ -164,7 +165,7 @@ class CheckerTest(absltest.TestCase):
       update_build.find_sources(self.root)
 
 
-class CommandLineTest(absltest.TestCase):
+class CommandLineTest(testing.TestCase):
   """Runs tools/update_build.py as a program, as CI and developers do."""
 
   def _run(self, *args):

@@ -17,7 +17,7 @@ def _run_animate(workdir, *args):
   return testing.run_module("fomm_tf.animate", *args, cwd=workdir)
 
 
-class BuiltinModelTest(absltest.TestCase):
+class BuiltinModelTest(testing.TestCase):
 
   @classmethod
   def setUpClass(cls):

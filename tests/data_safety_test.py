@@ -52,41 +52,31 @@ def png_claiming_size(path, width, height):
   return path
 
 
-class AnimateRefusesToOverwriteInputsTest(testing.TestMixin, absltest.TestCase):
+class AnimateRefusesToOverwriteInputsTest(testing.AnimateFixtures, testing.TestCase):
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.dir = testing.make_class_dir("data_safety_")
-    cls.flagfile = testing.write_tiny_flagfile(cls.dir)
-    frames = testing.textured_square_frames(6)
-    cls.source_png = testing.write_image(os.path.join(cls.dir, "source.png"), frames[0])
-    cls.driving = testing.write_video(os.path.join(cls.dir, "driving.mp4"), frames, fps=25)
-    cls.gif = testing.write_video(os.path.join(cls.dir, "source.gif"), frames[:2], fps=25)
-
-  @classmethod
-  def tearDownClass(cls):
-    shutil.rmtree(cls.dir)
-    super().tearDownClass()
+    cls.gif = testing.write_video(os.path.join(cls.dir, "source.gif"), cls.frames[:2], fps=25)
 
   def animate(self, *args, source=None, driving=None):
     return testing.run_cli(animate_cli, f"--flagfile={self.flagfile}", f"--source_image={source or self.source_png}",
-                        f"--driving_video={driving or self.driving}", *args)
+                        f"--driving_video={driving or self.driving_mp4}", *args)
 
   def test_result_equal_to_the_driving_video_however_spelled(self):
-    before = digest(self.driving)
+    before = digest(self.driving_mp4)
     link = os.path.join(self.tmp_dir(), "link.mp4")
-    os.symlink(self.driving, link)
+    os.symlink(self.driving_mp4, link)
     hard = os.path.join(self.tmp_dir(), "hard.mp4")
-    os.link(self.driving, hard)
+    os.link(self.driving_mp4, hard)
     dotted = os.path.join(self.dir, "sub", "..", "driving.mp4")
     os.makedirs(os.path.join(self.dir, "sub"), exist_ok=True)
-    relative = os.path.relpath(self.driving)
-    for spelling in (self.driving, dotted, link, hard, relative):
+    relative = os.path.relpath(self.driving_mp4)
+    for spelling in (self.driving_mp4, dotted, link, hard, relative):
       with self.subTest(spelling=spelling):
         self.assertErrorLine(self.animate(f"--result_video={spelling}"),
                              r"--result_video=.* is the same file as --driving_video=.*refusing to overwrite")
-        self.assertEqual(digest(self.driving), before)
+        self.assertEqual(digest(self.driving_mp4), before)
 
   def test_result_equal_to_the_source_gif(self):
     before = digest(self.gif)
@@ -97,11 +87,11 @@ class AnimateRefusesToOverwriteInputsTest(testing.TestMixin, absltest.TestCase):
   def test_a_driving_video_symlinked_to_the_result(self):
     # The driving flag names a link; the result names the real file.
     link = os.path.join(self.tmp_dir(), "drive-link.mp4")
-    os.symlink(self.driving, link)
-    before = digest(self.driving)
-    self.assertErrorLine(self.animate(f"--result_video={self.driving}", driving=link),
+    os.symlink(self.driving_mp4, link)
+    before = digest(self.driving_mp4)
+    self.assertErrorLine(self.animate(f"--result_video={self.driving_mp4}", driving=link),
                          r"--result_video=.* is the same file as --driving_video=")
-    self.assertEqual(digest(self.driving), before)
+    self.assertEqual(digest(self.driving_mp4), before)
 
   def test_empty_checkpoint_is_an_error_not_random_weights(self):
     out = self.tmp_path("out.mp4")
@@ -167,7 +157,7 @@ class AnimateRefusesToOverwriteInputsTest(testing.TestMixin, absltest.TestCase):
     self.assertFalse(os.path.exists(out))
 
 
-class TrainAndEvaluateRefuseToWriteOverInputsTest(testing.TestMixin, absltest.TestCase):
+class TrainAndEvaluateRefuseToWriteOverInputsTest(testing.TestCase):
 
   @classmethod
   def setUpClass(cls):
@@ -223,7 +213,7 @@ class TrainAndEvaluateRefuseToWriteOverInputsTest(testing.TestMixin, absltest.Te
     self.assertFalse(os.path.exists(os.path.join(self.dataset, "out")))
 
 
-class BrokenOwnFormatsTest(testing.TestMixin, absltest.TestCase):
+class BrokenOwnFormatsTest(testing.TestCase):
   """This project's own weight files, damaged: one-line CheckpointErrors, the model's weights untouched."""
 
   @classmethod
@@ -316,7 +306,7 @@ class BrokenOwnFormatsTest(testing.TestMixin, absltest.TestCase):
     self.assertEqual(sorted(os.listdir(model_dir)), listing)
 
 
-class CommandProcessTestCase(testing.TestMixin, absltest.TestCase):
+class CommandProcessTestCase(testing.TestCase):
   """The tiny model's flagfile, a photo and a driving video long enough to interrupt a command in the middle."""
 
   NUM_FRAMES = 400

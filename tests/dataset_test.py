@@ -19,6 +19,7 @@ from fomm_tf.errors import DatasetError
 from fomm_tf.errors import MediaError
 from fomm_tf.data import synthetic
 from fomm_tf.data import video_index
+from tests import testing
 
 _STEP = 20  # 8-bit code step; mp4 round trips stay well within +-_STEP/2.
 
@@ -94,7 +95,7 @@ def _concat(batches, key):
   return np.concatenate([batch[key] for batch in batches])
 
 
-class FindVideosTest(absltest.TestCase):
+class FindVideosTest(testing.TestCase):
 
   def test_split_folders_and_side_files(self):
     root = self.create_tempdir().full_path
@@ -153,7 +154,7 @@ class FindVideosTest(absltest.TestCase):
     self.assertEqual(video_index.identity_of("/d/folder"), "folder")
 
 
-class TrainDatasetTest(absltest.TestCase):
+class TrainDatasetTest(testing.TestCase):
 
   def test_mixed_formats_give_two_distinct_frames_of_one_video(self):
     root = self.create_tempdir().full_path
@@ -350,7 +351,7 @@ class TrainDatasetTest(absltest.TestCase):
                                  root, 1)
 
 
-class ReadFramesTest(absltest.TestCase):
+class ReadFramesTest(testing.TestCase):
 
   def test_reads_requested_frames_in_any_order(self):
     folder = self.create_tempdir().full_path
@@ -364,7 +365,7 @@ class ReadFramesTest(absltest.TestCase):
         dataset.read_frames_at(path, [0, 5])
 
 
-class PairSamplingTest(absltest.TestCase):
+class PairSamplingTest(testing.TestCase):
 
   def test_pairs_are_drawn_with_replacement_and_sorted_like_the_official_sampler(self):
     rng = np.random.default_rng(0)

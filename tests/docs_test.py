@@ -101,7 +101,7 @@ def tool_flags(path):
   return names
 
 
-class DocsTest(absltest.TestCase):
+class DocsTest(testing.TestCase):
 
   def test_the_readme_is_at_most_12_kb(self):
     self.assertLessEqual(os.path.getsize(README), MAX_README_BYTES)

@@ -45,7 +45,7 @@ def read_png(path):
     return np.asarray(image.convert("RGB"))
 
 
-class EvaluateTest(absltest.TestCase):
+class EvaluateTest(testing.TestCase):
 
   @classmethod
   def setUpClass(cls):

@@ -20,7 +20,7 @@ def _export(*args):
                         cwd=testing.REPO_ROOT, env=env, timeout=300)
 
 
-class ExportCliTest(testing.TestMixin, absltest.TestCase):
+class ExportCliTest(testing.TestCase):
 
   def assertFailsWith(self, result, message):
     """`result` is an in-process run (code, stdout, stderr): one error line, matching `message`."""

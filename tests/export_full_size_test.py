@@ -20,6 +20,7 @@ from fomm_tf.export import exporter
 from fomm_tf.inference import export_layout as layout
 from fomm_tf.export import signatures as signatures_lib
 from tests import export_test_util as util
+from tests import testing
 
 _STATE = {}
 
@@ -37,7 +38,7 @@ def tearDownModule():
   shutil.rmtree(_STATE["root"])
 
 
-class FullSizeExportTest(absltest.TestCase):
+class FullSizeExportTest(testing.TestCase):
 
   def test_every_exported_output_matches_keras(self):
     model = _STATE["model"]

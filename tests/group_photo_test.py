@@ -58,7 +58,7 @@ def group_photo():
   return (canvas * 255 + 0.5).astype(np.uint8)
 
 
-class GroupPhotoTest(testing.TestMixin, absltest.TestCase):
+class GroupPhotoTest(testing.TestCase):
 
   @classmethod
   def setUpClass(cls):
@@ -156,7 +156,7 @@ class GroupPhotoTest(testing.TestMixin, absltest.TestCase):
     self.assertLess(long_peak - short_peak, 6 << 20, (short_peak, long_peak))
 
 
-class BatchedFacesTest(absltest.TestCase):
+class BatchedFacesTest(testing.TestCase):
 
   @classmethod
   def setUpClass(cls):
@@ -190,7 +190,7 @@ class BatchedFacesTest(absltest.TestCase):
     narrow = np.stack(list(pipeline.animate_faces(backend, sources, frames, batch_size=2)))
     np.testing.assert_allclose(narrow, wide, atol=2e-5)
 
-class GroupPasteTest(absltest.TestCase):
+class GroupPasteTest(testing.TestCase):
   """Overlapping squares: no seam, nothing pasted twice; apart, each square is exactly the one-face paste; and
   how --faces is read."""
 

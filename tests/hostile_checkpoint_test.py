@@ -29,6 +29,7 @@ import numpy as np
 
 from fomm_tf.checkpoint import torch_pickle
 from fomm_tf.errors import CheckpointError
+from tests import testing
 from tests import torch_writer
 from tests.torch_writer import ZipRecord
 from tests.torch_writer import op_dict
@@ -353,7 +354,7 @@ def _hostile_cases(directory):
   return cases
 
 
-class HostileReadTest(absltest.TestCase):
+class HostileReadTest(testing.TestCase):
   """Each hostile file, read in the worker with the fixture model's budget unless the case says otherwise."""
 
   @classmethod
@@ -433,7 +434,7 @@ class HostileReadTest(absltest.TestCase):
     self.assertNotIn("\x1b", self.results["escape_key_names"]["message"])
 
 
-class ZeroElementTest(absltest.TestCase):
+class ZeroElementTest(testing.TestCase):
 
   def test_zero_elements_with_dimension_2_61_is_read_without_allocating(self):
     with tempfile.TemporaryDirectory() as directory:
@@ -450,7 +451,7 @@ class ZeroElementTest(absltest.TestCase):
     self.assertLess(peak, _MIB)
 
 
-class SpecialFileTest(absltest.TestCase):
+class SpecialFileTest(testing.TestCase):
 
   def _read_with_timeout(self, path, seconds=10):
     """The CheckpointError reading `path` raises; fails (instead of hanging) if the read blocks."""
@@ -492,7 +493,7 @@ class SpecialFileTest(absltest.TestCase):
       self.assertRegex(str(self._read_with_timeout(os.path.join(directory, "nul\0.pth"))), r"cannot open")
 
 
-class FuzzTest(absltest.TestCase):
+class FuzzTest(testing.TestCase):
 
   def test_damaged_fixtures_load_or_raise_one_line_errors_within_bounds(self):
     with tempfile.TemporaryDirectory() as directory:
@@ -524,7 +525,7 @@ class FuzzTest(absltest.TestCase):
     self.assertEqual(set(torch_writer.Damager.KINDS), kinds)
 
 
-class LoadIntoModelTest(absltest.TestCase):
+class LoadIntoModelTest(testing.TestCase):
   """Hostile files loaded into the fixture model: refused quickly, with the model unchanged."""
 
   @classmethod
@@ -532,7 +533,6 @@ class LoadIntoModelTest(absltest.TestCase):
     super().setUpClass()
     import fomm_tf  # pylint: disable=import-outside-toplevel
     from fomm_tf.checkpoint import loading  # pylint: disable=import-outside-toplevel
-    from tests import testing  # pylint: disable=import-outside-toplevel
     cls.loading = loading
     cls.model = fomm_tf.load_model(testing.fixture_config())
     cls.variables = [v for net in cls.model.networks().values() for v in net.weights]

@@ -7,13 +7,14 @@ from absl.testing import absltest
 
 from fomm_tf.evaluation import keypoint_metrics as km
 from fomm_tf.errors import EvaluationError
+from tests import testing
 
 
 def random_keypoints(frames, num_kp, seed=0, scale=64.0):
   return np.random.default_rng(seed).uniform(0.0, scale, (frames, num_kp, 2))
 
 
-class KeypointMetricsTest(absltest.TestCase):
+class KeypointMetricsTest(testing.TestCase):
 
   def test_identical_keypoints_score_zero(self):
     kp = random_keypoints(7, 5)
@@ -105,7 +106,7 @@ class KeypointMetricsTest(absltest.TestCase):
     np.testing.assert_allclose(pixels, [[0.0, 0.0], [63.0, 47.0], [31.5, 23.5]])
 
 
-class KeypointMapTest(absltest.TestCase):
+class KeypointMapTest(testing.TestCase):
 
   def test_map_recovers_an_affine_combination_exactly(self):
     detected = random_keypoints(9, 6, seed=3)
@@ -150,7 +151,7 @@ class KeypointMapTest(absltest.TestCase):
       km.fit_keypoint_map(bad, random_keypoints(3, 2))
 
 
-class ExternalKeypointsTest(absltest.TestCase):
+class ExternalKeypointsTest(testing.TestCase):
 
   def write(self, directory, name, array):
     np.save(os.path.join(directory, name), np.asarray(array))

@@ -19,7 +19,7 @@ from tests import testing
 STATS_KEYS = {"frames_in", "frames_animated", "frames_dropped", "fps", "latency_p50_ms", "latency_p95_ms"}
 
 
-class LiveTest(testing.TestMixin, absltest.TestCase):
+class LiveTest(testing.TestCase):
 
   @classmethod
   def setUpClass(cls):

@@ -20,7 +20,7 @@ def as_float(frame):
   return frame.astype(np.float32) / 255.0
 
 
-class ReadImageTest(absltest.TestCase):
+class ReadImageTest(testing.TestCase):
 
   def setUp(self):
     super().setUp()
@@ -127,7 +127,7 @@ class ReadImageTest(absltest.TestCase):
       media.read_image(self.path("t.png"))
 
 
-class ResizeAndFitTest(absltest.TestCase):
+class ResizeAndFitTest(testing.TestCase):
 
   def setUp(self):
     super().setUp()
@@ -208,7 +208,7 @@ class ResizeAndFitTest(absltest.TestCase):
       media.resize_frame(frame, (2, -3))
 
 
-class OpenVideoTest(absltest.TestCase):
+class OpenVideoTest(testing.TestCase):
 
   def setUp(self):
     super().setUp()

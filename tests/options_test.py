@@ -9,6 +9,7 @@ from fomm_tf.config import flagfiles
 from fomm_tf.errors import UsageError
 from fomm_tf.live import cli as live_cli
 from fomm_tf.live import options as live_options
+from tests import testing
 
 
 def _parsed(define, *args):
@@ -18,7 +19,7 @@ def _parsed(define, *args):
   return flag_values
 
 
-class OptionsTest(absltest.TestCase):
+class OptionsTest(testing.TestCase):
 
   def test_range_checks_live_in_the_declarations(self):
     for kwargs, pattern in ((dict(batch_size=0), r"^--batch_size must be >= 1, got 0$"),

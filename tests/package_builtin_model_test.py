@@ -10,7 +10,7 @@ from tests import testing
 from tools import package_builtin_model
 
 
-class MostMovingVideoTest(absltest.TestCase):
+class MostMovingVideoTest(testing.TestCase):
 
   def test_picks_the_video_whose_frames_differ_most_from_its_first_frame(self):
     root = self.create_tempdir().full_path

@@ -12,7 +12,7 @@ from absl.testing import absltest
 from tests import testing
 
 
-class PackagingTest(absltest.TestCase):
+class PackagingTest(testing.TestCase):
 
   def test_wheel_holds_configs_and_assets_and_runs_the_demo(self):
     work = self.create_tempdir().full_path

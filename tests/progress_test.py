@@ -5,6 +5,7 @@ import io
 from absl.testing import absltest
 
 from fomm_tf.animation import progress
+from tests import testing
 
 
 class _Clock:
@@ -20,7 +21,7 @@ def _last_line(stream):
   return stream.getvalue().split("\r")[-1]
 
 
-class ProgressBarTest(absltest.TestCase):
+class ProgressBarTest(testing.TestCase):
 
   def test_frames_of_a_batch_arriving_together_show_the_batch_rate_from_the_first_frame(self):
     clock, stream = _Clock(), io.StringIO()

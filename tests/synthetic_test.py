@@ -12,6 +12,7 @@ from PIL import Image
 
 from fomm_tf.data import synthetic
 from fomm_tf.errors import DatasetError
+from tests import testing
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _TOOL = os.path.join(_REPO_ROOT, "tools", "make_synthetic_dataset.py")
@@ -45,7 +46,7 @@ def _one_line(error):
   return "\n" not in str(error) and str(error).strip() == str(error) and str(error)
 
 
-class RenderVideoTest(absltest.TestCase):
+class RenderVideoTest(testing.TestCase):
 
   def test_shapes_dtypes_and_keypoint_range(self):
     for seed in range(5):
@@ -115,7 +116,7 @@ class RenderVideoTest(absltest.TestCase):
       self.assertTrue(_one_line(context.exception))
 
 
-class WriteDatasetTest(absltest.TestCase):
+class WriteDatasetTest(testing.TestCase):
 
   def _write(self, fmt, seed=0, output_dir=None, **kwargs):
     output_dir = output_dir or os.path.join(self.create_tempdir().full_path, "dataset")
@@ -245,7 +246,7 @@ class WriteDatasetTest(absltest.TestCase):
     self.assertEqual(os.listdir(parent), [])
 
 
-class CommandLineTest(absltest.TestCase):
+class CommandLineTest(testing.TestCase):
 
   def _run(self, *flags):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")

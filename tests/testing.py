@@ -1,9 +1,12 @@
 """What the tests share: paths, per-test temp folders, real media files, small models, in-process CLI runs.
 
-Every test gets its own temp folder (`self.tmp_dir()`), so parallel pytest
-workers never write the same file; class-level data goes into
-`make_class_dir()`. Models are cached per process (`tiny_model`), media are
-real files written with PyAV and Pillow.
+Tests derive from `testing.TestCase`. Every test gets its own temp folder
+(`self.tmp_dir()`), so parallel pytest workers never write the same file;
+class-level data goes into `make_class_dir()`, and `AnimateFixtures` writes the
+tiny flagfile, a photo and a driving video that the command tests share.
+Expensive objects (models, fixture arrays) are cached per process with
+`functools.cache`, the one caching mechanism here; media are real files
+written with PyAV and Pillow.
 """
 
 import contextlib
@@ -19,6 +22,7 @@ import tempfile
 import av
 import numpy as np
 from absl import flags
+from absl.testing import absltest
 from PIL import Image
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
@@ -59,7 +63,7 @@ def write_tiny_flagfile(directory):
   return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_config():
   from fomm_tf import config as config_lib  # pylint: disable=import-outside-toplevel
   directory = make_class_dir("tiny_config_")
@@ -69,7 +73,7 @@ def tiny_config():
     shutil.rmtree(directory)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_model(seed=0):
   """The tiny model with seeded random weights (the same in every run), cached per process."""
   import keras  # pylint: disable=import-outside-toplevel
@@ -85,22 +89,17 @@ def fixture_config(align_corners=True):
   return config_lib.config_from_official(params).replace(align_corners=align_corners)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fixture_model(align_corners=True):
   """The small official fixture model, without discriminator, cached per process."""
   import fomm_tf  # pylint: disable=import-outside-toplevel
   return fomm_tf.load_model(fixture_config(align_corners), checkpoint=CHECKPOINT)
 
 
-_ARRAYS = None
-
-
+@functools.cache
 def arrays():
-  """The official fixtures' arrays (PyTorch layouts; see nchw_to_nhwc)."""
-  global _ARRAYS
-  if _ARRAYS is None:
-    _ARRAYS = dict(np.load(os.path.join(FIXTURES_DIR, "small-official-io.npz")))
-  return _ARRAYS
+  """The official fixtures' arrays (PyTorch layouts; see nchw_to_nhwc), cached per process."""
+  return dict(np.load(os.path.join(FIXTURES_DIR, "small-official-io.npz")))
 
 
 def nchw_to_nhwc(a):
@@ -290,3 +289,31 @@ class TestMixin:
     last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
     self.assertRegex(last, r"^error: " + pattern)
     self.assertNotIn("Traceback", stderr)
+
+
+class TestCase(TestMixin, absltest.TestCase):
+  """The base of the project's tests (tf.test.TestCase-based ones mix in TestMixin)."""
+
+
+class AnimateFixtures:
+  """Class-wide real files for tests of the animation commands: `dir`, the tiny model's `flagfile`, a
+  `source_png` and a `driving_mp4` (a textured square moving over DRIVING_FRAMES frames at DRIVING_FPS).
+
+  Mix in before the TestCase; removed after the class.
+  """
+  DRIVING_FRAMES = 6
+  DRIVING_FPS = 25
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.dir = make_class_dir(cls.__name__ + "_")
+    cls.flagfile = write_tiny_flagfile(cls.dir)
+    cls.frames = textured_square_frames(cls.DRIVING_FRAMES)
+    cls.source_png = write_image(os.path.join(cls.dir, "source.png"), cls.frames[0])
+    cls.driving_mp4 = write_video(os.path.join(cls.dir, "driving.mp4"), cls.frames, fps=cls.DRIVING_FPS)
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.dir)
+    super().tearDownClass()

@@ -248,7 +248,7 @@ class FourStepRunTest(tf.test.TestCase):
     self.assertGreater(png[:label, :64].max(), 200)
 
 
-class TrainProcessTest(absltest.TestCase):
+class TrainProcessTest(testing.TestCase):
   """The entry point in real processes: replicas, workers and signals."""
 
   def run_ok(self, cmd, env=None):
@@ -301,7 +301,7 @@ class TrainProcessTest(absltest.TestCase):
     self.assertFalse(glob.glob(os.path.join(model_dir, ".worker-*")))
 
 
-class TrainFaultsTest(absltest.TestCase):
+class TrainFaultsTest(testing.TestCase):
   """`kill -9` and a full disk, in real processes (a class of its own, so pytest-xdist runs it beside the others)."""
 
   run_ok = TrainProcessTest.run_ok

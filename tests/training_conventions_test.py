@@ -27,7 +27,7 @@ def _convs(layer):
   return found
 
 
-class InitializationTest(absltest.TestCase):
+class InitializationTest(testing.TestCase):
 
   def test_every_conv_of_a_fresh_vox256_has_pytorchs_default_spread(self):
     model = fomm_tf.load_model("vox-256", build_discriminator=True)
@@ -59,7 +59,7 @@ class InitializationTest(absltest.TestCase):
         self.assertEqual((layer.epsilon, layer.momentum), (1e-5, 0.9))
 
 
-class BatchNormTest(absltest.TestCase):
+class BatchNormTest(testing.TestCase):
 
   def test_running_variance_uses_the_unbiased_batch_variance_like_pytorch(self):
     layer = batch_norm.BatchNorm()
@@ -104,7 +104,7 @@ class BatchNormTest(absltest.TestCase):
     self.assertEqual(proc.stdout.strip(), "ok")
 
 
-class TorchvisionVGG19Test(testing.TestMixin, absltest.TestCase):
+class TorchvisionVGG19Test(testing.TestCase):
 
   def test_a_torchvision_state_dict_loads_with_its_own_input_convention(self):
     weights = vgg19.random_weights(seed=3)

@@ -36,7 +36,7 @@ def audio_summary(path):
       np.mean(samples ** 2)))
 
 
-class VideoWriterRoundTripTest(absltest.TestCase):
+class VideoWriterRoundTripTest(testing.TestCase):
 
   def setUp(self):
     super().setUp()
@@ -178,7 +178,7 @@ class VideoWriterRoundTripTest(absltest.TestCase):
     writer.close()  # A second close does nothing.
 
 
-class VideoWriterErrorTest(absltest.TestCase):
+class VideoWriterErrorTest(testing.TestCase):
 
   def setUp(self):
     super().setUp()
