@@ -76,7 +76,6 @@ class Trainer:
                checkpoint_every=1000, summary_every=10, image_every=500, keep_checkpoints=3, num_parallel_calls=None,
                init_checkpoint=None, teacher=None, distill_weights=None, init_from_teacher=False):
     self.cfg = cfg
-    self.teacher_spec = teacher
     if teacher is not None:
       # Before any data is read or network built: a student that cannot imitate this teacher is a config error.
       distill.check_pair(teacher.config, cfg)
