@@ -79,7 +79,10 @@ def describe(args):
     with open(os.path.join(export_dir, "manifest.json")) as f:
       manifest = json.load(f)
     cfg = fomm_config.FommConfig.from_flat(manifest["config"])
-    name = os.path.basename(manifest.get("config_source") or "exported").removesuffix(".flags")
+    source = manifest.get("config_source") or ""
+    # A config built from command-line flags has no file name: the export directory names the model then.
+    name = os.path.basename(source if not source.startswith("<") else os.path.normpath(export_dir))
+    name = name.removesuffix(".flags")
   else:
     name = _flag(args, "config") or _flag(args, "flagfile") or builtin.CONFIG
     cfg = flagfiles.load_config(name)
