@@ -89,6 +89,41 @@ class ConfigTest(parameterized.TestCase):
     with self.assertRaisesRegex(config_lib.ConfigError, r"unknown config parameter\(s\): nope"):
       config_lib.load_config("vox-256", nope=1)
 
+  @parameterized.parameters("vox-256-lite", "synthetic-128-lite")
+  def test_lite_configs_keep_their_teachers_interface(self, name):
+    lite = config_lib.load_config(name)
+    teacher = config_lib.load_config(name[:-len("-lite")])
+    self.assertTrue(lite.kp_detector.separable and lite.dense_motion.separable and lite.generator.separable)
+    self.assertEqual((lite.kp_detector.head_kernel_size, lite.dense_motion.head_kernel_size,
+                      lite.generator.head_kernel_size), (3, 3, 3))
+    # What a distillation pairs must match: keypoints, Jacobians, occlusion, frame size.
+    for get in (lambda c: c.model, lambda c: c.generator.estimate_occlusion_map, lambda c: c.train,
+                lambda c: c.animation):
+      self.assertEqual(get(lite), get(teacher))
+    # The lite fields reach the flags and the networks' constructor arguments.
+    self.assertTrue(lite.flat()["gen_separable"])
+    self.assertEqual(lite.kp_detector_kwargs()["head_kernel_size"], 3)
+    self.assertEqual(lite.generator_kwargs()["dense_motion_params"]["separable"], True)
+    # Official YAML configs do not have them: importing one keeps the paper's networks.
+    official = config_lib.config_from_official({"model_params": {"common_params": {"num_kp": 10}}})
+    self.assertFalse(official.generator.separable)
+    self.assertEqual(official.generator.head_kernel_size, 7)
+
+  @parameterized.parameters(
+      ("--gen_block_expansion=1000000\n", r"gen_block_expansion must be in \[1, 4096\], got 1000000"),
+      ("--dm_max_features=99999\n", r"dm_max_features must be in \[1, 4096\], got 99999"),
+      ("--kp_num_blocks=40\n", r"kp_num_blocks must be in \[1, 8\], got 40"),
+      ("--gen_num_bottleneck_blocks=100000\n", r"gen_num_bottleneck_blocks must be in \[0, 64\]"),
+      ("--num_kp=100000\n", r"num_kp must be in \[1, 256\]"),
+      ("--gen_head_kernel_size=4\n", r"gen_head_kernel_size must be 1, 3, 5 or 7, got 4"),
+      ("--kp_head_kernel_size=3\n--kp_pad=3\n", r"kp_pad must be 0 or 1 \(kp_head_kernel_size 3\), got 3"),
+  )
+  def test_hostile_lite_flagfile_is_refused_before_any_network(self, lines, pattern):
+    path = self.create_tempfile(
+        "hostile.flags", f"--flagfile={os.path.join(config_lib.CONFIG_DIR, 'vox-256-lite.flags')}\n{lines}").full_path
+    with self.assertRaisesRegex(config_lib.ConfigError, pattern):
+      config_lib.load_config(path)
+
 
 if __name__ == "__main__":
   absltest.main()

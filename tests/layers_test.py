@@ -20,6 +20,7 @@ from fomm_tf.layers import batch_norm
 from fomm_tf.layers import conv_blocks
 from fomm_tf.layers import hourglass
 from fomm_tf.layers import initializers
+from fomm_tf.layers import separable
 from fomm_tf.layers import spectral_norm_conv
 from fomm_tf.losses import vgg19
 from fomm_tf.models import dense_motion
@@ -57,6 +58,7 @@ def _leaves(value):
 # (name, factory(dtype) -> layer, call(layer) -> outputs, float32 outputs: which leaves stay float32).
 def _cases():
   cfg = testing.tiny_config()
+  lite = testing.tiny_lite_config()
   frames = lambda: _frames((1, 64, 64, 3))
   feat = lambda: _frames((1, 8, 8, 4))
   return [
@@ -80,6 +82,18 @@ def _cases():
        lambda l: l(frames(), _kp(), _kp(seed=1)), {"prediction", "mask", "occlusion_map", "deformation"}),
       ("MultiScaleDiscriminator", lambda d: discriminator.MultiScaleDiscriminator(
           dtype=d, **cfg.discriminator_kwargs()), lambda l: l({"prediction_1": frames()}), None),
+      # The lite networks: depthwise-separable blocks and 3x3 heads.
+      ("SeparableConv2D", lambda d: separable.SeparableConv2D(6, 3, dtype=d), lambda l: l(feat()), None),
+      ("LiteResBlock2d", lambda d: conv_blocks.ResBlock2d(4, separable=True, dtype=d), lambda l: l(feat()), None),
+      ("LiteHourglass", lambda d: hourglass.Hourglass(4, in_features=4, num_blocks=2, max_features=16, separable=True,
+                                                      dtype=d), lambda l: l(feat()), None),
+      ("LiteKeypointDetector", lambda d: keypoint_detector.KeypointDetector(dtype=d, **lite.kp_detector_kwargs()),
+       lambda l: l(frames()), "all"),
+      ("LiteDenseMotionNetwork", lambda d: dense_motion.DenseMotionNetwork(
+          num_kp=10, num_channels=3, estimate_occlusion_map=True, dtype=d, **lite.dense_motion_kwargs()),
+       lambda l: l(frames(), _kp(), _kp(seed=1)), {"mask", "occlusion_map", "deformation"}),
+      ("LiteOcclusionAwareGenerator", lambda d: generator.OcclusionAwareGenerator(dtype=d, **lite.generator_kwargs()),
+       lambda l: l(frames(), _kp(), _kp(seed=1)), {"prediction", "mask", "occlusion_map", "deformation"}),
       ("VGG19Features", lambda d: vgg19.VGG19Features(dtype=d), lambda l: l(_frames((1, 32, 32, 3))), "all"),
   ]
 
@@ -136,6 +150,14 @@ class LayersTest(LayerCase):
     self.assertEqual(clone.dtype_policy.name, "mixed_bfloat16")
     self.assertIsNone(clone.discriminator)
     self.assertEqual(keras.mixed_precision.global_policy().name, "float32")
+
+  def test_lite_model_round_trips_through_its_config(self):
+    model = fomm_model.FommModel(testing.tiny_lite_config())
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
+    self.assertEqual(clone.config.flat(), model.config.flat())
+    self.assertTrue(clone.generator.get_config()["separable"])
+    self.assertIsInstance(clone.generator.bottleneck[0].conv1, separable.SeparableConv2D)
+    self.assertEqual(clone.kp_detector.kp.kernel_size, (3, 3))
 
   def test_every_layer_class_is_covered(self):
     covered = {name for name, *_ in CASES} | {"FommModel", "DiscriminatorBlock", "Discriminator"}

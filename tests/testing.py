@@ -73,6 +73,16 @@ def tiny_config():
     shutil.rmtree(directory)
 
 
+# The lite layers (depthwise-separable blocks, 3x3 heads) on the tiny config.
+LITE_OVERRIDES = {"kp_separable": True, "kp_head_kernel_size": 3, "dm_separable": True, "dm_head_kernel_size": 3,
+                  "gen_separable": True, "gen_head_kernel_size": 3, "gen_num_bottleneck_blocks": 2}
+
+
+@functools.cache
+def tiny_lite_config():
+  return tiny_config().replace(**LITE_OVERRIDES).with_source("tiny-lite")
+
+
 @functools.cache
 def tiny_model(seed=0):
   """The tiny model with seeded random weights (the same in every run), cached per process."""

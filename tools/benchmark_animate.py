@@ -8,11 +8,12 @@ what the backends need and computes the Keras float32 reference frames. Each
 (backend, batch size) then runs in a fresh worker process, so that its peak RSS
 is its own: it animates the driving frames once to warm up, then --repeats
 times timed (`fomm_tf.animation.pipeline.animate`, source preparation
-included), keeping the fastest pass. The table gives the time per driving
-frame, frames per second, the worker's peak RSS and the PSNR of its frames
-against the Keras float32 frames. On a shared machine, compare rows measured
-with --num_threads=1: with more threads, other processes' load can halve the
-speed of any row.
+included), keeping the fastest pass. The table gives the networks' GFLOPs
+per driving frame (first frame and further frames, counted from the graph by
+fomm_tf/models/flops.py), the time per driving frame, frames per second, the
+worker's peak RSS and the PSNR of its frames against the Keras float32 frames.
+On a shared machine, compare rows measured with --num_threads=1: with more
+threads, other processes' load can halve the speed of any row.
 """
 
 import json
@@ -73,6 +74,19 @@ def _quantization(backend_name):
   if backend_name.startswith("tflite_"):
     return backend_name[len("tflite_"):]
   return "bfloat16" if backend_name == "keras_bfloat16" else "float32"
+
+
+def gflops(work_dir):
+  """(first frame, further frame) GFLOPs of the config, counted once per work dir."""
+  path = os.path.join(work_dir, "gflops.json")
+  if not os.path.isfile(path):
+    import fomm_tf
+    from fomm_tf.models import flops
+    count = flops.frame_gflops(fomm_tf.load_model(FLAGS.config))
+    with open(path, "w") as f:
+      json.dump({"first_frame": count.first_frame, "further_frame": count.further_frame}, f)
+  data = _read_json(path)
+  return data["first_frame"], data["further_frame"]
 
 
 def prepare(work_dir, backend_names, num_frames):
@@ -204,10 +218,13 @@ def main(argv):
       prepare(work_dir, FLAGS.backends, FLAGS.num_frames)
       with open(marker, "w") as f:
         json.dump(preparation, f)
-    header = (f"{'backend':<14} {'quantisation':<13} {'batch mode':<10} {'batch':>5} {'ms/frame':>9} {'fps':>7} "
-              f"{'peak RSS MB':>11} {'PSNR dB':>8}")
+    first, further = gflops(work_dir)
+    header = (f"{'backend':<14} {'quantisation':<13} {'batch mode':<10} {'batch':>5} {'GFLOPs 1st':>10} "
+              f"{'GFLOPs/frame':>12} {'ms/frame':>9} {'fps':>7} {'peak RSS MB':>11} {'PSNR dB':>8}")
     print(f"{FLAGS.config}, random weights (seed {SEED}), {FLAGS.num_frames} driving frames, "
           f"{os.cpu_count()} CPU cores, fastest of {FLAGS.repeats} passes; PSNR against Keras float32")
+    print(f"GFLOPs (graph): {first:.2f} for the first driving frame (source work included), {further:.2f} for "
+          "each further one")
     print(header)
     print("-" * len(header))
     for name in FLAGS.backends:
@@ -216,7 +233,7 @@ def main(argv):
         for batch_size in sizes:
           row = _run_in_worker(name, work_dir, batch_size, mode if mode != "-" else "loop")
           backend = name.split("_")[0] if name.startswith("tflite_") else name.replace("_bfloat16", "")
-          prefix = f"{backend:<14} {_quantization(name):<13} {mode:<10} {batch_size:>5}"
+          prefix = f"{backend:<14} {_quantization(name):<13} {mode:<10} {batch_size:>5} {first:>10.2f} {further:>12.2f}"
           if "error" in row:
             print(f"{prefix} failed: {row['error']}", flush=True)
           else:

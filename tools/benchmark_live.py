@@ -1,7 +1,12 @@
 """Live animation on this CPU: frames animated per second, frames dropped and camera-to-screen latency.
 
   python tools/benchmark_live.py                      # the built-in model, a 30 fps camera stand-in, 20 s
-  python tools/benchmark_live.py --seconds=30 --camera_fps=25 --extra_args=--backend=tflite ...
+  python tools/benchmark_live.py --setting="lite:--config=vox-256-lite --crop=center" \
+      --setting="lite int8:--backend=tflite --export_dir=EXPORT --quantize=int8 --crop=center"
+
+Each row names the model (config and frame size), the backend, its precision
+and the networks' GFLOPs per further driving frame (counted from the graph,
+fomm_tf/models/flops.py; for an exported model, of the config in its manifest).
 
 The camera is a real video file paced at its frame rate (as `--camera=FILE`
 does in `python -m fomm_tf.live`): a moving crop of the astronaut portrait of
@@ -12,6 +17,7 @@ starts at the first camera frame).
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -55,6 +61,38 @@ def write_camera(path, seconds, fps):
   return path
 
 
+def _flag(args, name, default=None):
+  values = [a.split("=", 1)[1] for a in args if a.startswith(f"--{name}=")]
+  return values[-1] if values else default
+
+
+def describe(args):
+  """(model, backend, precision, GFLOPs per further frame) of one row's fomm_tf.live arguments."""
+  from fomm_tf import builtin  # pylint: disable=import-outside-toplevel
+  from fomm_tf.config import flagfiles  # pylint: disable=import-outside-toplevel
+  from fomm_tf.config import fomm_config  # pylint: disable=import-outside-toplevel
+  from fomm_tf.models import fomm_model  # pylint: disable=import-outside-toplevel
+  from fomm_tf.models import flops  # pylint: disable=import-outside-toplevel
+  backend = _flag(args, "backend", "keras")
+  export_dir = _flag(args, "export_dir")
+  if backend != "keras" and export_dir:
+    with open(os.path.join(export_dir, "manifest.json")) as f:
+      manifest = json.load(f)
+    cfg = fomm_config.FommConfig.from_flat(manifest["config"])
+    source = manifest.get("config_source") or ""
+    # A config built from command-line flags has no file name: the export directory names the model then.
+    name = os.path.basename(source if not source.startswith("<") else os.path.normpath(export_dir))
+    name = name.removesuffix(".flags")
+  else:
+    name = _flag(args, "config") or _flag(args, "flagfile") or builtin.CONFIG
+    cfg = flagfiles.load_config(name)
+    name = os.path.basename(name).removesuffix(".flags")
+  precision = {"keras": _flag(args, "mixed_precision", "float32"), "saved_model": "float32"}.get(
+      backend, _flag(args, "quantize", "float32"))
+  gflops = flops.frame_gflops(fomm_model.FommModel(cfg)).further_frame
+  return f"{name} {cfg.frame_size[0]}x{cfg.frame_size[1]}", backend, precision, gflops
+
+
 def run(flag_values):
   work = tempfile.mkdtemp(prefix="benchmark-live-")
   camera = write_camera(os.path.join(work, "camera.mp4"), flag_values.seconds, flag_values.camera_fps)
@@ -62,20 +100,23 @@ def run(flag_values):
   for setting in flag_values.setting:
     name, _, args = setting.partition(":")
     stats = os.path.join(work, f"stats-{len(rows)}.json")
+    # Recording on, as a user keeps the session: encoding the result is part of the pipeline's cost.
     command = [sys.executable, "-m", "fomm_tf.live", f"--camera={camera}", f"--stats_json={stats}",
-               *args.split()]
+               f"--record={os.path.join(work, f'record-{len(rows)}.mp4')}", *args.split()]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
       print(done.stderr[-3000:], file=sys.stderr)
       raise SystemExit(f"{name}: fomm_tf.live exited with {done.returncode}")
     with open(stats) as f:
-      rows.append((name, json.load(f)))
-  print(f"camera: {flag_values.camera_fps:g} fps, {flag_values.seconds:g} s; {os.cpu_count()} CPU cores")
-  print(f"| setting | frames in | animated | dropped | fps | latency p50 ms | latency p95 ms |")
-  print("|---|---|---|---|---|---|---|")
-  for name, s in rows:
-    print(f"| {name} | {s['frames_in']} | {s['frames_animated']} | {s['frames_dropped']} | {s['fps']:.1f} | "
-          f"{s['latency_p50_ms']:.0f} | {s['latency_p95_ms']:.0f} |")
+      rows.append((name, describe(args.split()), json.load(f)))
+  print(f"camera: {flag_values.camera_fps:g} fps, {flag_values.seconds:g} s; {os.cpu_count()} CPU cores "
+        f"({platform.processor() or platform.machine()})")
+  print("| setting | model | backend | precision | GFLOPs/frame | frames in | animated | dropped | fps | "
+        "latency p50 ms | latency p95 ms |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|")
+  for name, (model, backend, precision, gflops), s in rows:
+    print(f"| {name} | {model} | {backend} | {precision} | {gflops:.2f} | {s['frames_in']} | {s['frames_animated']} "
+          f"| {s['frames_dropped']} | {s['fps']:.1f} | {s['latency_p50_ms']:.0f} | {s['latency_p95_ms']:.0f} |")
 
 
 if __name__ == "__main__":

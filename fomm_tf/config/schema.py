@@ -53,8 +53,34 @@ def _one_over_n(value):
   return "must be 1 or 1/n"
 
 
-def _kernel_pad(value):
-  return None if value in (0, 3) else "must be 0 or 3 (7x7 heads)"
+# Widths and depths beyond these are refused before any network is built: the official configs stay far below
+# (widths <= 1024, hourglass depth 5, 6 residual blocks), and a hostile flagfile's 10**6 channels would ask for
+# terabytes of weights. A width of MAX_WIDTH already gives 3x3 convs of 150 MB each.
+MAX_WIDTH = 4096
+MAX_HOURGLASS_BLOCKS = 8
+MAX_DOWN_BLOCKS = 6
+MAX_BOTTLENECK_BLOCKS = 64
+MAX_KEYPOINTS = 256
+
+
+def _at_most(limit):
+  def check(value):
+    return None if 0 < value <= limit else f"must be in [1, {limit}]"
+  return check
+
+
+def _from_zero_to(limit):
+  def check(value):
+    return None if 0 <= value <= limit else f"must be in [0, {limit}]"
+  return check
+
+
+def _width(value):
+  return _at_most(MAX_WIDTH)(value)
+
+
+def _head_kernel(value):
+  return None if value in (1, 3, 5, 7) else "must be 1, 3, 5 or 7"
 
 
 def _all_positive(values):
@@ -171,8 +197,8 @@ def flag_name(section_type, field):
 class ModelConfig(Section):
   """Parameters shared by the networks (the official `common_params`, plus the frame size)."""
   OFFICIAL = "model_params.common_params"
-  num_kp: int = param(10, "Number of keypoints K.", check=_positive)
-  num_channels: int = param(3, "Image channels.", check=_positive)
+  num_kp: int = param(10, "Number of keypoints K.", check=_at_most(MAX_KEYPOINTS))
+  num_channels: int = param(3, "Image channels.", check=_at_most(4))
   estimate_jacobian: bool = param(True, "Predict a 2x2 Jacobian per keypoint.")
   frame_shape: Tuple[int, ...] = param((256, 256, 3), "Frame height, width, channels.",
                                        official="dataset_params.frame_shape")
@@ -194,12 +220,22 @@ class KeypointDetectorConfig(Section):
   PREFIX = "kp_"
   OFFICIAL = "model_params.kp_detector_params"
   temperature: float = param(0.1, "Softmax temperature of the keypoint heatmaps.", check=_positive)
-  block_expansion: int = param(32, "Keypoint hourglass base width.", check=_positive)
-  max_features: int = param(1024, "Keypoint hourglass max width.", check=_positive)
+  block_expansion: int = param(32, "Keypoint hourglass base width.", check=_width)
+  max_features: int = param(1024, "Keypoint hourglass max width.", check=_width)
   scale_factor: float = param(0.25, "Keypoint detector input downscale.", check=_one_over_n)
-  num_blocks: int = param(5, "Keypoint hourglass depth.", check=_positive)
+  num_blocks: int = param(5, "Keypoint hourglass depth.", check=_at_most(MAX_HOURGLASS_BLOCKS))
   single_jacobian_map: bool = param(False, "One Jacobian map shared by all keypoints.")
-  pad: int = param(0, "Padding of the 7x7 keypoint/Jacobian heads (0 or 3).", check=_kernel_pad)
+  pad: int = param(0, "Padding of the keypoint/Jacobian heads: 0 or head_kernel_size // 2 (3 for 7x7).",
+                   check=_non_negative)
+  separable: bool = param(False, "Lite: depthwise-separable 3x3 convs in the keypoint hourglass.", official="")
+  head_kernel_size: int = param(7, "Kernel size of the keypoint/Jacobian heads (7 in the paper; lite: 3).",
+                                official="", check=_head_kernel)
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.pad not in (0, self.head_kernel_size // 2):
+      raise ConfigError(f"kp_pad must be 0 or {self.head_kernel_size // 2} (kp_head_kernel_size "
+                        f"{self.head_kernel_size}), got {self.pad}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,11 +243,14 @@ class DenseMotionConfig(Section):
   """The dense motion network's own arguments (the official `dense_motion_params`)."""
   PREFIX = "dm_"
   OFFICIAL = "model_params.generator_params.dense_motion_params"
-  block_expansion: int = param(64, "Dense motion hourglass base width.", check=_positive)
-  max_features: int = param(1024, "Dense motion hourglass max width.", check=_positive)
-  num_blocks: int = param(5, "Dense motion hourglass depth.", check=_positive)
+  block_expansion: int = param(64, "Dense motion hourglass base width.", check=_width)
+  max_features: int = param(1024, "Dense motion hourglass max width.", check=_width)
+  num_blocks: int = param(5, "Dense motion hourglass depth.", check=_at_most(MAX_HOURGLASS_BLOCKS))
   scale_factor: float = param(0.25, "Dense motion input downscale.", check=_one_over_n)
   kp_variance: float = param(0.01, "Variance of the keypoint Gaussians.", check=_positive)
+  separable: bool = param(False, "Lite: depthwise-separable 3x3 convs in the dense motion hourglass.", official="")
+  head_kernel_size: int = param(7, "Kernel size of the mask and occlusion heads (7 in the paper; lite: 3).",
+                                official="", check=_head_kernel)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,11 +258,15 @@ class GeneratorConfig(Section):
   """The occlusion-aware generator's own arguments."""
   PREFIX = "gen_"
   OFFICIAL = "model_params.generator_params"
-  block_expansion: int = param(64, "Generator base width.", check=_positive)
-  max_features: int = param(512, "Generator max width.", check=_positive)
-  num_down_blocks: int = param(2, "Generator down/up blocks.", check=_non_negative)
-  num_bottleneck_blocks: int = param(6, "Generator residual blocks.", check=_non_negative)
+  block_expansion: int = param(64, "Generator base width.", check=_width)
+  max_features: int = param(512, "Generator max width.", check=_width)
+  num_down_blocks: int = param(2, "Generator down/up blocks.", check=_from_zero_to(MAX_DOWN_BLOCKS))
+  num_bottleneck_blocks: int = param(6, "Generator residual blocks.", check=_from_zero_to(MAX_BOTTLENECK_BLOCKS))
   estimate_occlusion_map: bool = param(True, "Predict an occlusion map.")
+  separable: bool = param(False, "Lite: depthwise-separable 3x3 convs in the generator's down, residual and up "
+                          "blocks.", official="")
+  head_kernel_size: int = param(7, "Kernel size of the generator's first and final convs (7 in the paper; lite: 3).",
+                                official="", check=_head_kernel)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,9 +275,9 @@ class DiscriminatorConfig(Section):
   PREFIX = "disc_"
   OFFICIAL = "model_params.discriminator_params"
   scales: Tuple[float, ...] = param((1.0,), "Discriminator pyramid scales.", check=_all_positive)
-  block_expansion: int = param(32, "Discriminator base width.", check=_positive)
-  max_features: int = param(512, "Discriminator max width.", check=_positive)
-  num_blocks: int = param(4, "Discriminator depth.", check=_positive)
+  block_expansion: int = param(32, "Discriminator base width.", check=_width)
+  max_features: int = param(512, "Discriminator max width.", check=_width)
+  num_blocks: int = param(4, "Discriminator depth.", check=_at_most(MAX_HOURGLASS_BLOCKS))
   sn: bool = param(True, "Spectral normalisation in the discriminator.")
   use_kp: bool = param(False, "Feed keypoint heatmaps to the discriminator.")
   kp_variance: float = param(0.01, "Variance of the discriminator's keypoint Gaussians.", check=_positive)

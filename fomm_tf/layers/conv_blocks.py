@@ -2,14 +2,15 @@
 
 Each mirrors an official module (`DownBlock2d`, `UpBlock2d`, `SameBlock2d`,
 `ResBlock2d`) so that checkpoints map one to one: a `conv` and a `norm`
-sublayer (or `conv1`/`conv2`/`norm1`/`norm2`).
+sublayer (or `conv1`/`conv2`/`norm1`/`norm2`). With `separable=True` (the lite
+networks) each conv is a depthwise-separable one (`layers/separable.py`).
 """
 
 import keras
 
 from fomm_tf.layers import base
 from fomm_tf.layers import batch_norm
-from fomm_tf.layers import initializers
+from fomm_tf.layers import separable as separable_lib
 
 
 def upsample_nearest_2x(x):
@@ -19,14 +20,14 @@ def upsample_nearest_2x(x):
 
 
 class _ConvNormBlock(base.Layer):
-  """A `conv` (3x3 by default, PyTorch initialisation) and a `norm` (BatchNorm)."""
+  """A `conv` (3x3 by default, PyTorch initialisation; depthwise-separable with `separable`) and a `norm`."""
 
-  def __init__(self, filters, kernel_size=3, **kwargs):
+  def __init__(self, filters, kernel_size=3, separable=False, **kwargs):
     super().__init__(**kwargs)
     self._record(locals())
     self.filters = filters
     self.kernel_size = kernel_size
-    self.conv = self.sublayer(initializers.Conv2D, filters, kernel_size, padding="same", name="conv")
+    self.conv = separable_lib.conv(self, filters, kernel_size, separable, name="conv")
     self.norm = self.sublayer(batch_norm.BatchNorm, name="norm")
 
 
@@ -34,8 +35,8 @@ class _ConvNormBlock(base.Layer):
 class DownBlock2d(_ConvNormBlock):
   """conv3x3 -> BatchNorm -> ReLU -> 2x2 average pooling."""
 
-  def __init__(self, filters, kernel_size=3, **kwargs):
-    super().__init__(filters, kernel_size, **kwargs)
+  def __init__(self, filters, kernel_size=3, separable=False, **kwargs):
+    super().__init__(filters, kernel_size, separable, **kwargs)
     self.pool = self.sublayer(keras.layers.AveragePooling2D, 2, name="pool")
 
   def call(self, x, training=False):
@@ -62,17 +63,17 @@ class SameBlock2d(_ConvNormBlock):
 
 @base.register
 class ResBlock2d(base.Layer):
-  """Pre-activation residual block: BN-ReLU-conv-BN-ReLU-conv + x."""
+  """Pre-activation residual block: BN-ReLU-conv-BN-ReLU-conv + x (separable convs with `separable`)."""
 
-  def __init__(self, filters, kernel_size=3, **kwargs):
+  def __init__(self, filters, kernel_size=3, separable=False, **kwargs):
     super().__init__(**kwargs)
     self._record(locals())
     self.filters = filters
     self.kernel_size = kernel_size
     self.norm1 = self.sublayer(batch_norm.BatchNorm, name="norm1")
-    self.conv1 = self.sublayer(initializers.Conv2D, filters, kernel_size, padding="same", name="conv1")
+    self.conv1 = separable_lib.conv(self, filters, kernel_size, separable, name="conv1")
     self.norm2 = self.sublayer(batch_norm.BatchNorm, name="norm2")
-    self.conv2 = self.sublayer(initializers.Conv2D, filters, kernel_size, padding="same", name="conv2")
+    self.conv2 = separable_lib.conv(self, filters, kernel_size, separable, name="conv2")
 
   def call(self, x, training=False):
     out = self.conv1(keras.activations.relu(self.norm1(x, training=training)))

@@ -19,17 +19,18 @@ class Hourglass(base.Layer):
   """Encoder of DownBlock2d, decoder of UpBlock2d with skip connections.
 
   The decoder concatenates [upsampled, skip] and the output ends with the
-  input itself, giving `block_expansion + in_features` channels.
+  input itself, giving `block_expansion + in_features` channels. `separable`
+  makes every block's conv depthwise-separable (the lite networks).
   """
 
-  def __init__(self, block_expansion, in_features, num_blocks=3, max_features=256, **kwargs):
+  def __init__(self, block_expansion, in_features, num_blocks=3, max_features=256, separable=False, **kwargs):
     super().__init__(**kwargs)
     self._record(locals())
     self.block_expansion = block_expansion
     self.in_features = in_features
-    self.down_blocks = [self.sublayer(conv_blocks.DownBlock2d, f, name=f"down_block_{i}")
+    self.down_blocks = [self.sublayer(conv_blocks.DownBlock2d, f, separable=separable, name=f"down_block_{i}")
                         for i, f in enumerate(encoder_filters(block_expansion, max_features, num_blocks))]
-    self.up_blocks = [self.sublayer(conv_blocks.UpBlock2d, f, name=f"up_block_{i}")
+    self.up_blocks = [self.sublayer(conv_blocks.UpBlock2d, f, separable=separable, name=f"up_block_{i}")
                       for i, f in enumerate(decoder_filters(block_expansion, max_features, num_blocks))]
 
   @property

@@ -37,11 +37,14 @@ def sparse_motions(height, width, kp_source, kp_driving):
 class DenseMotionNetwork(base.Layer):
   """Predicts the mask over K+1 motions (-> dense deformation) and an occlusion map.
 
-  Works at `scale_factor` of the frame size (64x64 for 256x256 frames).
+  Works at `scale_factor` of the frame size (64x64 for 256x256 frames). The lite
+  networks make the hourglass depthwise-separable (`separable`) and the mask and
+  occlusion heads smaller (`head_kernel_size`, 7 in the paper).
   """
 
   def __init__(self, block_expansion, num_blocks, max_features, num_kp, num_channels,
-               estimate_occlusion_map=False, scale_factor=1, kp_variance=0.01, align_corners=True, **kwargs):
+               estimate_occlusion_map=False, scale_factor=1, kp_variance=0.01, align_corners=True, separable=False,
+               head_kernel_size=7, **kwargs):
     super().__init__(**kwargs)
     self._record(locals())
     self.num_kp = num_kp
@@ -49,9 +52,9 @@ class DenseMotionNetwork(base.Layer):
     self.align_corners = align_corners
     self.hourglass = self.sublayer(hourglass.Hourglass, block_expansion,
                                    in_features=(num_kp + 1) * (num_channels + 1), max_features=max_features,
-                                   num_blocks=num_blocks, name="hourglass")
-    self.mask = self.sublayer(initializers.Conv2D, num_kp + 1, 7, padding="same", name="mask")
-    self.occlusion = (self.sublayer(initializers.Conv2D, 1, 7, padding="same", name="occlusion")
+                                   num_blocks=num_blocks, separable=separable, name="hourglass")
+    self.mask = self.sublayer(initializers.Conv2D, num_kp + 1, head_kernel_size, padding="same", name="mask")
+    self.occlusion = (self.sublayer(initializers.Conv2D, 1, head_kernel_size, padding="same", name="occlusion")
                       if estimate_occlusion_map else None)
     self.down = self.sublayer(anti_alias.AntiAliasDownsample, scale_factor, name="down") if scale_factor != 1 else None
 

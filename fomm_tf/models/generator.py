@@ -21,12 +21,14 @@ class OcclusionAwareGenerator(base.Layer):
   """Encodes the source, warps its features by the dense flow, masks occlusions, decodes.
 
   The work that depends on the source alone (`encode_source`) can be done
-  once per source image and reused for every driving frame.
+  once per source image and reused for every driving frame. The lite networks
+  make the down, bottleneck and up blocks depthwise-separable (`separable`) and
+  the first and final convs smaller (`head_kernel_size`, 7 in the paper).
   """
 
   def __init__(self, num_channels, num_kp, block_expansion, max_features, num_down_blocks,
                num_bottleneck_blocks, estimate_occlusion_map=False, dense_motion_params=None,
-               estimate_jacobian=False, align_corners=True, **kwargs):
+               estimate_jacobian=False, align_corners=True, separable=False, head_kernel_size=7, **kwargs):
     super().__init__(**kwargs)
     self._record(locals())
     self.align_corners = align_corners
@@ -37,21 +39,22 @@ class OcclusionAwareGenerator(base.Layer):
           **dense_motion_params)
     else:
       self.dense_motion_network = None
-    self.first = self.sublayer(conv_blocks.SameBlock2d, block_expansion, kernel_size=7, name="first")
+    # The first block sees the image (3 channels): a plain conv, whose cost is its kernel size.
+    self.first = self.sublayer(conv_blocks.SameBlock2d, block_expansion, kernel_size=head_kernel_size, name="first")
     self.down_blocks = [
         self.sublayer(conv_blocks.DownBlock2d, min(max_features, block_expansion * (2 ** (i + 1))),
-                      name=f"down_block_{i}")
+                      separable=separable, name=f"down_block_{i}")
         for i in range(num_down_blocks)
     ]
     self.up_blocks = [
         self.sublayer(conv_blocks.UpBlock2d, min(max_features, block_expansion * (2 ** (num_down_blocks - i - 1))),
-                      name=f"up_block_{i}")
+                      separable=separable, name=f"up_block_{i}")
         for i in range(num_down_blocks)
     ]
     bottleneck_filters = min(max_features, block_expansion * (2 ** num_down_blocks))
-    self.bottleneck = [self.sublayer(conv_blocks.ResBlock2d, bottleneck_filters, name=f"r{i}")
+    self.bottleneck = [self.sublayer(conv_blocks.ResBlock2d, bottleneck_filters, separable=separable, name=f"r{i}")
                        for i in range(num_bottleneck_blocks)]
-    self.final = self.sublayer(initializers.Conv2D, num_channels, 7, padding="same", name="final")
+    self.final = self.sublayer(initializers.Conv2D, num_channels, head_kernel_size, padding="same", name="final")
 
   def example_inputs(self, input_shape):
     source = super().example_inputs(input_shape)[0]

@@ -27,6 +27,7 @@ from fomm_tf.errors import DatasetError
 from fomm_tf.errors import TrainingError
 from fomm_tf.errors import UsageError
 from fomm_tf.io import files
+from fomm_tf.training import distill
 from fomm_tf.training import full_model
 from fomm_tf.training import metrics as metrics_lib
 from fomm_tf.training import state as state_lib
@@ -54,7 +55,7 @@ def _check_count(name, value, minimum=1, optional=False):
 
 
 class Trainer:
-  """Trains the keypoint detector and generator (and the discriminator when generator_gan != 0).
+  """Trains the keypoint detector and generator (and the discriminator when generator_gan != 0), or distills them.
 
   Args:
     cfg: the FommConfig.
@@ -64,13 +65,22 @@ class Trainer:
     max_steps: stop after this many global steps (default: the config's epochs).
     keep_checkpoints: how many of the latest checkpoints to keep (0: all).
     image_every: steps between TensorBoard image grids (0: never); the first grid is written at step 1.
+    teacher: None to train, or a distill.Teacher to distill: `cfg` is then the student's config, the losses
+      and the image grid are the distillation's (training/distill.py), and no discriminator is built.
+    distill_weights: the distill.DistillWeights of a distillation (default: DistillWeights()).
+    init_from_teacher: a new distillation starts its student from the teacher's weights where the shapes allow.
   """
 
   def __init__(self, cfg, dataset_root, model_dir, batch_size=None, max_steps=None, strategy=None,
                vgg19_weights="imagenet", mixed_precision=None, jit_compile=False, seed=0,
                checkpoint_every=1000, summary_every=10, image_every=500, keep_checkpoints=3, num_parallel_calls=None,
-               init_checkpoint=None):
+               init_checkpoint=None, teacher=None, distill_weights=None, init_from_teacher=False):
     self.cfg = cfg
+    if teacher is not None:
+      # Before any data is read or network built: a student that cannot imitate this teacher is a config error.
+      distill.check_pair(teacher.config, cfg)
+    elif distill_weights is not None or init_from_teacher:
+      raise UsageError("distillation settings without a teacher (give --teacher_checkpoint)")
     self.model_dir = os.fspath(model_dir)
     self.strategy = strategy or tf.distribute.get_strategy()
     self.num_replicas = self.strategy.num_replicas_in_sync
@@ -86,7 +96,9 @@ class Trainer:
     if init_checkpoint is not None and not str(init_checkpoint).strip():
       raise UsageError("--init_checkpoint is empty (an unset shell variable?); give a path or leave it out")
     # Checkpoint rotation deletes old checkpoints of model_dir, so the initial weights may not live there.
-    files.refuse_overwrite([], [("init_checkpoint", init_checkpoint)], directories=[("model_dir", self.model_dir)])
+    files.refuse_overwrite([], [("init_checkpoint", init_checkpoint)] + (
+        [("teacher_checkpoint", teacher.checkpoint)] if teacher is not None else []),
+                           directories=[("model_dir", self.model_dir)])
     files.refuse_writing_inside([("model_dir", self.model_dir)], [("dataset_root", dataset_root)])
     self.num_parallel_calls = num_parallel_calls or tf.data.AUTOTUNE
     self.skips = video_index.SkipCounter()
@@ -104,8 +116,19 @@ class Trainer:
     self.max_steps = max_steps or cfg.train.num_epochs * self.steps_per_epoch
 
     self.state = state_lib.TrainState(cfg, self.strategy, mixed_precision, vgg19_weights, self.seed,
-                                      init_checkpoint)
-    self.training_model = full_model.TrainingModel(self.state.model, self.state.vgg)
+                                      init_checkpoint, build_discriminator=teacher is None)
+    if teacher is None:
+      self.teacher = None
+      self.training_model = full_model.TrainingModel(self.state.model, self.state.vgg)
+    else:
+      with self.strategy.scope():
+        self.teacher = checkpoint_loading.load_model(teacher.config, checkpoint=teacher.checkpoint,
+                                                     dtype=mixed_precision)
+        if init_from_teacher:
+          copied = distill.copy_matching_weights(self.teacher, self.state.model)
+          logging.info("student: %d variables start from the teacher's", copied)
+      self.training_model = distill.DistillationModel(self.state.model, self.teacher, self.state.vgg,
+                                                      distill_weights or distill.DistillWeights())
     self.metrics = metrics_lib.LossMetrics(self.training_model.loss_names())
     directory = (self.model_dir if self.chief else
                  os.path.join(self.model_dir, f".worker-{strategy_lib.worker_id(self.strategy)}"))
@@ -271,7 +294,8 @@ class Trainer:
     local_batch = {k: local(batch[k]) for k in ("source", "driving")}
     local_outputs = {k: ({kk: local(vv) for kk, vv in v.items()} if isinstance(v, dict) else local(v))
                      for k, v in outputs.items()}
-    grid = visualizer.training_grid(local_batch, local_outputs, kp_size=self.cfg.visualizer.kp_size,
-                                    colormap=self.cfg.visualizer.colormap)
+    make_grid = visualizer.training_grid if self.teacher is None else visualizer.distillation_grid
+    grid = make_grid(local_batch, local_outputs, kp_size=self.cfg.visualizer.kp_size,
+                     colormap=self.cfg.visualizer.colormap)
     with self.writer.as_default(step=step):
       tf.summary.image("visualization", grid[np.newaxis], step=step)

@@ -21,15 +21,16 @@ class TrainState:
   """The checkpointed state of one training run.
 
   Attributes:
-    model: the FommModel (with discriminator).
+    model: the FommModel (with discriminator, unless `build_discriminator` is False: a distillation student).
     vgg: the frozen VGG19 features, or None without perceptual loss.
-    optimizers: {"kp_detector", "generator", "discriminator"} -> Adam.
+    optimizers: {"kp_detector", "generator"[, "discriminator"]} -> Adam.
     loss_scales: {"generator", "discriminator"} -> the loss scale of that update (float16 only; else none).
     step, epoch: int64 variables.
     checkpoint: the tf.train.Checkpoint of all of the above.
   """
 
-  def __init__(self, cfg, strategy, mixed_precision=None, vgg19_weights="imagenet", seed=0, init_checkpoint=None):
+  def __init__(self, cfg, strategy, mixed_precision=None, vgg19_weights="imagenet", seed=0, init_checkpoint=None,
+               build_discriminator=True):
     self.cfg = cfg
     self.strategy = strategy
     self.mixed_precision = mixed_precision
@@ -38,13 +39,14 @@ class TrainState:
     keras.utils.set_random_seed(seed)
     train = cfg.train
     with strategy.scope():
-      self.model = fomm_model.FommModel(cfg, build_discriminator=True, dtype=dtype)
+      self.model = fomm_model.FommModel(cfg, build_discriminator=build_discriminator, dtype=dtype)
       if init_checkpoint:
         checkpoint_loading.load_weights(self.model, init_checkpoint)
       self.vgg = (vgg19_lib.make_vgg19_features(vgg19_weights, dtype=dtype) if sum(train.loss_perceptual) != 0
                   else None)
-      self.optimizers = {"kp_detector": adam(train.lr_kp_detector), "generator": adam(train.lr_generator),
-                         "discriminator": adam(train.lr_discriminator)}
+      rates = {"kp_detector": train.lr_kp_detector, "generator": train.lr_generator,
+               "discriminator": train.lr_discriminator}
+      self.optimizers = {name: adam(rates[name]) for name in self.model.networks()}
       # Keras 3 optimizers must be built inside the scope before a custom loop's first step.
       for name, optimizer in self.optimizers.items():
         optimizer.build(self.variables(name))
@@ -59,8 +61,7 @@ class TrainState:
     scales = {f"{name}_loss_scale": scale for name, scale in self.loss_scales.items()
               if isinstance(scale, loss_scale_lib.DynamicLossScale)}
     self.checkpoint = tf.train.Checkpoint(step=self.step, epoch=self.epoch, **bags, **opt_bags, **scales)
-    self.base_lr = {"kp_detector": train.lr_kp_detector, "generator": train.lr_generator,
-                    "discriminator": train.lr_discriminator}
+    self.base_lr = {name: rates[name] for name in self.optimizers}
 
   def variables(self, name):
     return list(self.model.networks()[name].trainable_variables)

@@ -12,8 +12,10 @@ import tensorflow as tf
 
 from fomm_tf.training import loss_scale as loss_scale_lib
 
-IMAGE_OUTPUTS = ("prediction", "deformed", "occlusion_map", "mask", "sparse_deformed", "transformed_frame")
-KEYPOINT_OUTPUTS = ("kp_source", "kp_driving", "kp_transformed")
+# What an image-grid step returns, where the losses produced it (the teacher's entries only in a distillation).
+IMAGE_OUTPUTS = ("prediction", "deformed", "occlusion_map", "mask", "sparse_deformed", "transformed_frame",
+                 "teacher_prediction")
+KEYPOINT_OUTPUTS = ("kp_source", "kp_driving", "kp_transformed", "teacher_kp_driving")
 
 
 def _apply(optimizer, grads, variables):

@@ -5,7 +5,8 @@ transformed (equivariance), driving, deformed source and prediction with their
 keypoints, the occlusion map, then each of the K+1 sparse warps of the source
 weighted by its mask (warp 0 is the background) and the colour-coded masks.
 Every panel has its name written above it, so the grid reads in TensorBoard's
-Images tab without a legend.
+Images tab without a legend. A distillation's grid is one row per sample:
+source | teacher | student | real.
 """
 
 import numpy as np
@@ -80,9 +81,29 @@ def _block(panels, columns):
 def training_grid(batch, generated, max_samples=3, columns=6, kp_size=5, colormap="gist_rainbow"):
   """The grid image (H, W, 3) in [0, 1]: up to `max_samples` samples, one block of labelled panels each."""
   count = min(max_samples, batch["source"].shape[0])
-  blocks = [_block(sample_panels(batch, generated, i, kp_size, colormap), columns) for i in range(count)]
+  return _stack([_block(sample_panels(batch, generated, i, kp_size, colormap), columns) for i in range(count)])
+
+
+def _stack(blocks):
+  """The samples' blocks one under the other, a white band between them."""
   separator = np.ones((2 * GAP, blocks[0].shape[1], 3), np.float32)
   parts = []
   for block in blocks:
     parts += [block, separator]
   return np.concatenate(parts[:-1], axis=0)
+
+
+def distillation_grid(batch, generated, max_samples=3, kp_size=5, colormap="gist_rainbow"):
+  """The grid of a distillation: per sample one row source | teacher | student | real, with their keypoints."""
+  count = min(max_samples, batch["source"].shape[0])
+  draw = lambda image, kp: np.clip(np.asarray(visualization.draw_keypoints(image, kp, kp_size, colormap),
+                                              np.float32), 0, 1)
+  g = generated
+  blocks = []
+  for i in range(count):
+    panels = [("source", draw(batch["source"][i], g["kp_source"]["value"][i])),
+              ("teacher", draw(g["teacher_prediction"][i], g["teacher_kp_driving"]["value"][i])),
+              ("student", draw(g["prediction"][i], g["kp_driving"]["value"][i])),
+              ("real", np.clip(np.asarray(batch["driving"][i], np.float32), 0, 1))]
+    blocks.append(_block(panels, len(panels)))
+  return _stack(blocks)
