@@ -19,6 +19,7 @@ from fomm_tf.data import synthetic
 from fomm_tf.models import fomm_model
 from fomm_tf.training import cli as train_cli
 from fomm_tf.training import distill
+from fomm_tf.training import checkpoints
 from fomm_tf.training import loop as trainer_lib
 from tests import testing
 
@@ -88,23 +89,23 @@ class DistillTest(tf.test.TestCase):
   def test_resume_gives_the_weights_of_an_uninterrupted_run(self):
     # A run killed after step 3 left the uninterrupted run's step-3 checkpoint: resume from a copy of it.
     model_dir = self.create_tempdir().full_path
-    for path in glob.glob(os.path.join(self.model_dir, f"{trainer_lib.CHECKPOINT_PREFIX}-3.*")):
+    for path in glob.glob(os.path.join(self.model_dir, f"{checkpoints.PREFIX}-3.*")):
       shutil.copy(path, model_dir)
     with open(os.path.join(model_dir, "checkpoint"), "w") as f:  # the index a CheckpointManager writes
-      f.write(f'model_checkpoint_path: "{trainer_lib.CHECKPOINT_PREFIX}-3"\n')
+      f.write(f'model_checkpoint_path: "{checkpoints.PREFIX}-3"\n')
     resumed = self.make(model_dir, max_steps=STEPS, image_every=3)
-    self.assertEqual(int(resumed.step.numpy()), 3)
+    self.assertEqual(int(resumed.state.step.numpy()), 3)
     resumed.train()
     for name in ("kp_detector", "generator"):
-      for a, b in zip(getattr(self.straight.model, name).weights, getattr(resumed.model, name).weights):
+      for a, b in zip(getattr(self.straight.state.model, name).weights, getattr(resumed.state.model, name).weights):
         self.assertAllClose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6, msg=a.path)
     self.assertEqual([step for step, _ in resumed.history], [4, 5, 6])
-    self.assertIsNone(resumed.model.discriminator)
+    self.assertIsNone(resumed.state.model.discriminator)
 
   def test_keep_checkpoints(self):
     # keep_checkpoints=0 keeps every one: the step-3 checkpoint and the last.
     steps = sorted(int(p.rsplit("-", 1)[1].split(".")[0]) for p in
-                   glob.glob(os.path.join(self.model_dir, f"{trainer_lib.CHECKPOINT_PREFIX}-*.index")))
+                   glob.glob(os.path.join(self.model_dir, f"{checkpoints.PREFIX}-*.index")))
     self.assertEqual(steps, [3, 6])
 
   def test_tensorboard_scalars_and_teacher_student_real_grid(self):
@@ -122,7 +123,7 @@ class DistillTest(tf.test.TestCase):
 
   def test_the_student_checkpoint_animates_as_a_lite_model(self):
     model = fomm_tf.load_model(student_config(), checkpoint=self.model_dir)
-    for a, b in zip(self.straight.model.generator.weights, model.generator.weights):
+    for a, b in zip(self.straight.state.model.generator.weights, model.generator.weights):
       np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
     frames = testing.as_float(testing.textured_square_frames(3, 64, 64))
     self.assertLen(list(fomm_tf.animate(model, frames[0], frames)), 3)

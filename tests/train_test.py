@@ -99,7 +99,7 @@ class TrainTest(tf.test.TestCase):
     self.assertEqual(set(losses), {"perceptual", "pixel", "gen_gan", "feature_matching", "equivariance_value",
                                    "equivariance_jacobian", "disc_gan"})
     self.assertTrue(all(np.isfinite(v) for v in losses.values()), losses)
-    self.assertEqual(int(trainer.step.numpy()), 2)
+    self.assertEqual(int(trainer.state.step.numpy()), 2)
 
   def test_losses_fall_on_easy_data(self):
     cfg = tiny_config(loss_perceptual=[0.0] * 5, loss_pixel=10.0, lr_generator=2e-3, lr_kp_detector=2e-3,
@@ -113,7 +113,7 @@ class TrainTest(tf.test.TestCase):
     """Sets one kernel to NaN; the run must stop with `error_pattern` and leave no checkpoint."""
     model_dir = self.create_tempdir().full_path
     trainer = make_trainer(model_dir, max_steps=3, checkpoint_every=1)
-    kernel = kernel_of(trainer.model)
+    kernel = kernel_of(trainer.state.model)
     kernel.assign(np.full(kernel.shape, np.nan, np.float32))
     with self.assertRaisesRegex(errors.TrainingError, error_pattern):
       trainer.train()
@@ -131,15 +131,15 @@ class TrainTest(tf.test.TestCase):
 
   def test_learning_rate_milestones(self):
     trainer = make_trainer(self.create_tempdir().full_path, tiny_config(epoch_milestones=[1, 3]), max_steps=1)
-    self.assertAllClose(trainer.learning_rates(0)["generator"], 2e-4)
-    self.assertAllClose(trainer.learning_rates(1)["generator"], 2e-5)
-    self.assertAllClose(trainer.learning_rates(3)["kp_detector"], 2e-6)
+    self.assertAllClose(trainer.state.learning_rates(0)["generator"], 2e-4)
+    self.assertAllClose(trainer.state.learning_rates(1)["generator"], 2e-5)
+    self.assertAllClose(trainer.state.learning_rates(3)["kp_detector"], 2e-6)
 
   def test_bfloat16_mixed_precision_step(self):
     trainer = make_trainer(self.create_tempdir().full_path, max_steps=1, mixed_precision="bfloat16")
     losses = trainer.train()
     self.assertTrue(all(np.isfinite(v) for v in losses.values()), losses)
-    self.assertEqual(trainer.model.generator.compute_dtype, "bfloat16")
+    self.assertEqual(trainer.state.model.generator.compute_dtype, "bfloat16")
     # An argument, not a global policy left changed behind the caller.
     self.assertEqual(keras.mixed_precision.global_policy().name, "float32")
 
@@ -147,22 +147,22 @@ class TrainTest(tf.test.TestCase):
     trainer = make_trainer(self.create_tempdir().full_path, max_steps=2, mixed_precision="float16")
     scale = trainer.state.loss_scales["generator"]
     self.assertEqual(float(scale.scale.numpy()), 2.0 ** 15)
-    before = {v.path: v.numpy().copy() for v in trainer.model.kp_detector.trainable_weights[:2]}
+    before = {v.path: v.numpy().copy() for v in trainer.state.model.kp_detector.trainable_weights[:2]}
     losses = trainer.train()
     self.assertTrue(all(np.isfinite(v) for v in losses.values()), losses)
     self.assertEqual(keras.mixed_precision.global_policy().name, "float32")
-    self.assertEqual(trainer.model.kp_detector.compute_dtype, "float16")
+    self.assertEqual(trainer.state.model.kp_detector.compute_dtype, "float16")
     # The detector and the generator are updated together or not at all, by one scale; plain Adam optimizers.
-    self.assertFalse(any(isinstance(o, keras.optimizers.LossScaleOptimizer) for o in trainer.optimizers.values()))
-    updated = [not np.array_equal(before[v.path], v.numpy()) for v in trainer.model.kp_detector.trainable_weights[:2]]
+    self.assertFalse(any(isinstance(o, keras.optimizers.LossScaleOptimizer) for o in trainer.state.optimizers.values()))
+    updated = [not np.array_equal(before[v.path], v.numpy()) for v in trainer.state.model.kp_detector.trainable_weights[:2]]
     finite_steps = int(scale.finite_steps.numpy())
     self.assertEqual(any(updated), finite_steps > 0)
     # Each skipped (overflowing) step halves the scale, so two steps leave 2^15, 2^14 or 2^13.
     self.assertIn(float(scale.scale.numpy()), (2.0 ** 13, 2.0 ** 14, 2.0 ** 15))
 
   def test_bad_counts_are_errors(self):
-    for kwargs, pattern in ((dict(batch_size=0), "--batch_size must be an integer >= 1"),
-                            (dict(max_steps=0), "--max_steps must be an integer >= 1"),
+    for kwargs, pattern in ((dict(batch_size=0), "--batch_size must be >= 1, got 0"),
+                            (dict(max_steps=0), "--max_steps must be >= 1, got 0"),
                             (dict(checkpoint_every=-1), "--checkpoint_every"),
                             (dict(keep_checkpoints=-2), "--keep_checkpoints")):
       with self.assertRaisesRegex(errors.UsageError, pattern):
@@ -201,25 +201,25 @@ class FourStepRunTest(tf.test.TestCase):
     first.train()
     self.assertEqual(checkpoint_steps(model_dir), [1, 2])  # 0 keeps every checkpoint.
     resumed = make_trainer(model_dir, max_steps=4, image_every=2)
-    self.assertEqual(int(resumed.step.numpy()), 2)
+    self.assertEqual(int(resumed.state.step.numpy()), 2)
     self.assertIsNotNone(resumed.restored_from)
     resumed.train()
     straight = self.straight
-    self.assertEqual(int(resumed.step.numpy()), 4)
-    self.assertEqual(int(resumed.epoch.numpy()), int(straight.epoch.numpy()))
+    self.assertEqual(int(resumed.state.step.numpy()), 4)
+    self.assertEqual(int(resumed.state.epoch.numpy()), int(straight.state.epoch.numpy()))
     self.assertEqual([step for step, _ in resumed.history], [3, 4])
     for (step_a, a), (step_b, b) in zip(straight.history[2:], resumed.history):
       self.assertEqual(step_a, step_b)
       for k in a:
         self.assertAllClose(a[k], b[k], rtol=1e-4, atol=1e-6, msg=f"{k} at step {step_a}")
-    for name in straight.optimizers:
-      for va, vb in zip(straight.optimizers[name].variables, resumed.optimizers[name].variables):
+    for name in straight.state.optimizers:
+      for va, vb in zip(straight.state.optimizers[name].variables, resumed.state.optimizers[name].variables):
         self.assertAllClose(va.numpy(), vb.numpy(), rtol=1e-4, atol=1e-6, msg=f"{name} {va.path}")
 
   def test_checkpoint_loads_for_animation(self):
     model = fomm_tf.load_model(tiny_config(), checkpoint=self.model_dir)
     for name in ("kp_detector", "generator"):
-      for trained, loaded in zip(getattr(self.straight.model, name).weights, getattr(model, name).weights):
+      for trained, loaded in zip(getattr(self.straight.state.model, name).weights, getattr(model, name).weights):
         np.testing.assert_array_equal(trained.numpy(), loaded.numpy(), err_msg=trained.path)
     frames = [f.astype(np.float32) / 255 for f in testing.textured_square_frames(3, 64, 64)]
     self.assertLen(list(fomm_tf.animate(model, frames[0], frames)), 3)

@@ -83,7 +83,7 @@ def run(flag_values):
                          image_every=0, checkpoint_every=10 ** 9, init_checkpoint=flag_values.init_checkpoint)
 
   def held_out_l1():
-    rows, summary = reconstruction.evaluate_reconstruction(keras_backend.KerasBackend(trainer.model), videos)
+    rows, summary = reconstruction.evaluate_reconstruction(keras_backend.KerasBackend(trainer.state.model), videos)
     del rows
     return summary["l1"]
 

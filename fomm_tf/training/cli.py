@@ -16,34 +16,20 @@ from absl import flags
 from absl import logging
 
 from fomm_tf import cli
+from fomm_tf.config import flagfiles
 from fomm_tf.errors import UsageError
 
 
 def define_flags(flag_values):
   from fomm_tf.training import distill  # pylint: disable=import-outside-toplevel
+  from fomm_tf.training import options as options_lib  # pylint: disable=import-outside-toplevel
   cli.define_model_flags(flag_values, checkpoint_help=None)
   kw = {"flag_values": flag_values}
   flags.DEFINE_string("dataset_root", None, "Dataset root (train/ and test/ subfolders, or one folder of videos).",
                       **kw)
   flags.DEFINE_string("model_dir", None, "Checkpoints and TensorBoard logs; an existing checkpoint resumes.", **kw)
-  flags.DEFINE_integer("max_steps", None, "Stop after this many global steps (default: the config's epochs).", **kw)
-  flags.DEFINE_integer("batch_size", None, "Global batch size (default: the config's train_batch_size).", **kw)
-  flags.DEFINE_string("vgg19_weights", "imagenet",
-                      "VGG19 weights for the perceptual loss: imagenet (Keras download), a local Keras .h5, a local "
-                      "torchvision .pth (vgg19-dcbb9e9d.pth, the official trainer's), or random (smoke tests only); "
-                      "see fomm_tf/losses/vgg19.py for the input convention of each.", **kw)
   flags.DEFINE_integer("num_cpu_replicas", 0, "Mirror over this many logical CPU devices (testing).", **kw)
-  flags.DEFINE_enum("mixed_precision", None, ["bfloat16", "float16"], "Mixed precision compute dtype.", **kw)
-  flags.DEFINE_boolean("jit_compile", False, "XLA-compile the training step.", **kw)
-  flags.DEFINE_integer("seed", 0, "Seed of the initial weights, data order, augmentation and equivariance "
-                       "transforms.", **kw)
-  flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints (plus one at each epoch end).", **kw)
-  flags.DEFINE_integer("keep_checkpoints", 3, "How many of the latest checkpoints to keep (0: keep all).", **kw)
-  flags.DEFINE_integer("summary_every", 10, "Steps between TensorBoard scalars.", **kw)
-  flags.DEFINE_integer("image_every", 500, "Steps between TensorBoard image grids (0: never; the first is at "
-                       "step 1).", **kw)
-  flags.DEFINE_string("init_checkpoint", None,
-                      "Start from these weights (e.g. vox-256 for vox-adv-256); ignored when resuming.", **kw)
+  flagfiles.define_section_flags(options_lib.RunOptions, flag_values)
   # Distillation (docs/lite.md): the config flags describe the student, these the teacher and the losses.
   flags.DEFINE_string("teacher_checkpoint", None,
                       "Distill: the teacher's weights (an official .pth.tar, a fomm-tf checkpoint or .npz); the "
@@ -63,7 +49,6 @@ def define_flags(flag_values):
 
 def _distillation(flag_values, cfg):
   """(distill.Teacher, DistillWeights) from the distillation flags, or (None, None) to train."""
-  from fomm_tf.config import flagfiles  # pylint: disable=import-outside-toplevel
   from fomm_tf.training import distill  # pylint: disable=import-outside-toplevel
   names = ["teacher_config", "init_from_teacher"] + [f"distill_{f.name}" for f in
                                                      dataclasses.fields(distill.DistillWeights)]
@@ -83,32 +68,26 @@ def _distillation(flag_values, cfg):
 
 
 def run(flag_values):
-  from fomm_tf.config import flagfiles  # pylint: disable=import-outside-toplevel
   from fomm_tf.training import loop  # pylint: disable=import-outside-toplevel
+  from fomm_tf.training import options as options_lib  # pylint: disable=import-outside-toplevel
   from fomm_tf.training import strategy as strategy_lib  # pylint: disable=import-outside-toplevel
   for name in ("dataset_root", "model_dir"):
     if not flag_values[name].value:
       raise UsageError(f"--{name} is required")
-  cli.require_positive(flag_values, "max_steps", "batch_size", "checkpoint_every", "summary_every")
-  for name in ("image_every", "keep_checkpoints", "num_cpu_replicas", "seed"):
-    if flag_values[name].value < 0:
-      raise UsageError(f"--{name} must be >= 0, got {flag_values[name].value}")
+  if flag_values.num_cpu_replicas < 0:
+    raise UsageError(f"--num_cpu_replicas must be >= 0, got {flag_values.num_cpu_replicas}")
+  options = flagfiles.section_from_flags(options_lib.RunOptions, flag_values)
   cfg = cli.resolve_config(flag_values) or flagfiles.load_config(None)
   teacher, weights = _distillation(flag_values, cfg)
   strategy = strategy_lib.make_strategy(flag_values.num_cpu_replicas)
-  trainer = loop.Trainer(
-      cfg, flag_values.dataset_root, flag_values.model_dir, batch_size=flag_values.batch_size,
-      max_steps=flag_values.max_steps, strategy=strategy, vgg19_weights=flag_values.vgg19_weights,
-      mixed_precision=flag_values.mixed_precision, jit_compile=flag_values.jit_compile, seed=flag_values.seed,
-      checkpoint_every=flag_values.checkpoint_every, summary_every=flag_values.summary_every,
-      image_every=flag_values.image_every, keep_checkpoints=flag_values.keep_checkpoints,
-      init_checkpoint=flag_values.init_checkpoint, teacher=teacher, distill_weights=weights,
-      init_from_teacher=flag_values.init_from_teacher if teacher is not None else False)
+  trainer = loop.Trainer(cfg, flag_values.dataset_root, flag_values.model_dir, options=options, strategy=strategy,
+                         teacher=teacher, distill_weights=weights,
+                         init_from_teacher=flag_values.init_from_teacher if teacher is not None else False)
   logging.info("training %d steps (%d per epoch) on %d replica(s), global batch %d", trainer.max_steps,
                trainer.steps_per_epoch, trainer.num_replicas, trainer.batch_size)
   losses = trainer.train()
-  print(f"done at step {int(trainer.step.numpy())}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
-  print(f"checkpoint: {trainer.manager.latest_checkpoint}")
+  print(f"done at step {int(trainer.state.step.numpy())}: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+  print(f"checkpoint: {trainer.checkpoints.latest}")
   return trainer
 
 

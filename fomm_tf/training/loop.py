@@ -8,9 +8,7 @@ exactly where the last complete checkpoint left it (same step, epoch, optimizer
 state and data); a damaged latest checkpoint is an error, never skipped.
 """
 
-import glob
 import os
-import shutil
 import signal
 import time
 
@@ -18,7 +16,6 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from fomm_tf import checks
 from fomm_tf import errors
 from fomm_tf.checkpoint import loading as checkpoint_loading
 from fomm_tf.data import dataset as dataset_lib
@@ -27,16 +24,15 @@ from fomm_tf.errors import DatasetError
 from fomm_tf.errors import TrainingError
 from fomm_tf.errors import UsageError
 from fomm_tf.io import files
+from fomm_tf.training import checkpoints as checkpoints_lib
 from fomm_tf.training import distill
 from fomm_tf.training import full_model
 from fomm_tf.training import metrics as metrics_lib
+from fomm_tf.training import options as options_lib
 from fomm_tf.training import state as state_lib
 from fomm_tf.training import step as step_lib
 from fomm_tf.training import strategy as strategy_lib
 from fomm_tf.training import visualizer
-
-CHECKPOINT_PREFIX = "ckpt"
-
 
 class TrainingInterrupted(errors.Interrupted):
   """SIGTERM/SIGINT arrived; a checkpoint was saved."""
@@ -46,14 +42,6 @@ class TrainingInterrupted(errors.Interrupted):
     self.checkpoint = checkpoint
 
 
-def _check_count(name, value, minimum=1, optional=False):
-  if value is None and optional:
-    return None
-  if not (checks.is_positive_int(value) or (minimum == 0 and checks.is_non_negative_int(value))):
-    raise UsageError(f"--{name} must be an integer >= {minimum}, got {value!r}")
-  return int(value)
-
-
 class Trainer:
   """Trains the keypoint detector and generator (and the discriminator when generator_gan != 0), or distills them.
 
@@ -61,20 +49,20 @@ class Trainer:
     cfg: the FommConfig.
     dataset_root: the dataset folder (train/ and test/, or one folder of videos).
     model_dir: checkpoints and TensorBoard logs; a checkpoint there is resumed.
-    batch_size: global batch size (default: the config's).
-    max_steps: stop after this many global steps (default: the config's epochs).
-    keep_checkpoints: how many of the latest checkpoints to keep (0: all).
-    image_every: steps between TensorBoard image grids (0: never); the first grid is written at step 1.
+    options: the run's options.RunOptions (cadence, checkpoints, seed, precision); or give its fields as keyword
+      arguments (`max_steps=2, vgg19_weights="random"`), checked by their declarations.
+    strategy: a tf.distribute strategy (default: the current one).
     teacher: None to train, or a distill.Teacher to distill: `cfg` is then the student's config, the losses
       and the image grid are the distillation's (training/distill.py), and no discriminator is built.
     distill_weights: the distill.DistillWeights of a distillation (default: DistillWeights()).
     init_from_teacher: a new distillation starts its student from the teacher's weights where the shapes allow.
   """
 
-  def __init__(self, cfg, dataset_root, model_dir, batch_size=None, max_steps=None, strategy=None,
-               vgg19_weights="imagenet", mixed_precision=None, jit_compile=False, seed=0,
-               checkpoint_every=1000, summary_every=10, image_every=500, keep_checkpoints=3, num_parallel_calls=None,
-               init_checkpoint=None, teacher=None, distill_weights=None, init_from_teacher=False):
+  def __init__(self, cfg, dataset_root, model_dir, options=None, strategy=None, num_parallel_calls=None,
+               teacher=None, distill_weights=None, init_from_teacher=False, **option_values):
+    if options is not None and option_values:
+      raise TypeError("give the run's options either as a RunOptions or as keyword arguments, not both")
+    self.options = options = options or options_lib.RunOptions(**option_values)
     self.cfg = cfg
     if teacher is not None:
       # Before any data is read or network built: a student that cannot imitate this teacher is a config error.
@@ -84,19 +72,11 @@ class Trainer:
     self.model_dir = os.fspath(model_dir)
     self.strategy = strategy or tf.distribute.get_strategy()
     self.num_replicas = self.strategy.num_replicas_in_sync
-    self.batch_size = _check_count("batch_size", batch_size, optional=True) or cfg.train.batch_size
+    self.batch_size = options.batch_size or cfg.train.batch_size
     if self.batch_size % self.num_replicas:
       raise UsageError(f"global batch size {self.batch_size} is not divisible by {self.num_replicas} replicas")
-    max_steps = _check_count("max_steps", max_steps, optional=True)
-    self.checkpoint_every = _check_count("checkpoint_every", checkpoint_every)
-    self.summary_every = _check_count("summary_every", summary_every)
-    self.image_every = _check_count("image_every", image_every, minimum=0)
-    keep_checkpoints = _check_count("keep_checkpoints", keep_checkpoints, minimum=0)
-    self.seed = _check_count("seed", seed, minimum=0)
-    if init_checkpoint is not None and not str(init_checkpoint).strip():
-      raise UsageError("--init_checkpoint is empty (an unset shell variable?); give a path or leave it out")
     # Checkpoint rotation deletes old checkpoints of model_dir, so the initial weights may not live there.
-    files.refuse_overwrite([], [("init_checkpoint", init_checkpoint)] + (
+    files.refuse_overwrite([], [("init_checkpoint", options.init_checkpoint)] + (
         [("teacher_checkpoint", teacher.checkpoint)] if teacher is not None else []),
                            directories=[("model_dir", self.model_dir)])
     files.refuse_writing_inside([("model_dir", self.model_dir)], [("dataset_root", dataset_root)])
@@ -113,68 +93,36 @@ class Trainer:
     self.steps_per_epoch = dataset_lib.batches_per_epoch(self.video_index, cfg.train.num_repeats, self.batch_size)
     if self.steps_per_epoch <= 0:
       raise DatasetError(f"{dataset_root}: fewer training samples per epoch than one batch of {self.batch_size}")
-    self.max_steps = max_steps or cfg.train.num_epochs * self.steps_per_epoch
+    self.max_steps = options.max_steps or cfg.train.num_epochs * self.steps_per_epoch
 
-    self.state = state_lib.TrainState(cfg, self.strategy, mixed_precision, vgg19_weights, self.seed,
-                                      init_checkpoint, build_discriminator=teacher is None)
+    self.state = state_lib.TrainState(cfg, self.strategy, options.mixed_precision, options.vgg19_weights,
+                                      options.seed, options.init_checkpoint, build_discriminator=teacher is None)
     if teacher is None:
       self.teacher = None
       self.training_model = full_model.TrainingModel(self.state.model, self.state.vgg)
     else:
       with self.strategy.scope():
         self.teacher = checkpoint_loading.load_model(teacher.config, checkpoint=teacher.checkpoint,
-                                                     dtype=mixed_precision)
+                                                     dtype=options.mixed_precision)
         if init_from_teacher:
           copied = distill.copy_matching_weights(self.teacher, self.state.model)
           logging.info("student: %d variables start from the teacher's", copied)
       self.training_model = distill.DistillationModel(self.state.model, self.teacher, self.state.vgg,
                                                       distill_weights or distill.DistillWeights())
     self.metrics = metrics_lib.LossMetrics(self.training_model.loss_names())
-    directory = (self.model_dir if self.chief else
-                 os.path.join(self.model_dir, f".worker-{strategy_lib.worker_id(self.strategy)}"))
-    try:
-      os.makedirs(directory, exist_ok=True)
-    except OSError as error:
-      raise errors.os_error(TrainingError, directory, error, "cannot create the model directory") from None
-    self.manager = tf.train.CheckpointManager(self.state.checkpoint, directory, max_to_keep=keep_checkpoints or None,
-                                              checkpoint_name=CHECKPOINT_PREFIX)
-    self.restored_from = self._restore()
+    self.checkpoints = checkpoints_lib.Checkpoints(self.state.checkpoint, self.model_dir, options.keep_checkpoints,
+                                                   self.chief, strategy_lib.worker_id(self.strategy))
+    self.restored_from = self.checkpoints.restore()
+    if self.restored_from:
+      logging.info("resuming at step %d, epoch %d", int(self.state.step.numpy()), int(self.state.epoch.numpy()))
     self.writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) if self.chief else None
-    self.train_step = step_lib.TrainStep(self.state, self.training_model, self.metrics, jit_compile)
-
-  # The state, as the API had it before the split.
-  model = property(lambda self: self.state.model)
-  optimizers = property(lambda self: self.state.optimizers)
-  step = property(lambda self: self.state.step)
-  epoch = property(lambda self: self.state.epoch)
-
-  def learning_rates(self, epoch):
-    return self.state.learning_rates(epoch)
-
-  def _latest_checkpoint(self):
-    try:
-      return tf.train.latest_checkpoint(self.model_dir)
-    except (tf.errors.OpError, ValueError) as error:
-      raise TrainingError(f"{self.model_dir}: the checkpoint index file is damaged ({errors.one_line(error)}); "
-                          "fix or remove it to start over") from None
-
-  def _restore(self):
-    path = self._latest_checkpoint()
-    if path is None:
-      return None
-    try:
-      checkpoint_loading.read_tf_checkpoint(self.state.checkpoint, path, expect_partial=False)
-    except errors.CheckpointError as error:
-      raise TrainingError(f"cannot resume from {path}: {error}; it is damaged or from another config "
-                          "(move it away to resume from an earlier checkpoint)") from None
-    logging.info("resumed from %s at step %d, epoch %d", path, int(self.step.numpy()), int(self.epoch.numpy()))
-    return path
+    self.train_step = step_lib.TrainStep(self.state, self.training_model, self.metrics, options.jit_compile)
 
   def _epoch_dataset(self, epoch, offset):
-    ds = dataset_lib.make_train_dataset(self.cfg, self.video_index, self.batch_size, seed=self.seed, epoch=epoch,
-                                        skip_report=self.skips, num_parallel_calls=self.num_parallel_calls,
+    ds = dataset_lib.make_train_dataset(self.cfg, self.video_index, self.batch_size, seed=self.options.seed,
+                                        epoch=epoch, skip_report=self.skips, num_parallel_calls=self.num_parallel_calls,
                                         start_batch=offset)
-    tm, seed, batch_size = self.training_model, self.seed, self.batch_size
+    tm, seed, batch_size = self.training_model, self.options.seed, self.batch_size
 
     def add_transform(index, batch):
       params = tm.sample_transform_params(batch_size, tf.stack([tf.cast(seed * 100003 + epoch, tf.int64), index]))
@@ -197,28 +145,16 @@ class Trainer:
       name, value, step = bad
       # The weights of this step are already poisoned: keep the last checkpoint as it is.
       raise TrainingError(f"loss {name} is {value} at step {step}; stopped without saving "
-                          f"(last checkpoint: {self.manager.latest_checkpoint or 'none'})")
+                          f"(last checkpoint: {self.checkpoints.latest or 'none'})")
 
   def save(self, step):
+    """Checks the losses and weights, then writes the checkpoint of `step` (never one of non-finite weights)."""
     self._check_finite()
     bad = self.state.non_finite_weight()
     if bad:
       raise TrainingError(f"{bad} is not finite at step {step}; no checkpoint written "
-                          f"(last checkpoint: {self.manager.latest_checkpoint or 'none'})")
-    try:
-      path = self.manager.save(checkpoint_number=step)
-    except (tf.errors.OpError, OSError) as error:
-      # Whatever this save began goes; the checkpoints before it and the index are untouched.
-      for partial in glob.glob(os.path.join(self.manager.directory, f"{CHECKPOINT_PREFIX}-{step}.*")) + glob.glob(
-          os.path.join(self.manager.directory, f"{CHECKPOINT_PREFIX}-{step}_temp*")):
-        files.remove_quietly(partial)
-      reason = getattr(error, "message", None) or errors.one_line(error)
-      raise TrainingError(f"{self.manager.directory}: cannot write the checkpoint of step {step} "
-                          f"({errors.one_line(reason)}); last complete checkpoint: "
-                          f"{self.manager.latest_checkpoint or 'none'}") from None
-    if not self.chief:
-      shutil.rmtree(self.manager.directory, ignore_errors=True)
-    return path
+                          f"(last checkpoint: {self.checkpoints.latest or 'none'})")
+    return self.checkpoints.save(step)
 
   def train(self):
     """Runs until max_steps; returns the mean losses of the last summary interval.
@@ -235,20 +171,20 @@ class Trainer:
         self.writer.flush()
 
   def _loop(self):
-    step = int(self.step.numpy())
+    step = int(self.state.step.numpy())
     last = {}
     start_time, start_step = time.monotonic(), step
     saved_at = step if self.restored_from else None
     while step < self.max_steps:
       epoch, offset = divmod(step, self.steps_per_epoch)
-      self.epoch.assign(epoch)
+      self.state.epoch.assign(epoch)
       self.state.set_learning_rates(epoch)
       for batch in self._epoch_dataset(epoch, offset):
-        want_images = self.writer is not None and self.image_every > 0 and (
-            step == 0 or (step + 1) % self.image_every == 0)
+        want_images = self.writer is not None and self.options.image_every > 0 and (
+            step == 0 or (step + 1) % self.options.image_every == 0)
         outputs = (self.train_step.run_with_outputs if want_images else self.train_step.run)(batch)
         step += 1
-        if step % self.summary_every == 0 or step == 1 or step >= self.max_steps or want_images:
+        if step % self.options.summary_every == 0 or step == 1 or step >= self.max_steps or want_images:
           self._check_finite()
           last = self.metrics.read_and_reset()
           self.history.append((step, last))
@@ -257,7 +193,7 @@ class Trainer:
             self._write_scalars(step, epoch, last, (step - start_step) / elapsed)
         if want_images:
           self._write_images(step, batch, outputs)
-        if step % self.checkpoint_every == 0:
+        if step % self.options.checkpoint_every == 0:
           self.save(step)
           saved_at = step
         if self._stop_signal is not None:
@@ -267,7 +203,7 @@ class Trainer:
         if step >= self.max_steps:
           break
       if step % self.steps_per_epoch == 0:
-        self.epoch.assign(step // self.steps_per_epoch)
+        self.state.epoch.assign(step // self.steps_per_epoch)
         if saved_at != step:
           self.save(step)
           saved_at = step
@@ -283,7 +219,7 @@ class Trainer:
       for name, value in losses.items():
         tf.summary.scalar(f"loss/{name}", value)
       tf.summary.scalar("loss/total", sum(v for k, v in losses.items() if k != "disc_gan"))
-      for name, lr in self.learning_rates(epoch).items():
+      for name, lr in self.state.learning_rates(epoch).items():
         tf.summary.scalar(f"learning_rate/{name}", lr)
       tf.summary.scalar("steps_per_second", steps_per_second)
       tf.summary.scalar("epoch", epoch)
