@@ -212,6 +212,17 @@ class ExportSecurityTest(fx.TestMixin, absltest.TestCase):
     self.assertRefused(lambda: backends.TFLiteBackend(directory), r"format_version 1\); re-export it")
     self.assertEqual(backends.TFLiteBackend(directory, allow_modified=True).num_kp, K)
 
+  def test_a_hand_made_manifest_is_one_line(self):
+    directory = self.copy_export()
+    manifest = layout.read_manifest(directory)
+    manifest["files"] = ["not", "a", "dict"]
+    _write_manifest(directory, manifest)
+    self.assertRefused(lambda: backends.SavedModelBackend(directory), r"no record of signature detect_keypoints")
+    self.assertRefused(lambda: backends.TFLiteBackend(directory), r"no record of signature detect_keypoints")
+    manifest["file_hashes"] = {"saved_model/saved_model.pb": "abc"}
+    _write_manifest(directory, manifest)
+    self.assertRefused(lambda: backends.SavedModelBackend(directory), r"not a file of this export")
+
   def test_files_of_two_exports_are_refused_even_when_allowed(self):
     directory = self.copy_export()
     other = fx.tiny_config().replace(num_kp=5)

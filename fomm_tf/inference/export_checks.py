@@ -333,6 +333,14 @@ def tflite_runner_io(runner):
   return {"inputs": describe(runner.get_input_details()), "outputs": describe(runner.get_output_details())}
 
 
+def recorded_io(manifest, *keys):
+  """manifest[keys[0]][keys[1]]... or None where any level is missing or not a dict (a hand-made manifest)."""
+  value = manifest
+  for key in keys:
+    value = value.get(key) if isinstance(value, dict) else None
+  return value if isinstance(value, dict) else None
+
+
 def check_io(path, signature, io, recorded):
   """Refuses a signature whose inputs and outputs differ from the manifest's record of it (files mixed from two
   exports, or a manifest that is not this file's)."""

@@ -102,9 +102,9 @@ class SavedModelBackend(backend_lib.Backend):
                        f"(has {', '.join(sorted(self._model.signatures))})")
     io = {name: export_checks.saved_model_signature_io(self._model.signatures[name]) for name in needed}
     if manifest is not None:
-      recorded = manifest.get("files", {}).get(layout.SAVED_MODEL, {}).get("signatures", {})
       for name in needed:
-        export_checks.check_io(self.path, name, io[name], recorded.get(name))
+        export_checks.check_io(self.path, name, io[name],
+                               export_checks.recorded_io(manifest, "files", layout.SAVED_MODEL, "signatures", name))
     self.frame_shape, self.num_kp = export_checks.check_consistent(self.path, io)
 
   def _run(self, name, inputs):
@@ -182,9 +182,10 @@ class TFLiteBackend(backend_lib.Backend):
       self._interpreters[signature] = interpreter
       self._runners[signature] = interpreter.get_signature_runner(keys[0])
       io[signature] = export_checks.tflite_runner_io(self._runners[signature])
-      if manifest is not None and "files" in manifest:
+      if manifest is not None:
         relpath = os.path.relpath(model_path, export_dir).replace(os.sep, "/")
-        export_checks.check_io(model_path, signature, io[signature], manifest["files"].get(relpath))
+        export_checks.check_io(model_path, signature, io[signature],
+                               export_checks.recorded_io(manifest, "files", relpath))
     self.frame_shape, self.num_kp = export_checks.check_consistent(self.path, io)
 
   def _run(self, signature, inputs):
