@@ -159,6 +159,8 @@ flags.DEFINE_integer("max_queue", 8, "The server's --max_queue.")
 
 def main(argv):
   del argv
+  import logging  # pylint: disable=import-outside-toplevel
+  logging.getLogger("httpx").setLevel(logging.WARNING)  # One line per request of every client: noise here.
   with tempfile.TemporaryDirectory(prefix="benchmark_app_load_") as scratch:
     source, driving = sample_media(scratch, FLAGS.frames)
     server = Server(f"--concurrency={FLAGS.concurrency}", f"--max_queue={FLAGS.max_queue}")
