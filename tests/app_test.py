@@ -243,6 +243,16 @@ class ApiTest(AppTestCase):
     self.assertNoLeftovers()
 
 
+class AppFlagsTest(testing.TestMixin, absltest.TestCase):
+
+  def test_bad_queue_and_sweep_flags_are_one_line(self):
+    from fomm_tf.app import cli  # pylint: disable=import-outside-toplevel
+    for flag, pattern in [("--max_queue=0", r"--max_queue must be >= 1, got 0"),
+                          ("--sweep_seconds=0", r"--sweep_seconds must be > 0"),
+                          ("--keep_files_minutes=-1", r"--keep_files_minutes must be > 0")]:
+      self.assertErrorLine(testing.run_cli(cli, flag), pattern)
+
+
 class WorkFoldersTest(testing.TestMixin, absltest.TestCase):
 
   def test_a_job_folder_goes_with_its_job_and_a_kept_result_goes_by_age(self):
