@@ -12,7 +12,7 @@ from absl.testing import absltest
 
 from fomm_tf.export import op_inventory
 from fomm_tf.inference import export_allowlist as allowlist
-from tests import testing as fx
+from tests import testing
 
 
 class AllowlistTest(absltest.TestCase):
@@ -20,7 +20,7 @@ class AllowlistTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.scratch = fx.make_class_dir("export_allowlist_test_")
+    cls.scratch = testing.make_class_dir("export_allowlist_test_")
     cls.found, cls.configs = op_inventory.inventory(cls.scratch, report=lambda line: None)
 
   @classmethod

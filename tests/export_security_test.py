@@ -23,7 +23,7 @@ from fomm_tf.export import signatures as signatures_lib
 from fomm_tf.inference import export_checks
 from fomm_tf.inference import export_layout as layout
 from fomm_tf.inference import exported_backends as backends
-from tests import testing as fx
+from tests import testing
 
 K = 10  # The tiny model's keypoints.
 
@@ -51,15 +51,15 @@ def _hostile_saved_model(path, detect):
                                                 "encode_source": module.encode_source})
 
 
-class ExportSecurityTest(fx.TestMixin, absltest.TestCase):
+class ExportSecurityTest(testing.TestMixin, absltest.TestCase):
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.root = fx.make_class_dir("export_security_test_")
+    cls.root = testing.make_class_dir("export_security_test_")
     cls.export = os.path.join(cls.root, "export")
-    frames = np.stack(fx.as_float(fx.textured_square_frames(3, 64, 64)))
-    exporter.export_model(fx.tiny_model(), cls.export, quantizations=("float32",), representative_frames=frames,
+    frames = np.stack(testing.as_float(testing.textured_square_frames(3, 64, 64)))
+    exporter.export_model(testing.tiny_model(), cls.export, quantizations=("float32",), representative_frames=frames,
                           progress=lambda message: None)
 
   @classmethod
@@ -225,7 +225,7 @@ class ExportSecurityTest(fx.TestMixin, absltest.TestCase):
 
   def test_files_of_two_exports_are_refused_even_when_allowed(self):
     directory = self.copy_export()
-    other = fx.tiny_config().replace(num_kp=5)
+    other = testing.tiny_config().replace(num_kp=5)
     import fomm_tf  # pylint: disable=import-outside-toplevel
     functions = signatures_lib.ExportFunctions(fomm_tf.load_model(other))
     shutil.rmtree(os.path.join(directory, layout.SAVED_MODEL))
@@ -246,10 +246,10 @@ class ExportSecurityTest(fx.TestMixin, absltest.TestCase):
     directory = self.replace_saved_model(detect)
     out_dir = self.tmp_dir()
     source = os.path.join(out_dir, "source.png")
-    fx.write_image(source, fx.textured_square_frames(1, 64, 64)[0])
+    testing.write_image(source, testing.textured_square_frames(1, 64, 64)[0])
     video = os.path.join(out_dir, "driving.mp4")
-    fx.write_video(video, fx.textured_square_frames(3, 64, 64))
-    result = fx.run_cli(animation_cli, "--backend=saved_model", f"--export_dir={directory}",
+    testing.write_video(video, testing.textured_square_frames(3, 64, 64))
+    result = testing.run_cli(animation_cli, "--backend=saved_model", f"--export_dir={directory}",
                         f"--source_image={source}", f"--driving_video={video}",
                         f"--result_video={os.path.join(out_dir, 'out.mp4')}")
     self.assertErrorLine(result, r".*saved_model\.pb: refusing to run ops? WriteFile")
