@@ -260,6 +260,16 @@ class ApiTest(AppTestCase):
     self.assertNoLeftovers()
 
 
+class AppFlagsTest(testing.TestCase):
+
+  def test_bad_queue_and_sweep_flags_are_one_line(self):
+    from fomm_tf.app import cli  # pylint: disable=import-outside-toplevel
+    for flag, pattern in [("--max_queue=0", r"--max_queue must be >= 1, got 0"),
+                          ("--sweep_seconds=0", r"--sweep_seconds must be > 0"),
+                          ("--keep_files_minutes=-1", r"--keep_files_minutes must be > 0")]:
+      self.assertErrorLine(testing.run_cli(cli, flag), pattern)
+
+
 class WorkFoldersTest(testing.TestCase):
 
   def test_a_job_folder_goes_with_its_job_and_a_kept_result_goes_by_age(self):
@@ -285,6 +295,27 @@ class WorkFoldersTest(testing.TestCase):
     self.assertEqual(folders.results(), [])
     # A session name from the client never leads outside the sessions folder.
     self.assertEqual(os.path.dirname(folders.session_dir("../x")), folders.sessions)
+
+  def test_uploads_wait_while_busy_and_empty_session_folders_go(self):
+    from fomm_tf.app import sessions  # pylint: disable=import-outside-toplevel
+    folders = sessions.WorkFolders(root=os.path.join(self.tmp_dir(), "app"))
+    self.addCleanup(folders.close)
+    with folders.job_dir("tab-2") as folder:
+      self.assertTrue(os.path.isdir(os.path.join(folders.sessions, "tab-2")))
+    self.assertFalse(os.path.exists(folder))
+    self.assertEqual(os.listdir(folders.sessions), [], "the session folder outlived its only job")
+    upload = os.path.join(folders.gradio, "abc", "photo.png")
+    os.makedirs(os.path.dirname(upload))
+    with open(upload, "wb") as f:
+      f.write(b"upload")
+    os.utime(upload, (time.time() - 7200,) * 2)
+    busy = [True]
+    folders.set_busy_check(lambda: busy[0])
+    folders.sweep(max_age=3600)
+    self.assertTrue(os.path.exists(upload), "an upload was swept while a job may still wait for it")
+    busy[0] = False
+    folders.sweep(max_age=3600)
+    self.assertEqual(folders.files(), [])
 
 
 if __name__ == "__main__":

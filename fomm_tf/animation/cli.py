@@ -31,6 +31,9 @@ def define_backend_flags(flag_values):
   flags.DEFINE_enum("backend", "keras", list(BACKENDS), "What runs the networks.", **kw)
   flags.DEFINE_string("export_dir", None, "Export directory (from fomm_tf.export) for --backend=saved_model|tflite.",
                       **kw)
+  flags.DEFINE_boolean("allow_modified_export", False, "Run an --export_dir whose files differ from the SHA-256 "
+                       "its manifest recorded (or one exported before hashes were recorded), with a warning. The "
+                       "op allowlist is checked regardless (docs/security.md).", **kw)
   flags.DEFINE_enum("mixed_precision", None, ["bfloat16", "float16"],
                     "--backend=keras: compute in this precision (bfloat16 is ~1.8x faster on CPUs with "
                     "AVX512-BF16; see tools/benchmark_animate.py).", **kw)
@@ -60,8 +63,10 @@ def make_backend(flag_values, cfg):
     raise UsageError(f"--backend={flag_values.backend} needs --export_dir (a directory written by fomm_tf.export)")
   from fomm_tf.inference import exported_backends  # pylint: disable=import-outside-toplevel
   if flag_values.backend == "saved_model":
-    return exported_backends.SavedModelBackend(flag_values.export_dir)
-  return exported_backends.TFLiteBackend(flag_values.export_dir, quantize=flag_values.quantize)
+    return exported_backends.SavedModelBackend(flag_values.export_dir,
+                                               allow_modified=flag_values.allow_modified_export)
+  return exported_backends.TFLiteBackend(flag_values.export_dir, quantize=flag_values.quantize,
+                                         allow_modified=flag_values.allow_modified_export)
 
 
 def use_samples(flag_values):

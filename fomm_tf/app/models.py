@@ -7,7 +7,8 @@ In that folder (and its direct subfolders) a model is:
 * a fomm-tf training directory (it has a TensorFlow `checkpoint` file) holding a
   `.flags` file or a `.config` file;
 * an export directory (it has the `manifest.json` of `python -m fomm_tf.export`),
-  offered with its SavedModel and each TFLite variant it holds.
+  offered with its SavedModel and each TFLite variant it holds. Its files are checked like the command line's
+  --export_dir (docs/security.md) when it is first used; --allow_modified_export applies here too.
 A model is loaded the first time it is used and then kept.
 """
 
@@ -95,7 +96,8 @@ def scan(directory):
 class ModelRegistry:
   """The menu of models, and the backends built from them (each built once, then kept; thread-safe)."""
 
-  def __init__(self, models_dir=None):
+  def __init__(self, models_dir=None, allow_modified_export=False):
+    self.allow_modified_export = allow_modified_export
     self.entries = {BUILTIN: ModelEntry(BUILTIN, "builtin")}
     if models_dir:
       for entry in scan(models_dir):
@@ -125,11 +127,11 @@ class ModelRegistry:
     key = (name, backend_name, precision)
     with self._lock:
       if key not in self._backends:
-        self._backends[key] = _build(entry, backend_name, precision)
+        self._backends[key] = _build(entry, backend_name, precision, self.allow_modified_export)
       return self._backends[key]
 
 
-def _build(entry, backend_name, precision):
+def _build(entry, backend_name, precision, allow_modified_export):
   # pylint: disable=import-outside-toplevel
   from fomm_tf.checkpoint import loading
   from fomm_tf.inference import exported_backends
@@ -140,5 +142,5 @@ def _build(entry, backend_name, precision):
   if entry.kind == "checkpoint":
     return keras_backend.KerasBackend(loading.load_model(entry.config, checkpoint=entry.path, dtype=dtype))
   if backend_name == "saved_model":
-    return exported_backends.SavedModelBackend(entry.path)
-  return exported_backends.TFLiteBackend(entry.path, quantize=precision)
+    return exported_backends.SavedModelBackend(entry.path, allow_modified=allow_modified_export)
+  return exported_backends.TFLiteBackend(entry.path, quantize=precision, allow_modified=allow_modified_export)

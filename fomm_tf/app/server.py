@@ -5,7 +5,12 @@ link, system fonts (nothing is fetched from the internet). Animation runs the
 same job as the command line (fomm_tf/animation/job.py) in a worker thread; the
 event is a generator that reports progress, so a Stop (or a client's cancel)
 ends the job at the next frame. The queue runs `concurrency` jobs at once
-(others wait their turn). Every error of the user's making is shown as its one
+(others wait their turn); past `max_queue` waiting events a new one is refused
+when it is submitted (Gradio's queue answers 503 "Queue is full": the page says
+"This application is currently busy. Please try again.", gradio_client raises
+QueueError), so a crowd cannot pile up work without limit; nothing accepted is
+dropped.
+Every error of the user's making is shown as its one
 line; the server keeps serving.
 """
 
@@ -52,6 +57,7 @@ class Limits:
   max_video_seconds: float = 120.0
   max_image_megapixels: float = 25.0
   concurrency: int = 1
+  max_queue: int = 8
 
 
 class App:
@@ -62,6 +68,14 @@ class App:
     self.folders = folders
     self.limits = limits
     self.blocks = self._build()
+    folders.set_busy_check(self.busy)
+
+  def busy(self):
+    """Whether any event is waiting in the queue or running. Gradio has no public way to ask, so this reads its
+    queue (gradio 6: Queue.__len__ counts the waiting events, get_active_worker_count the running ones);
+    tests/app_load_test.py fails if that changes (uploads of waiting jobs would be swept)."""
+    queue = self.blocks._queue  # pylint: disable=protected-access
+    return len(queue) > 0 or queue.get_active_worker_count() > 0
 
   # -- checks ----------------------------------------------------------------
 
@@ -246,7 +260,7 @@ class App:
                       [live_out, live_stats, live_state], stream_every=0.04, time_limit=600,
                       concurrency_limit=1, show_progress="hidden", api_name="live")
       blocks.unload(self._end_session)
-    blocks.queue(default_concurrency_limit=self.limits.concurrency)
+    blocks.queue(default_concurrency_limit=self.limits.concurrency, max_size=self.limits.max_queue)
     return blocks
 
   def _end_session(self, request: gr.Request):

@@ -22,6 +22,7 @@ from fomm_tf.export import manifest as manifest_lib
 from fomm_tf.export import saved_model as saved_model_lib
 from fomm_tf.export import signatures as signatures_lib
 from fomm_tf.export import tflite as tflite_lib
+from fomm_tf.inference import export_checks
 from fomm_tf.inference import export_layout as layout
 from fomm_tf.io import files
 
@@ -74,7 +75,7 @@ def _prepare_frames(model, representative_frames, quantizations, formats, num_ca
 
 def export_model(model, output_dir, formats=FORMATS, quantizations=("float32",), overwrite=False,
                  representative_frames=None, checkpoint=None, num_calibration_frames=16, progress=None,
-                 inputs=()):
+                 inputs=(), check_allowlist=True):
   """Exports `model` (a FommModel) to `output_dir`; returns the manifest dict.
 
   Args:
@@ -91,6 +92,9 @@ def export_model(model, output_dir, formats=FORMATS, quantizations=("float32",),
     progress: called with one line per finished step (default: absl logging.info).
     inputs: [(flag name, path)] of the files the export reads (the checkpoint, the
       representative data): the output directory may not hold any of them.
+    check_allowlist: refuse to finish an export holding an op that the backends' allowlist
+      (fomm_tf/inference/export_allowlist.py) lacks, as they would refuse to run it; only
+      tools/update_export_allowlist.py, which makes that list, turns this off.
 
   Raises:
     ExportError: bad arguments, an existing output directory, or a conversion
@@ -129,10 +133,29 @@ def export_model(model, output_dir, formats=FORMATS, quantizations=("float32",),
                  if calibration_frames is not None else None)
       manifest["files"].update(_write_tflite(loaded, staging, quantizations, samples, inputs, expected,
                                              report))
-      manifest["tflite_animation"] = _animation_errors(staging, quantizations, inputs["serving_default"],
+      manifest["tflite_animation"] = _animation_errors(staging, manifest, quantizations, inputs["serving_default"],
                                                        expected["serving_default"])
+    if check_allowlist:
+      _check_allowlist(staging)
+    # Every file's size and SHA-256: the backends refuse a file that differs (modified, or from another export).
+    manifest["file_hashes"] = export_checks.describe_files(staging)
     manifest_lib.write_manifest(staging, manifest)
   return manifest
+
+
+def _check_allowlist(staging):
+  """Runs the backends' op checks on the new files, so an export they would refuse fails here, not later."""
+  paths = [os.path.join(root, name) for root, _, names in os.walk(staging) for name in names
+           if name.endswith(".tflite")]
+  try:
+    if os.path.isdir(os.path.join(staging, layout.SAVED_MODEL)):
+      export_checks.check_saved_model(os.path.join(staging, layout.SAVED_MODEL))
+    for path in sorted(paths):
+      export_checks.check_tflite(path)
+  except ExportError as error:
+    raise ExportError(f"this export holds an op that fomm_tf/inference/export_allowlist.py lacks, so the backends "
+                      f"would refuse it; if the change is intended, run tools/update_export_allowlist.py "
+                      f"({error})") from None
 
 
 def _describe_saved_model(loaded, inputs, expected):
@@ -176,12 +199,12 @@ def _write_tflite(loaded, staging, quantizations, samples, inputs, expected, rep
   return described
 
 
-def _animation_errors(staging, quantizations, inputs, expected):
+def _animation_errors(staging, manifest, quantizations, inputs, expected):
   """Whole-chain error of each TFLite variant (detect, normalise, encode, generate) against Keras."""
   from fomm_tf.inference import exported_backends
   errors = {}
   for quantization in quantizations:
-    backend = exported_backends.TFLiteBackend(staging, quantize=quantization)
+    backend = exported_backends.TFLiteBackend(staging, quantize=quantization, manifest=manifest)
     kp_source = backend.detect_keypoints(inputs["source"])
     kp_driving = backend.detect_keypoints(inputs["driving"])
     kp_initial = {"value": inputs["kp_driving_initial_value"], "jacobian": inputs["kp_driving_initial_jacobian"]}

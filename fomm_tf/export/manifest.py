@@ -2,7 +2,7 @@
 
 Layout:
   {
-    "format_version": 1,
+    "format_version": 2,
     "config": {...all config values...}, "config_source": "...", "checkpoint": path or null,
     "frame_shape": [H, W, C], "num_kp": K, "align_corners": bool,
     "formats": [...], "quantizations": [...],
@@ -16,8 +16,10 @@ Layout:
       ...
     },
     "tflite_animation": {quantization: {"max_abs_error": ..., "psnr_db": ...}},  # whole chain vs Keras
-    "int8_ops": [...]  # with int8 only: the ops quantised to int8 (the rest stay float32)
+    "int8_ops": [...],  # with int8 only: the ops quantised to int8 (the rest stay float32)
+    "file_hashes": {"saved_model/saved_model.pb": {"sha256": hex, "size_bytes": n}, ...}  # every file but this one
   }
+Format 1 (before file hashes) is refused by the backends unless --allow_modified_export.
 Shapes use null for the dynamic batch dimension.
 """
 
@@ -25,13 +27,12 @@ import json
 import os
 
 from fomm_tf.errors import ExportError
-from fomm_tf.errors import one_line
 from fomm_tf.inference import export_layout as layout
 from fomm_tf.io import files
 
-FORMAT_VERSION = 1
-# Real manifests are a few tens of kB.
-MAX_MANIFEST_BYTES = 16 << 20
+FORMAT_VERSION = layout.MANIFEST_FORMAT_VERSION
+# Reading lives beside the layout, so that the backends (fomm_tf.inference) can check an export against it.
+read_manifest = layout.read_manifest
 
 
 def base_manifest(model, checkpoint, formats, quantizations, evaluation_input):
@@ -56,22 +57,3 @@ def write_manifest(directory, manifest):
   path = os.path.join(directory, layout.MANIFEST)
   text = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n"
   return files.write_bytes_atomically(path, text.encode("utf-8"), ExportError)
-
-
-def read_manifest(directory):
-  """The manifest of an export directory, or a one-line ExportError."""
-  path = os.path.join(os.fspath(directory), layout.MANIFEST)
-  if not os.path.isfile(path):
-    raise ExportError(f"{path}: no manifest (not a directory written by python -m fomm_tf.export)")
-  if os.path.getsize(path) > MAX_MANIFEST_BYTES:
-    raise ExportError(f"{path}: a manifest of {os.path.getsize(path)} bytes is not one this project wrote")
-  try:
-    with open(path) as f:
-      manifest = json.load(f)
-  except (OSError, ValueError) as e:
-    raise ExportError(f"{path}: unreadable manifest: {one_line(e)}") from None
-  if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
-    raise ExportError(f"{path}: unsupported manifest (format_version "
-                     f"{manifest.get('format_version') if isinstance(manifest, dict) else None}, "
-                     f"expected {FORMAT_VERSION})")
-  return manifest

@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from fomm_tf import errors
+from fomm_tf.inference import export_checks
 from fomm_tf.inference import export_layout as layout
 
 
@@ -40,14 +41,5 @@ def write_saved_model(functions, path, names=layout.SAVED_MODEL_SIGNATURES):
   return path
 
 
-def signature_io(loaded_signature):
-  """{'inputs': {name: {shape, dtype}}, 'outputs': {...}} of one signature of a loaded SavedModel."""
-  _, input_specs = loaded_signature.structured_input_signature
-  return {
-      "inputs": {name: _spec_json(spec) for name, spec in sorted(input_specs.items())},
-      "outputs": {name: _spec_json(spec) for name, spec in sorted(loaded_signature.structured_outputs.items())},
-  }
-
-
-def _spec_json(spec):
-  return {"shape": [None if d is None else int(d) for d in spec.shape.as_list()], "dtype": spec.dtype.name}
+# Shared with the SavedModel backend, which checks a loaded export against the manifest's record.
+signature_io = export_checks.saved_model_signature_io

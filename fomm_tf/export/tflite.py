@@ -21,10 +21,10 @@ Quantisation variants:
 import re
 import warnings
 
-import numpy as np
 import tensorflow as tf
 
 from fomm_tf.errors import ExportError
+from fomm_tf.inference import export_checks
 
 QUANTIZATIONS = ("float32", "float16", "dynamic_int8", "int8")
 # normalize_kp has no weights to compress, and int8 keypoint arithmetic (convex hull tests, 2x2 inverses)
@@ -122,22 +122,8 @@ def operator_names(content):
   Non-builtin ops come out as their custom code ("FlexConv2D", or "CUSTOM:name").
   """
   if isinstance(content, str):
-    with open(content, "rb") as f:
-      content = f.read()
-  from ai_edge_litert import schema_py_generated as schema
-  model = schema.Model.GetRootAs(content, 0)
-  builtin_names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-  names = set()
-  for i in range(model.OperatorCodesLength()):
-    code = model.OperatorCodes(i)
-    # Op codes above 127 live in BuiltinCode; older files keep them in DeprecatedBuiltinCode.
-    builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-    if builtin == schema.BuiltinOperator.CUSTOM:
-      custom = (code.CustomCode() or b"").decode()
-      names.add(custom if custom.startswith("Flex") else f"CUSTOM:{custom}")
-    else:
-      names.add(builtin_names.get(builtin, f"BUILTIN_{builtin}"))
-  return sorted(names)
+    return export_checks.tflite_ops(content)
+  return export_checks.operator_names_of(content)
 
 
 def check_builtin_only(content, what):
@@ -151,12 +137,4 @@ def signature_io(content):
   from ai_edge_litert.interpreter import Interpreter
   interpreter = Interpreter(model_content=content)
   (key,) = interpreter.get_signature_list()
-  runner = interpreter.get_signature_runner(key)
-
-  def describe(details):
-    return {name: {"shape": [None if d < 0 else int(d) for d in info["shape_signature"]],
-                   "dtype": np.dtype(info["dtype"]).name}
-            for name, info in sorted(details.items())}
-
-  return {"signature_key": key, "inputs": describe(runner.get_input_details()),
-          "outputs": describe(runner.get_output_details())}
+  return {"signature_key": key, **export_checks.tflite_runner_io(interpreter.get_signature_runner(key))}

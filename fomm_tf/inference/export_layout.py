@@ -5,11 +5,17 @@
   DIR/tflite/<quantization>/<name>.tflite  kp_detector, source_encoder, generator, normalize_kp
 """
 
+import json
 import os
 
 from fomm_tf.errors import ExportError
+from fomm_tf.errors import one_line
 
 MANIFEST = "manifest.json"
+# 2: the manifest records each file's size and SHA-256 ("file_hashes"), checked before any file is used.
+MANIFEST_FORMAT_VERSION = 2
+# Real manifests are a few tens of kB.
+MAX_MANIFEST_BYTES = 16 << 20
 SAVED_MODEL = "saved_model"
 TFLITE = "tflite"
 # SavedModel signature -> the TFLite file converted from it.
@@ -54,3 +60,30 @@ def tflite_dir(path, quantization):
     raise ExportError(f"{path}: no such export directory")
   raise ExportError(f"{path}: no {quantization!r} TFLite variant (expected {', '.join(names)} in {variant}); "
                    f"available: {', '.join(available) if available else 'none'}")
+
+
+def read_manifest(directory, allow_old=False):
+  """The manifest of an export directory, or a one-line ExportError.
+
+  Args:
+    directory: the export directory.
+    allow_old: also accept a format 1 manifest (written before file hashes were recorded).
+  """
+  path = os.path.join(os.fspath(directory), MANIFEST)
+  if not os.path.isfile(path):
+    raise ExportError(f"{path}: no manifest (not a directory written by python -m fomm_tf.export)")
+  if os.path.getsize(path) > MAX_MANIFEST_BYTES:
+    raise ExportError(f"{path}: a manifest of {os.path.getsize(path)} bytes is not one this project wrote")
+  try:
+    with open(path) as f:
+      manifest = json.load(f)
+  except (OSError, ValueError) as e:
+    raise ExportError(f"{path}: unreadable manifest: {one_line(e)}") from None
+  version = manifest.get("format_version") if isinstance(manifest, dict) else None
+  if version == 1 and not allow_old:
+    raise ExportError(f"{path}: an export from before file hashes were recorded (manifest format_version 1); "
+                      "re-export it, or pass --allow_modified_export to run it unchecked")
+  if version not in ((1, MANIFEST_FORMAT_VERSION) if allow_old else (MANIFEST_FORMAT_VERSION,)):
+    raise ExportError(f"{path}: unsupported manifest (format_version {version}, expected "
+                      f"{MANIFEST_FORMAT_VERSION})")
+  return manifest

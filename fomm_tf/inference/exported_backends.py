@@ -3,6 +3,11 @@
 Both implement fomm_tf.inference.backend.Backend on a directory written by
 `python -m fomm_tf.export` and take everything they need (frame size, K) from
 the exported files themselves. Arrays in and out are numpy float32, NHWC.
+
+Before any file reaches TensorFlow or LiteRT it is checked (export_checks.py): its size and SHA-256 against the
+manifest (`allow_modified=True` makes differences warnings), and its op types against the allowlist of what
+fomm-tf exports (always). After loading, the signatures' shapes are checked against the manifest, so the files of
+two exports cannot be mixed.
 """
 
 import os
@@ -12,6 +17,7 @@ import numpy as np
 from fomm_tf.errors import ExportError
 from fomm_tf.errors import one_line
 from fomm_tf.inference import backend as backend_lib
+from fomm_tf.inference import export_checks
 from fomm_tf.inference import export_layout as layout
 
 BATCH_MODES = ("loop", "resize")
@@ -77,10 +83,14 @@ class SavedModelBackend(backend_lib.Backend):
 
   name = "saved_model"
 
-  def __init__(self, path):
+  def __init__(self, path, allow_modified=False):
     import tensorflow as tf
     self._tf = tf
     self.path = layout.saved_model_dir(path)
+    export_dir, manifest = export_checks.open_export(self.path, allow_modified)
+    if manifest is not None:
+      export_checks.verify_saved_model_files(export_dir, manifest, allow_modified)
+    export_checks.check_saved_model(self.path)
     try:
       self._model = tf.saved_model.load(self.path)
     except (OSError, ValueError, tf.errors.OpError) as error:
@@ -90,9 +100,12 @@ class SavedModelBackend(backend_lib.Backend):
     if missing:
       raise ExportError(f"{self.path}: SavedModel lacks the signature(s) {', '.join(missing)} "
                        f"(has {', '.join(sorted(self._model.signatures))})")
-    detect = self._model.signatures["detect_keypoints"]
-    self.frame_shape = tuple(detect.structured_input_signature[1]["image"].shape[1:])
-    self.num_kp = int(detect.structured_outputs["value"].shape[1])
+    io = {name: export_checks.saved_model_signature_io(self._model.signatures[name]) for name in needed}
+    if manifest is not None:
+      for name in needed:
+        export_checks.check_io(self.path, name, io[name],
+                               export_checks.recorded_io(manifest, "files", layout.SAVED_MODEL, "signatures", name))
+    self.frame_shape, self.num_kp = export_checks.check_consistent(self.path, io)
 
   def _run(self, name, inputs):
     outputs = self._model.signatures[name](**{k: self._tf.constant(v) for k, v in inputs.items()})
@@ -120,6 +133,9 @@ class TFLiteBackend(backend_lib.Backend):
   Args:
     path: an export directory (holding tflite/<quantize>/) or a folder with the four .tflite files.
     quantize: the variant: float32, float16, dynamic_int8 or int8.
+    allow_modified: run files whose hashes differ from the manifest's (or an export without hashes), warning.
+    manifest: only for the exporter, measuring the files it has just written (their manifest is not on disk
+      yet): the files are then not checked against hashes or the op allowlist.
     num_threads: interpreter threads (default: all CPU cores).
     batch_mode: "loop" runs B calls of batch 1; "resize" runs a batch of B
       frames as one call with the inputs resized to B. Measured with
@@ -130,7 +146,8 @@ class TFLiteBackend(backend_lib.Backend):
 
   name = "tflite"
 
-  def __init__(self, path, quantize="float32", num_threads=None, batch_mode="loop"):
+  def __init__(self, path, quantize="float32", num_threads=None, batch_mode="loop", allow_modified=False,
+               manifest=None):
     from ai_edge_litert.interpreter import Interpreter
     if batch_mode not in BATCH_MODES:
       raise ValueError(f"batch_mode must be one of {', '.join(BATCH_MODES)}, got {batch_mode!r}")
@@ -142,6 +159,17 @@ class TFLiteBackend(backend_lib.Backend):
     threads = num_threads or os.cpu_count() or 1
     self._interpreters = {}
     self._runners = {}
+    model_paths = [os.path.join(self.path, filename) for filename in layout.TFLITE_FILES.values()]
+    if manifest is None:
+      export_dir, manifest = export_checks.open_export(self.path, allow_modified)
+      if manifest is not None:
+        export_checks.verify_files(export_dir, manifest, [os.path.relpath(p, export_dir) for p in model_paths],
+                                   allow_modified)
+      for model_path in model_paths:
+        export_checks.check_tflite(model_path)
+    else:
+      export_dir = os.path.dirname(os.path.dirname(os.path.abspath(self.path)))
+    io = {}
     for signature, filename in layout.TFLITE_FILES.items():
       model_path = os.path.join(self.path, filename)
       try:
@@ -153,10 +181,12 @@ class TFLiteBackend(backend_lib.Backend):
         raise ExportError(f"{model_path}: expected one signature, found {keys}")
       self._interpreters[signature] = interpreter
       self._runners[signature] = interpreter.get_signature_runner(keys[0])
-    image = self._runners["detect_keypoints"].get_input_details()["image"]
-    self.frame_shape = tuple(int(d) for d in image["shape_signature"][1:])
-    value = self._runners["detect_keypoints"].get_output_details()["value"]
-    self.num_kp = int(value["shape_signature"][1])
+      io[signature] = export_checks.tflite_runner_io(self._runners[signature])
+      if manifest is not None:
+        relpath = os.path.relpath(model_path, export_dir).replace(os.sep, "/")
+        export_checks.check_io(model_path, signature, io[signature],
+                               export_checks.recorded_io(manifest, "files", relpath))
+    self.frame_shape, self.num_kp = export_checks.check_consistent(self.path, io)
 
   def _run(self, signature, inputs):
     return self._runners[signature](**inputs)

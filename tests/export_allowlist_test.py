@@ -1,0 +1,53 @@
+"""The op allowlist is exactly what exports of the official configs hold, for every quantisation.
+
+fomm_tf/export/op_inventory.py exports each distinct structure of the official configs (shrunk: widths, frame
+size and block repeats change shapes and op counts, not op types) with every TFLite quantisation; the allowlist
+must contain every op those exports hold (else the backends would refuse fomm-tf's own exports) and nothing
+else (so it stays as tight as it can be).
+"""
+
+import shutil
+
+from absl.testing import absltest
+
+from fomm_tf.export import op_inventory
+from fomm_tf.inference import export_allowlist as allowlist
+from tests import testing
+
+
+class AllowlistTest(absltest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.scratch = testing.make_class_dir("export_allowlist_test_")
+    cls.found, cls.configs = op_inventory.inventory(cls.scratch, report=lambda line: None)
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.scratch)
+    super().tearDownClass()
+
+  def test_every_official_config_is_covered(self):
+    from fomm_tf.config import flagfiles  # pylint: disable=import-outside-toplevel
+    self.assertCountEqual(self.configs, flagfiles.known_configs())
+
+  def test_the_allowlist_is_exactly_what_the_exports_hold(self):
+    for name, found, allowed in [("SAVED_MODEL_OPS", self.found["saved_model"], allowlist.SAVED_MODEL_OPS),
+                                 ("SAVED_MODEL_SAVER_OPS", self.found["saved_model_saver"],
+                                  allowlist.SAVED_MODEL_SAVER_OPS),
+                                 ("TFLITE_OPS", self.found["tflite"], allowlist.TFLITE_OPS)]:
+      self.assertEqual(sorted(found - allowed), [], f"{name} lacks ops that exports hold; run "
+                       "tools/update_export_allowlist.py")
+      self.assertEqual(sorted(allowed - found), [], f"{name} allows ops no export holds; run "
+                       "tools/update_export_allowlist.py")
+
+  def test_no_file_or_python_op_is_allowed(self):
+    dangerous = {"ReadFile", "WriteFile", "MatchingFiles", "DeleteFile", "PyFunc", "EagerPyFunc", "PrintV2",
+                 "SaveV2", "RestoreV2", "Save", "Restore", "TFRecordDataset", "FixedLengthRecordDataset"}
+    self.assertEqual(sorted(dangerous & allowlist.SAVED_MODEL_OPS), [])
+    self.assertEqual([op for op in allowlist.TFLITE_OPS if op.startswith(("CUSTOM", "Flex"))], [])
+
+
+if __name__ == "__main__":
+  absltest.main()
