@@ -239,8 +239,9 @@ class ExportArgumentTest(absltest.TestCase):
   def test_bad_arguments(self):
     output = os.path.join(self.create_tempdir().full_path, "out")
     model = util.fixture_model()
-    with self.assertRaisesRegex(exporter.ExportError, "unknown format 'onnx'"):
-      exporter.export_model(model, output, formats=["onnx"])
+    with self.assertRaisesRegex(exporter.ExportError, "unknown format 'torchscript'; choose from saved_model, "
+                                "tflite, onnx"):
+      exporter.export_model(model, output, formats=["torchscript"])
     with self.assertRaisesRegex(exporter.ExportError, r"representative frames: expected frames of shape "
                                 r"\(N, 256, 256, 3\), got \(3, 64, 64, 3\)"):
       exporter.export_model(model, output, formats=["saved_model"],

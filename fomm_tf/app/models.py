@@ -7,7 +7,7 @@ In that folder (and its direct subfolders) a model is:
 * a fomm-tf training directory (it has a TensorFlow `checkpoint` file) holding a
   `.flags` file or a `.config` file;
 * an export directory (it has the `manifest.json` of `python -m fomm_tf.export`),
-  offered with its SavedModel and each TFLite variant it holds.
+  offered with its SavedModel and each TFLite and ONNX variant it holds (ONNX with the onnx extra).
 A model is loaded the first time it is used and then kept.
 """
 
@@ -62,6 +62,9 @@ def _export_choices(path):
   tflite = os.path.join(path, "tflite")
   if os.path.isdir(tflite):
     choices += [("tflite", q) for q in sorted(os.listdir(tflite)) if os.path.isdir(os.path.join(tflite, q))]
+  onnx = os.path.join(path, "onnx")
+  if os.path.isdir(onnx):
+    choices += [("onnx", q) for q in sorted(os.listdir(onnx)) if os.path.isdir(os.path.join(onnx, q))]
   return tuple(choices)
 
 
@@ -141,4 +144,6 @@ def _build(entry, backend_name, precision):
     return keras_backend.KerasBackend(loading.load_model(entry.config, checkpoint=entry.path, dtype=dtype))
   if backend_name == "saved_model":
     return exported_backends.SavedModelBackend(entry.path)
+  if backend_name == "onnx":
+    return exported_backends.OnnxBackend(entry.path, quantize=precision)
   return exported_backends.TFLiteBackend(entry.path, quantize=precision)
