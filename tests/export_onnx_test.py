@@ -11,6 +11,7 @@ from absl.testing import absltest
 
 from fomm_tf.animation import cli as animation_cli
 from fomm_tf.app import models as app_models
+from fomm_tf.evaluation import cli as evaluation_cli
 from fomm_tf.export import evaluation
 from fomm_tf.export import signatures as signatures_lib
 from fomm_tf.inference import export_layout as layout
@@ -201,6 +202,32 @@ class OnnxExportTest(fx.TestMixin, absltest.TestCase):
     # little; the frames themselves are compared at 1e-4 in test_backend_animates_like_keras.
     self.assertLess(np.mean(np.abs(onnx_frames - keras_frames)), 0.05)
     self.assertLessEqual(np.max(np.abs(onnx_frames - keras_frames)), 8)
+
+  def test_evaluate_reconstruction_with_onnx_scores_like_keras(self):
+    directory, _ = EXPORT.get()
+    work = self.tmp_dir()
+    os.makedirs(os.path.join(work, "data", "test"))
+    frames = [(f * 255).round().astype(np.uint8) for f in util.fixture_frames()]
+    fx.write_video(os.path.join(work, "data", "test", "clip.mp4"), frames)
+    flagfile = fx.write_fixture_flagfile(work)
+    common = [f"--flagfile={flagfile}", f"--dataset_root={os.path.join(work, 'data')}", "--batch_size=2"]
+    scores = {}
+    for backend, flags in (("onnx", [f"--export_dir={directory}"]), ("keras", [f"--checkpoint={fx.CHECKPOINT}"])):
+      output = os.path.join(work, backend)
+      code, _, stderr = fx.run_cli(evaluation_cli, *common, f"--backend={backend}", *flags, f"--output_dir={output}")
+      self.assertEqual(code, 0, stderr[-2000:])
+      with open(os.path.join(output, "reconstruction.json")) as f:
+        scores[backend] = json.load(f)
+    self.assertEqual(scores["onnx"]["backend"], "onnx")
+    self.assertEqual(scores["onnx"]["num_frames"], 3)
+    self.assertAlmostEqual(scores["onnx"]["l1"], scores["keras"]["l1"], delta=FRAME_TOL)
+    refusals = ((["--backend=onnx"], r"--backend=onnx needs --export_dir"),
+                (["--backend=onnx", f"--export_dir={directory}", "--mode=visualize"],
+                 r"--backend=onnx runs FOMM for --mode=reconstruction or animation"),
+                ([f"--export_dir={directory}"], r"--export_dir is for --backend=saved_model\|tflite\|onnx"))
+    for flags, message in refusals:
+      self.assertErrorLine(fx.run_cli(evaluation_cli, *common, *flags, f"--output_dir={work}/refused"), message)
+    self.assertFalse(os.path.exists(os.path.join(work, "refused")))
 
   def test_app_offers_the_onnx_variant(self):
     directory, _ = EXPORT.get()

@@ -84,9 +84,7 @@ def make_backend(flag_values, cfg):
   from fomm_tf.inference import exported_backends  # pylint: disable=import-outside-toplevel
   if flag_values.backend == "saved_model":
     return exported_backends.SavedModelBackend(flag_values.export_dir)
-  if flag_values.backend == "onnx":
-    return exported_backends.OnnxBackend(flag_values.export_dir, quantize=flag_values.quantize)
-  return exported_backends.TFLiteBackend(flag_values.export_dir, quantize=flag_values.quantize)
+  return exported_backends.open_exported(flag_values.backend, flag_values.export_dir, flag_values.quantize)
 
 
 def use_samples(flag_values):

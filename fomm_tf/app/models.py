@@ -142,8 +142,4 @@ def _build(entry, backend_name, precision):
     return keras_backend.KerasBackend(builtin.load_builtin_model(dtype=dtype))
   if entry.kind == "checkpoint":
     return keras_backend.KerasBackend(loading.load_model(entry.config, checkpoint=entry.path, dtype=dtype))
-  if backend_name == "saved_model":
-    return exported_backends.SavedModelBackend(entry.path)
-  if backend_name == "onnx":
-    return exported_backends.OnnxBackend(entry.path, quantize=precision)
-  return exported_backends.TFLiteBackend(entry.path, quantize=precision)
+  return exported_backends.open_exported(backend_name, entry.path, quantize=precision)

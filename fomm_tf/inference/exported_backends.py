@@ -292,3 +292,26 @@ class OnnxBackend(backend_lib.Backend):
     inputs = _normalize_inputs(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
                                use_relative_movement, use_relative_jacobian)
     return backend_lib.check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)
+
+
+# What runs an export directory, by --backend name.
+EXPORTED_BACKENDS = ("saved_model", "tflite", "onnx")
+
+
+def open_exported(backend, path, quantize="float32"):
+  """The Backend `backend` (saved_model, tflite or onnx) over the export directory `path`.
+
+  Args:
+    backend: one of EXPORTED_BACKENDS.
+    path: a directory written by python -m fomm_tf.export.
+    quantize: the TFLite or ONNX variant (the SavedModel has only float32).
+  """
+  if backend == "saved_model":
+    if quantize != "float32":
+      raise UsageError(f"--backend=saved_model runs the float32 SavedModel; --quantize={quantize} is for tflite")
+    return SavedModelBackend(path)
+  if backend == "tflite":
+    return TFLiteBackend(path, quantize=quantize)
+  if backend == "onnx":
+    return OnnxBackend(path, quantize=quantize)
+  raise UsageError(f"unknown exported backend {backend!r}; choose from {', '.join(EXPORTED_BACKENDS)}")
