@@ -229,6 +229,25 @@ class OnnxExportTest(fx.TestMixin, absltest.TestCase):
       self.assertErrorLine(fx.run_cli(evaluation_cli, *common, *flags, f"--output_dir={work}/refused"), message)
     self.assertFalse(os.path.exists(os.path.join(work, "refused")))
 
+  def test_animate_command_with_onnx_never_loads_tensorflow(self):
+    # The exported backends need neither TensorFlow nor Keras: the command starts in seconds and stays small.
+    directory, _ = EXPORT.get()
+    work = self.tmp_dir()
+    source = fx.write_image(os.path.join(work, "source.png"), (util.fixture_frames()[0] * 255).astype(np.uint8))
+    video = os.path.join(work, "driving.mp4")
+    fx.write_video(video, [(f * 255).round().astype(np.uint8) for f in util.fixture_frames()[1:]])
+    code = ("import runpy, sys\n"
+            "sys.argv = ['fomm_tf.animate'] + sys.argv[1:]\n"
+            "try:\n"
+            "  runpy.run_module('fomm_tf.animate', run_name='__main__')\n"
+            "finally:\n"
+            "  print('loaded:', sorted({'tensorflow', 'keras'} & set(sys.modules)))\n")
+    result = fx.run_python(code, "--backend=onnx", f"--export_dir={directory}", f"--source_image={source}",
+                           f"--driving_video={video}", f"--result_video={os.path.join(work, 'out.mp4')}")
+    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+    self.assertIn("wrote 2 frames", result.stdout)
+    self.assertEqual(result.stdout.strip().splitlines()[-1], "loaded: []")
+
   def test_app_offers_the_onnx_variant(self):
     directory, _ = EXPORT.get()
     registry = app_models.ModelRegistry(os.path.dirname(directory))
