@@ -107,7 +107,7 @@ def _check_common_flags(flag_values):
     raise EvaluationError("--export_dir is for --backend=saved_model|tflite|onnx")
   files.refuse_overwrite([], [("dataset_root", flag_values.dataset_root),
                               ("external_keypoints_dir", flag_values.external_keypoints_dir),
-                              ("checkpoint", flag_values.checkpoint)],
+                              ("checkpoint", flag_values.checkpoint), ("export_dir", flag_values.export_dir)],
                          directories=[("output_dir", flag_values.output_dir)] if flag_values.output_dir else [])
 
 
