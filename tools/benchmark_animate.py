@@ -253,7 +253,8 @@ def time_command(name, work_dir, batch_size, repeats):
       args.append("--mixed_precision=bfloat16")
   else:
     args += [f"--export_dir={os.path.join(work_dir, 'export')}", f"--quantize={_quantization(name)}"]
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO_ROOT}
+  # Unbuffered: the progress bar redraws with carriage returns, which a piped stderr would hold back.
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO_ROOT, "PYTHONUNBUFFERED": "1"}
   total = batch_size + FLAGS.num_frames
   video = write_driving_video(work_dir, total)
   result_video = os.path.join(work_dir, "result.mp4")
@@ -272,25 +273,25 @@ def time_command(name, work_dir, batch_size, repeats):
 
 
 def _progress_times(command, env):
-  """{frames done: time first reported} from the command's progress bar (it redraws with carriage returns)."""
+  """{frames done: time first reported} from the command's progress bar (on stderr, redrawn with carriage returns)."""
   import re
-  process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO_ROOT)
-  seen, line = {}, b""
+  process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO_ROOT)
+  seen, line, last_lines = {}, b"", []
   while True:
-    char = process.stdout.read(1)
+    char = process.stderr.read(1)
     if not char:
       break
     if char in (b"\r", b"\n"):
       match = re.search(rb"(\d+)/\d+ frames", line)
       if match:
         seen.setdefault(int(match.group(1)), time.perf_counter())
+      elif line.strip():
+        last_lines = (last_lines + [line.decode(errors="replace")])[-3:]
       line = b""
     else:
       line += char
-  stderr = process.stderr.read().decode(errors="replace")
   if process.wait() != 0:
-    tail = stderr.strip().splitlines()[-1:] or ["(no output)"]
-    return {"error": tail[0][:200]}
+    return {"error": (last_lines[-1:] or ["(no output)"])[0][:200]}
   return seen
 
 
