@@ -277,19 +277,23 @@ def _progress_times(command, env):
   import re
   process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO_ROOT)
   seen, line, last_lines = {}, b"", []
+  # A bar line ends with its ETA and is followed by the next line's carriage return only when the next frame
+  # is written, so a line is read as soon as its ETA is complete.
+  complete = re.compile(rb"(\d+)/\d+ frames .* ETA \d\d:\d\d$")
   while True:
     char = process.stderr.read(1)
     if not char:
       break
     if char in (b"\r", b"\n"):
-      match = re.search(rb"(\d+)/\d+ frames", line)
-      if match:
-        seen.setdefault(int(match.group(1)), time.perf_counter())
-      elif line.strip():
+      if line.strip() and not complete.search(line):
         last_lines = (last_lines + [line.decode(errors="replace")])[-3:]
       line = b""
-    else:
-      line += char
+      continue
+    line += char
+    if char.isdigit():
+      match = complete.search(line)
+      if match:
+        seen.setdefault(int(match.group(1)), time.perf_counter())
   if process.wait() != 0:
     return {"error": (last_lines[-1:] or ["(no output)"])[0][:200]}
   return seen
