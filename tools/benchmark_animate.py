@@ -322,7 +322,8 @@ def _read_json(path):
 
 def _covers(prepared, wanted):
   """Whether an earlier preparation has everything `wanted` needs."""
-  return (prepared["config"] == wanted["config"] and set(wanted["backends"]) <= set(prepared["backends"]) and prepared["psnr"] >= wanted["psnr"])
+  return (prepared["config"] == wanted["config"] and set(wanted["backends"]) <= set(prepared["backends"])
+          and prepared.get("psnr", False) >= wanted["psnr"])
 
 
 def _check_flags():
