@@ -11,7 +11,7 @@ from fomm_tf.export import cli
 from fomm_tf.inference import export_layout as layout
 from fomm_tf.inference import exported_backends as backends
 from tests import testing
-from tests import testing as tiny_model_util
+from tests import testing
 
 
 def _export(*args):
@@ -29,9 +29,9 @@ class ExportCliTest(testing.TestCase):
 
   def test_export_with_overwrite_calibration_video_and_random_weights(self):
     work = self.create_tempdir()
-    flagfile = tiny_model_util.write_tiny_flagfile(work.full_path)
+    flagfile = testing.write_tiny_flagfile(work.full_path)
     video = os.path.join(work.full_path, "driving.mp4")
-    tiny_model_util.write_video(video, tiny_model_util.textured_square_frames(6))
+    testing.write_video(video, testing.textured_square_frames(6))
     output = work.mkdir("export")
     # A previous export (it has a manifest), which --overwrite may replace.
     output.create_file("manifest.json", "{}")
@@ -59,7 +59,7 @@ class ExportCliTest(testing.TestCase):
 
   def test_refusals(self):
     work = self.create_tempdir()
-    flagfile = tiny_model_util.write_tiny_flagfile(work.full_path)
+    flagfile = testing.write_tiny_flagfile(work.full_path)
     taken = work.mkdir("taken")
     taken.create_file("keep.txt", "mine")
     export = lambda *args: testing.run_cli(cli, *args)

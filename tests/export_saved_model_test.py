@@ -19,7 +19,7 @@ from fomm_tf.inference import export_layout as layout
 from fomm_tf.export import manifest as manifest_lib
 from fomm_tf.export import signatures as signatures_lib
 from tests import export_test_util as util
-from tests import testing as fx
+from tests import testing
 
 EXPORT = util.ModuleExport("export_saved_model_test_", formats=["saved_model"],
                            representative_frames=util.fixture_frames())
@@ -77,7 +77,7 @@ class SavedModelSignatureTest(absltest.TestCase):
                     **_kp_inputs("kp_driving", kp_driving))
     self.assertClose(batched["prediction"], expected, "generate, batched source")
     # The official generator on the same input.
-    self.assertClose(shared["prediction"], fx.nchw_to_nhwc(fx.arrays()["gen_rel_ac1_prediction"]),
+    self.assertClose(shared["prediction"], testing.nchw_to_nhwc(testing.arrays()["gen_rel_ac1_prediction"]),
                      "fixture prediction")
 
   def test_encode_source_and_generate_from_state_match_keras(self):
@@ -112,7 +112,7 @@ class SavedModelSignatureTest(absltest.TestCase):
     # The official relative transfer of the fixture.
     out = _call("normalize_kp", **_kp_inputs("kp_source", kp_source), **_kp_inputs("kp_driving", kp_driving),
                 **_kp_inputs("kp_driving_initial", kp_initial),
-                adapt_movement_scale=np.array(bool(fx.arrays()["adapt_movement_scale"])),
+                adapt_movement_scale=np.array(bool(testing.arrays()["adapt_movement_scale"])),
                 use_relative_movement=np.array(True), use_relative_jacobian=np.array(True))
     self.assertClose(out["value"], util.fixture_kp("kp_norm_rel")["value"], "fixture kp_norm_rel")
 
@@ -145,7 +145,7 @@ class SavedModelFilesTest(absltest.TestCase):
     self.assertEqual(manifest["num_kp"], 10)
     self.assertTrue(manifest["align_corners"])
     self.assertEqual(manifest["config"]["gen_block_expansion"], 8)
-    self.assertEqual(manifest["checkpoint"], os.path.abspath(fx.CHECKPOINT))
+    self.assertEqual(manifest["checkpoint"], os.path.abspath(testing.CHECKPOINT))
     self.assertEqual(manifest["formats"], ["saved_model"])
     self.assertEqual(sorted(manifest["files"]), ["saved_model"])
     described = manifest["files"]["saved_model"]["signatures"]
@@ -239,8 +239,9 @@ class ExportArgumentTest(absltest.TestCase):
   def test_bad_arguments(self):
     output = os.path.join(self.create_tempdir().full_path, "out")
     model = util.fixture_model()
-    with self.assertRaisesRegex(exporter.ExportError, "unknown format 'onnx'"):
-      exporter.export_model(model, output, formats=["onnx"])
+    with self.assertRaisesRegex(exporter.ExportError, "unknown format 'torchscript'; choose from saved_model, "
+                                "tflite, onnx"):
+      exporter.export_model(model, output, formats=["torchscript"])
     with self.assertRaisesRegex(exporter.ExportError, r"representative frames: expected frames of shape "
                                 r"\(N, 256, 256, 3\), got \(3, 64, 64, 3\)"):
       exporter.export_model(model, output, formats=["saved_model"],
@@ -254,7 +255,7 @@ class ExportArgumentTest(absltest.TestCase):
     self.assertFalse(os.path.exists(output))
 
   def test_model_without_jacobians_is_refused(self):
-    cfg = fx.fixture_config(True).replace(estimate_jacobian=False)
+    cfg = testing.fixture_config(True).replace(estimate_jacobian=False)
     model = fomm_tf.load_model(cfg, build_discriminator=False)
     with self.assertRaisesRegex(errors.ExportError, "export needs estimate_jacobian=true"):
       signatures_lib.ExportFunctions(model)

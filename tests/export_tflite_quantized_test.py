@@ -18,7 +18,7 @@ from fomm_tf.export import tflite as tflite_lib
 from tests import export_test_util as util
 
 QUANTIZED = ("float16", "dynamic_int8", "int8")
-MIN_PSNR_DB = {"float16": 40.0, "dynamic_int8": 30.0, "int8": 30.0}
+MIN_PSNR_DB = {"float16": 40.0, "dynamic_int8": 40.0, "int8": 40.0}
 EXPORT = util.ModuleExport("export_tflite_quantized_test_", formats=["tflite"], quantizations=QUANTIZED,
                            representative_frames=util.fixture_frames())
 

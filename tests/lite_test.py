@@ -20,7 +20,7 @@ from fomm_tf.inference import exported_backends as backends
 from fomm_tf.inference import keras_backend as backend_lib
 from fomm_tf.inference import pipeline
 from fomm_tf.io import media
-from fomm_tf.models import flops
+from fomm_tf.export import flops
 from tests import testing
 
 QUANTIZATIONS = ("float32", "float16", "int8")
@@ -86,13 +86,14 @@ class LiteExportTest(absltest.TestCase):
 class GflopsTest(absltest.TestCase):
 
   def test_lite_costs_a_fraction_and_further_frames_skip_the_source_work(self):
-    full = flops.frame_gflops(testing.tiny_model())
-    lite = flops.frame_gflops(_lite_model())
+    full = flops.animation_gflops(testing.tiny_model())
+    lite = flops.animation_gflops(_lite_model())
     for count in (full, lite):
-      self.assertGreater(count.kp_detector, 0)
-      self.assertAlmostEqual(count.first_frame - count.further_frame, count.kp_detector + count.encode_source)
-    self.assertLess(lite.further_frame, full.further_frame / 3)
-    self.assertLess(lite.first_frame, full.first_frame / 3)
+      self.assertGreater(count["signatures"]["detect_keypoints"], 0)
+      self.assertAlmostEqual(count["first_frame"] - count["further_frame"],
+                             count["signatures"]["detect_keypoints"] + count["signatures"]["encode_source"])
+    self.assertLess(lite["further_frame"], full["further_frame"] / 3)
+    self.assertLess(lite["first_frame"], full["first_frame"] / 3)
 
 
 if __name__ == "__main__":

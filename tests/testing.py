@@ -276,10 +276,19 @@ def run_cli(cli_module, *args, handle_signals=True):
 
 def run_module(module, *args, cwd=None, env=None, timeout=600):
   """`python -m module args` in a subprocess with the checkout importable: CompletedProcess (text)."""
+  return _run_python(["-m", module, *args], cwd, env, timeout)
+
+
+def run_python(code, *args, cwd=None, env=None, timeout=600):
+  """`python -c code args` in a subprocess with the checkout importable: CompletedProcess (text)."""
+  return _run_python(["-c", code, *args], cwd, env, timeout)
+
+
+def _run_python(argv, cwd, env, timeout):
   env = dict(os.environ if env is None else env)
   env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-  return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                        cwd=cwd or REPO_ROOT, env=env, timeout=timeout)
+  return subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=cwd or REPO_ROOT, env=env,
+                        timeout=timeout)
 
 
 class TestMixin:

@@ -1,19 +1,29 @@
-"""Benchmarks animation backends (Keras, SavedModel, TFLite variants) on one random-weight model.
+"""Benchmarks animation backends (Keras, SavedModel, TFLite variants, ONNX Runtime) against the machine's limit.
 
-  .venv/bin/python tools/benchmark_animate.py --config=vox-256 --num_frames=16 \
-      --backends=keras,keras_bfloat16,saved_model,tflite_float32,tflite_float16,tflite_dynamic_int8,tflite_int8
+  .venv/bin/python tools/benchmark_animate.py --config=vox-256 --num_frames=8 --batch_sizes=8 \
+      --backends=keras,tflite_float32,tflite_dynamic_int8,tflite_int8,onnx_float32 --work_dir=/tmp/bench
 
 The parent process builds the model (random weights, seed 0), saves them, exports
-what the backends need and computes the Keras float32 reference frames. Each
-(backend, batch size) then runs in a fresh worker process, so that its peak RSS
-is its own: it animates the driving frames once to warm up, then --repeats
-times timed (`fomm_tf.animation.pipeline.animate`, source preparation
-included), keeping the fastest pass. The table gives the networks' GFLOPs
-per driving frame (first frame and further frames, counted from the graph by
-fomm_tf/models/flops.py), the time per driving frame, frames per second, the
-worker's peak RSS and the PSNR of its frames against the Keras float32 frames.
-On a shared machine, compare rows measured with --num_threads=1: with more
-threads, other processes' load can halve the speed of any row.
+what the backends need and computes the Keras float32 reference frames; it also
+exports the official fixtures' small model (tests' ../shared/fixtures) the same
+way, for the PSNR column. It measures the machine's convolution rate in the same
+run (a 3x3 convolution of 128 to 128 channels on 128x128, TensorFlow, all cores).
+
+Every time is per further driving frame: the clock runs from the end of the
+first batch (which also encodes the source) to the last frame, over
+--num_frames frames, so start-up and source preparation are not counted (the
+driving frames cycle through a few synthetic frames). Per (backend, batch size):
+  API       `fomm_tf.animate` in a fresh worker process (fastest of --repeats);
+  command   `python -m fomm_tf.animate` on the same frames as an H.264 video and
+            a PNG (--crop=center as the API's framing; decoding, framing and
+            encoding included), timed from its progress lines (frames written),
+            fastest of --repeats runs.
+Columns: GFLOPs per further frame (counted from the graph, fomm_tf/export/flops.py),
+ms/frame through the API and the command, GFLOP/s achieved through the API and
+its % of the convolution rate, the API worker's peak RSS, and the PSNR of the
+backend's frames against Keras float32 on the fixtures' trained model (3 frames).
+On a shared machine compare rows from one run only: other processes' load moves
+every row, which is why the convolution rate is measured in the same run.
 """
 
 import json
@@ -32,15 +42,20 @@ if REPO_ROOT not in sys.path:
   sys.path.insert(0, REPO_ROOT)
 
 BACKENDS = ("keras", "keras_bfloat16", "saved_model", "tflite_float32", "tflite_float16", "tflite_dynamic_int8",
-            "tflite_int8")
+            "tflite_int8", "onnx_float32")
+# Distinct synthetic driving frames (cycled to any length).
+DISTINCT_FRAMES = 8
 SEED = 0
 
 flags.DEFINE_string("config", "vox-256", "Config name or flagfile of the (random-weight) model.")
-flags.DEFINE_integer("num_frames", 16, "Driving frames animated per timed pass.")
+flags.DEFINE_integer("num_frames", 8, "Driving frames timed after the first batch (a multiple of the batch "
+                     "size counts whole batches).")
 flags.DEFINE_list("backends", list(BACKENDS), f"Backends to run, from: {', '.join(BACKENDS)}.")
-flags.DEFINE_list("batch_sizes", ["1", "8"], "Driving frames per backend call.")
-flags.DEFINE_list("tflite_batch_modes", ["loop"], "TFLite batch handling to compare: loop, resize.")
-flags.DEFINE_integer("repeats", 3, "Timed passes per measurement; the fastest counts (the machine may be shared).")
+flags.DEFINE_list("batch_sizes", ["8"], "Driving frames per backend call.")
+flags.DEFINE_enum("batch_mode", "loop", ["loop", "resize"], "TFLite and ONNX batch handling (see TFLiteBackend).")
+flags.DEFINE_integer("repeats", 2, "Timed passes per measurement; the fastest counts (the machine may be shared).")
+flags.DEFINE_boolean("command", True, "Also time `python -m fomm_tf.animate` (the command's column).")
+flags.DEFINE_boolean("psnr", True, "Export the fixtures' trained model too, for the PSNR column.")
 flags.DEFINE_integer("num_threads", None, "TFLite interpreter threads (default: all cores).")
 flags.DEFINE_string("work_dir", None, "Where to keep the weights, export and frames (default: a temp dir); "
                     "a work dir prepared before for the same config, frames and backends is reused.")
@@ -48,6 +63,7 @@ flags.DEFINE_string("work_dir", None, "Where to keep the weights, export and fra
 flags.DEFINE_string("worker", None, "Internal: run one backend and print its measurements as JSON.")
 flags.DEFINE_integer("worker_batch_size", 1, "Internal.")
 flags.DEFINE_string("worker_batch_mode", "loop", "Internal.")
+flags.DEFINE_string("worker_flagfile", None, "Internal: the fixture model's flagfile (PSNR).")
 
 FLAGS = flags.FLAGS
 
@@ -71,30 +87,90 @@ def _peak_rss_mb():
 
 
 def _quantization(backend_name):
-  if backend_name.startswith("tflite_"):
-    return backend_name[len("tflite_"):]
+  if backend_name.startswith(("tflite_", "onnx_")):
+    return backend_name.split("_", 1)[1]
   return "bfloat16" if backend_name == "keras_bfloat16" else "float32"
 
 
-def gflops(work_dir):
-  """(first frame, further frame) GFLOPs of the config, counted once per work dir."""
-  path = os.path.join(work_dir, "gflops.json")
+def _engine(backend_name):
+  """The --backend value of the command for a benchmark backend name."""
+  if backend_name.startswith(("tflite_", "onnx_")):
+    return backend_name.split("_", 1)[0]
+  return backend_name.replace("_bfloat16", "")
+
+
+def conv_rate_gflops(seconds=3.0):
+  """GFLOP/s of a 3x3 convolution (128 -> 128 channels on 128x128, batch 1) in TensorFlow on all cores."""
+  import tensorflow as tf
+  x = tf.random.uniform((1, 128, 128, 128))
+  w = tf.random.uniform((3, 3, 128, 128))
+  conv = tf.function(lambda x, w: tf.nn.conv2d(x, w, 1, "SAME"))
+  conv(x, w).numpy()
+  flop = 2.0 * 128 * 128 * 128 * 128 * 9
+  best = float("inf")
+  deadline = time.perf_counter() + seconds
+  while time.perf_counter() < deadline:
+    start = time.perf_counter()
+    conv(x, w).numpy()
+    best = min(best, time.perf_counter() - start)
+  return flop / best / 1e9
+
+
+def _export_formats(backend_names):
+  formats = []
+  if "saved_model" in backend_names:
+    formats.append("saved_model")
+  quantizations = [_quantization(b) for b in backend_names if b.startswith("tflite_")]
+  if quantizations:
+    formats.append("tflite")
+  if any(b.startswith("onnx_") for b in backend_names):
+    formats.append("onnx")
+  return formats, quantizations
+
+
+def prepare_fixture(work_dir, backend_names):
+  """Exports the fixtures' trained model and its Keras float32 frames (the PSNR column)."""
+  import numpy as np
+  from tests import export_test_util as util
+  from tests import testing as fx
+  from fomm_tf.export import exporter
+  from fomm_tf.inference import pipeline
+  directory = os.path.join(work_dir, "fixture")
+  os.makedirs(directory, exist_ok=True)
+  frames = util.fixture_frames()
+  fx.write_fixture_flagfile(directory)
+  reference = np.stack(list(pipeline.animate(util.fixture_model(), frames[0], list(frames[1:]) + [frames[0]],
+                                             batch_size=3)))
+  np.save(os.path.join(directory, "reference.npy"), reference)
+  formats, quantizations = _export_formats(backend_names)
+  if formats:
+    exporter.export_model(util.fixture_model(), os.path.join(directory, "export"), formats=formats,
+                          quantizations=quantizations or ["float32"], overwrite=True, representative_frames=frames)
+
+
+def driving_frames(frames, count):
+  """`count` driving frames cycling through frames[1:] (frames[0] is the source)."""
+  return [frames[1 + i % (len(frames) - 1)] for i in range(count)]
+
+
+def write_driving_video(work_dir, count):
+  """WORK_DIR/driving_<count>.mp4 (written once): the driving frames the API times, as the command reads them."""
+  import numpy as np
+  from fomm_tf.io import video_writer
+  path = os.path.join(work_dir, f"driving_{count}.mp4")
   if not os.path.isfile(path):
-    import fomm_tf
-    from fomm_tf.models import flops
-    count = flops.frame_gflops(fomm_tf.load_model(FLAGS.config))
-    with open(path, "w") as f:
-      json.dump({"first_frame": count.first_frame, "further_frame": count.further_frame}, f)
-  data = _read_json(path)
-  return data["first_frame"], data["further_frame"]
+    frames = np.load(os.path.join(work_dir, "frames.npy"))
+    with video_writer.VideoWriter(path, 25) as writer:
+      for frame in driving_frames(frames, count):
+        writer.write(frame)
+  return path
 
 
-def prepare(work_dir, backend_names, num_frames):
+def prepare(work_dir, backend_names):
   """Writes the weights, frames, reference frames and exports into `work_dir`."""
   import keras
   import numpy as np
   import fomm_tf
-  from fomm_tf.inference import pipeline
   from fomm_tf.checkpoint import loading as checkpoint_loading
   from fomm_tf.export import evaluation
   from fomm_tf.export import exporter
@@ -102,16 +178,14 @@ def prepare(work_dir, backend_names, num_frames):
   keras.utils.set_random_seed(SEED)
   model = fomm_tf.load_model(FLAGS.config)
   checkpoint_loading.save_weights(model, os.path.join(work_dir, "weights", "ckpt"))
-  frames = evaluation.synthetic_frames(model.frame_shape, count=num_frames + 1)
+  frames = evaluation.synthetic_frames(model.frame_shape, count=DISTINCT_FRAMES + 1)
   np.save(os.path.join(work_dir, "frames.npy"), frames)
-  reference = np.stack(list(pipeline.animate(model, frames[0], list(frames[1:]), batch_size=8)))
-  np.save(os.path.join(work_dir, "reference.npy"), reference)
-  formats = []
-  if "saved_model" in backend_names:
-    formats.append("saved_model")
-  quantizations = [_quantization(b) for b in backend_names if b.startswith("tflite_")]
-  if quantizations:
-    formats.append("tflite")
+  from PIL import Image
+  Image.fromarray((frames[0] * 255).round().astype(np.uint8)).save(os.path.join(work_dir, "source.png"))
+  from fomm_tf.export import flops
+  with open(os.path.join(work_dir, "gflops.json"), "w") as f:
+    json.dump(flops.animation_gflops(model), f)
+  formats, quantizations = _export_formats(backend_names)
   if formats:
     start = time.time()
     exporter.export_model(model, os.path.join(work_dir, "export"), formats=formats,
@@ -119,48 +193,118 @@ def prepare(work_dir, backend_names, num_frames):
     print(f"exported {', '.join(formats)} {', '.join(quantizations)} in {time.time() - start:.0f} s", flush=True)
 
 
-def make_backend(name, work_dir, batch_mode):
+def make_backend(name, config, checkpoint, export_dir, batch_mode):
   """The backend `name`, built from the files `prepare` wrote."""
-  export_dir = os.path.join(work_dir, "export")
   if name in ("keras", "keras_bfloat16"):
     import fomm_tf
     from fomm_tf.inference import keras_backend
-    model = fomm_tf.load_model(FLAGS.config, checkpoint=os.path.join(work_dir, "weights", "ckpt"),
-                               dtype="bfloat16" if name == "keras_bfloat16" else None)
+    model = fomm_tf.load_model(config, checkpoint=checkpoint, dtype="bfloat16" if name == "keras_bfloat16" else None)
     return keras_backend.KerasBackend(model)
   from fomm_tf.inference import exported_backends as backends
   if name == "saved_model":
     return backends.SavedModelBackend(export_dir)
+  if name.startswith("onnx_"):
+    return backends.OnnxBackend(export_dir, quantize=_quantization(name), num_threads=FLAGS.num_threads,
+                                batch_mode=batch_mode)
   return backends.TFLiteBackend(export_dir, quantize=_quantization(name), num_threads=FLAGS.num_threads,
                                 batch_mode=batch_mode)
 
 
 def run_worker(name, work_dir, batch_size, batch_mode, repeats):
+  """Times `fomm_tf.animate` per further frame; then (peak RSS taken) the PSNR on the fixture model."""
   import numpy as np
   from fomm_tf.inference import pipeline
   from fomm_tf.export import evaluation
   frames = np.load(os.path.join(work_dir, "frames.npy"))
-  reference = np.load(os.path.join(work_dir, "reference.npy"))
   start = time.time()
-  backend = make_backend(name, work_dir, batch_mode)
+  backend = make_backend(name, FLAGS.config, os.path.join(work_dir, "weights", "ckpt"),
+                         os.path.join(work_dir, "export"), batch_mode)
   load_s = time.time() - start
-  driving = list(frames[1:])
+  driving = driving_frames(frames, batch_size + FLAGS.num_frames)
   # Warm-up pass: traces tf.functions and sizes the interpreters for both the full and the last batch.
   list(pipeline.animate(backend, frames[0], driving, batch_size=batch_size))
-  elapsed = float("inf")
+  best = float("inf")
   for _ in range(repeats):
-    start = time.perf_counter()
-    result = np.stack(list(pipeline.animate(backend, frames[0], driving, batch_size=batch_size)))
-    elapsed = min(elapsed, time.perf_counter() - start)
-  print(json.dumps({"ms_per_frame": 1000.0 * elapsed / len(driving), "fps": len(driving) / elapsed,
-                    "peak_rss_mb": _peak_rss_mb(), "psnr_db": evaluation.psnr(result, reference),
-                    "load_s": load_s}))
+    for i, _ in enumerate(pipeline.animate(backend, frames[0], driving, batch_size=batch_size)):
+      if i == batch_size - 1:
+        start = time.perf_counter()
+    best = min(best, time.perf_counter() - start)
+  row = {"ms_per_frame": 1000.0 * best / FLAGS.num_frames, "peak_rss_mb": _peak_rss_mb(), "load_s": load_s}
+  if FLAGS.worker_flagfile:
+    fixture = os.path.dirname(FLAGS.worker_flagfile)
+    from tests import export_test_util as util
+    backend = make_backend(name, FLAGS.worker_flagfile, util.fx.CHECKPOINT, os.path.join(fixture, "export"),
+                           batch_mode)
+    test_frames = util.fixture_frames()
+    out = np.stack(list(pipeline.animate(backend, test_frames[0], list(test_frames[1:]) + [test_frames[0]],
+                                         batch_size=3)))
+    row["psnr_db"] = evaluation.psnr(out, np.load(os.path.join(fixture, "reference.npy")))
+  print(json.dumps(row))
+
+
+def time_command(name, work_dir, batch_size, repeats):
+  """ms per further frame of `python -m fomm_tf.animate` (the difference of a long and a short run)."""
+  engine = _engine(name)
+  args = [f"--backend={engine}", f"--source_image={os.path.join(work_dir, 'source.png')}", "--crop=center",
+          f"--batch_size={batch_size}"]
+  if engine == "keras":
+    args += [f"--config={FLAGS.config}", f"--checkpoint={os.path.join(work_dir, 'weights', 'ckpt')}"]
+    if name == "keras_bfloat16":
+      args.append("--mixed_precision=bfloat16")
+  else:
+    args += [f"--export_dir={os.path.join(work_dir, 'export')}", f"--quantize={_quantization(name)}"]
+  # Unbuffered: the progress bar redraws with carriage returns, which a piped stderr would hold back.
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO_ROOT, "PYTHONUNBUFFERED": "1"}
+  total = batch_size + FLAGS.num_frames
+  video = write_driving_video(work_dir, total)
+  result_video = os.path.join(work_dir, "result.mp4")
+  command = [sys.executable, "-m", "fomm_tf.animate", *args, f"--driving_video={video}",
+             f"--result_video={result_video}"]
+  best = float("inf")
+  for _ in range(repeats):
+    seen = _progress_times(command, env)
+    if "error" in seen:
+      return seen
+    if batch_size not in seen or total not in seen:
+      return {"error": f"the command's progress lines did not show frames {batch_size} and {total}"}
+    os.remove(result_video)
+    best = min(best, seen[total] - seen[batch_size])
+  return {"command_ms_per_frame": 1000.0 * best / FLAGS.num_frames}
+
+
+def _progress_times(command, env):
+  """{frames done: time first reported} from the command's progress bar (on stderr, redrawn with carriage returns)."""
+  import re
+  process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO_ROOT)
+  seen, line, last_lines = {}, b"", []
+  # A bar line ends with its ETA and is followed by the next line's carriage return only when the next frame
+  # is written, so a line is read as soon as its ETA is complete.
+  complete = re.compile(rb"(\d+)/\d+ frames .* ETA \d\d:\d\d$")
+  while True:
+    char = process.stderr.read(1)
+    if not char:
+      break
+    if char in (b"\r", b"\n"):
+      if line.strip() and not complete.search(line):
+        last_lines = (last_lines + [line.decode(errors="replace")])[-3:]
+      line = b""
+      continue
+    line += char
+    if char.isdigit():
+      match = complete.search(line)
+      if match:
+        seen.setdefault(int(match.group(1)), time.perf_counter())
+  if process.wait() != 0:
+    return {"error": (last_lines[-1:] or ["(no output)"])[0][:200]}
+  return seen
 
 
 def _run_in_worker(name, work_dir, batch_size, batch_mode):
   command = [sys.executable, os.path.abspath(__file__), f"--worker={name}", f"--work_dir={work_dir}",
              f"--worker_batch_size={batch_size}", f"--worker_batch_mode={batch_mode}", f"--config={FLAGS.config}",
              f"--repeats={FLAGS.repeats}"]
+  if FLAGS.psnr:
+    command.append(f"--worker_flagfile={os.path.join(work_dir, 'fixture', 'small-official.flags')}")
   if FLAGS.num_threads:
     command.append(f"--num_threads={FLAGS.num_threads}")
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -178,17 +322,14 @@ def _read_json(path):
 
 def _covers(prepared, wanted):
   """Whether an earlier preparation has everything `wanted` needs."""
-  return (prepared["config"] == wanted["config"] and prepared["num_frames"] == wanted["num_frames"]
-          and set(wanted["backends"]) <= set(prepared["backends"]))
+  return (prepared["config"] == wanted["config"] and set(wanted["backends"]) <= set(prepared["backends"])
+          and prepared.get("psnr", False) >= wanted["psnr"])
 
 
 def _check_flags():
   unknown = [b for b in FLAGS.backends if b not in BACKENDS]
   if unknown:
     raise app.UsageError(f"--backends: unknown backend {unknown[0]!r}; choose from {', '.join(BACKENDS)}")
-  bad_modes = [m for m in FLAGS.tflite_batch_modes if m not in ("loop", "resize")]
-  if bad_modes:
-    raise app.UsageError(f"--tflite_batch_modes: unknown mode {bad_modes[0]!r}; choose from loop, resize")
   try:
     sizes = [int(b) for b in FLAGS.batch_sizes]
   except ValueError:
@@ -210,35 +351,60 @@ def main(argv):
     return
   sizes = _check_flags()
   with tempfile.TemporaryDirectory(prefix="benchmark_animate_") as scratch:
-    work_dir = FLAGS.work_dir or scratch
+    work_dir = os.path.abspath(FLAGS.work_dir or scratch)
     os.makedirs(work_dir, exist_ok=True)
-    preparation = {"config": FLAGS.config, "num_frames": FLAGS.num_frames, "backends": sorted(FLAGS.backends)}
+    preparation = {"config": FLAGS.config, "backends": sorted(FLAGS.backends), "psnr": FLAGS.psnr}
     marker = os.path.join(work_dir, "prepared.json")
     if not (os.path.isfile(marker) and _covers(_read_json(marker), preparation)):
-      prepare(work_dir, FLAGS.backends, FLAGS.num_frames)
+      prepare(work_dir, FLAGS.backends)
+      if FLAGS.psnr:
+        prepare_fixture(work_dir, FLAGS.backends)
       with open(marker, "w") as f:
         json.dump(preparation, f)
-    first, further = gflops(work_dir)
-    header = (f"{'backend':<14} {'quantisation':<13} {'batch mode':<10} {'batch':>5} {'GFLOPs 1st':>10} "
-              f"{'GFLOPs/frame':>12} {'ms/frame':>9} {'fps':>7} {'peak RSS MB':>11} {'PSNR dB':>8}")
-    print(f"{FLAGS.config}, random weights (seed {SEED}), {FLAGS.num_frames} driving frames, "
-          f"{os.cpu_count()} CPU cores, fastest of {FLAGS.repeats} passes; PSNR against Keras float32")
-    print(f"GFLOPs (graph): {first:.2f} for the first driving frame (source work included), {further:.2f} for "
-          "each further one")
+    gflops = _read_json(os.path.join(work_dir, "gflops.json"))["further_frame"]
+    conv_rate = conv_rate_gflops()
+    header = (f"{'backend':<8} {'quantisation':<13} {'batch':>5} {'GFLOP/frame':>11} {'API ms':>7} "
+              f"{'command ms':>10} {'GFLOP/s':>8} {'% conv':>6} {'peak RSS MB':>11} {'PSNR dB':>8}")
+    print(f"{FLAGS.config}, random weights (seed {SEED}); {_cpu_name()}, {os.cpu_count()} cores; "
+          f"per further frame ({FLAGS.num_frames} frames after the first batch), fastest of "
+          f"{FLAGS.repeats}; 3x3 convolution rate in this run: {conv_rate:.0f} GFLOP/s; PSNR against Keras float32 "
+          "on the fixtures' trained model")
     print(header)
     print("-" * len(header))
     for name in FLAGS.backends:
-      modes = FLAGS.tflite_batch_modes if name.startswith("tflite_") else ["-"]
-      for mode in modes:
-        for batch_size in sizes:
-          row = _run_in_worker(name, work_dir, batch_size, mode if mode != "-" else "loop")
-          backend = name.split("_")[0] if name.startswith("tflite_") else name.replace("_bfloat16", "")
-          prefix = f"{backend:<14} {_quantization(name):<13} {mode:<10} {batch_size:>5} {first:>10.2f} {further:>12.2f}"
-          if "error" in row:
-            print(f"{prefix} failed: {row['error']}", flush=True)
-          else:
-            print(f"{prefix} {row['ms_per_frame']:>9.1f} {row['fps']:>7.2f} {row['peak_rss_mb']:>11.0f} "
-                  f"{row['psnr_db']:>8.1f}", flush=True)
+      mode = FLAGS.batch_mode if name.startswith(("tflite_", "onnx_")) else "loop"
+      for batch_size in sizes:
+        row = _run_in_worker(name, work_dir, batch_size, mode)
+        if "error" not in row and FLAGS.command:
+          row.update(time_command(name, work_dir, batch_size, FLAGS.repeats))
+        prefix = f"{_engine(name):<8} {_quantization(name):<13} {batch_size:>5} {gflops:>11.1f}"
+        if "error" in row:
+          print(f"{prefix} failed: {row['error']}", flush=True)
+          continue
+        rate = gflops / (row["ms_per_frame"] / 1000.0)
+        command_ms = f"{row['command_ms_per_frame']:>10.0f}" if "command_ms_per_frame" in row else f"{'-':>10}"
+        psnr = f"{row['psnr_db']:>8.1f}" if "psnr_db" in row else f"{'-':>8}"
+        print(f"{prefix} {row['ms_per_frame']:>7.0f} {command_ms} {rate:>8.0f} {100 * rate / conv_rate:>6.0f} "
+              f"{row['peak_rss_mb']:>11.0f} {psnr}", flush=True)
+    print(f"3x3 convolution rate at the end of the run: {conv_rate_gflops():.0f} GFLOP/s")
+
+
+def _cpu_name():
+  """The CPU model and its widest vector extensions (from /proc/cpuinfo)."""
+  name, features = "unknown CPU", set()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+          name = value.strip()
+        elif key.strip() == "flags":
+          features = set(value.split())
+          break
+  except OSError:
+    pass
+  wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+  return f"{name} ({', '.join(w for w in wanted if w in features) or 'no AVX2'})"
 
 
 if __name__ == "__main__":

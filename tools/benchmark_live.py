@@ -6,7 +6,7 @@
 
 Each row names the model (config and frame size), the backend, its precision
 and the networks' GFLOPs per further driving frame (counted from the graph,
-fomm_tf/models/flops.py; for an exported model, of the config in its manifest).
+fomm_tf/export/flops.py; for an exported model, of the config in its manifest).
 
 The camera is a real video file paced at its frame rate (as `--camera=FILE`
 does in `python -m fomm_tf.live`): a moving crop of the astronaut portrait of
@@ -71,8 +71,8 @@ def describe(args):
   from fomm_tf import builtin  # pylint: disable=import-outside-toplevel
   from fomm_tf.config import flagfiles  # pylint: disable=import-outside-toplevel
   from fomm_tf.config import fomm_config  # pylint: disable=import-outside-toplevel
-  from fomm_tf.models import fomm_model  # pylint: disable=import-outside-toplevel
-  from fomm_tf.models import flops  # pylint: disable=import-outside-toplevel
+  from fomm_tf.checkpoint import loading  # pylint: disable=import-outside-toplevel
+  from fomm_tf.export import flops  # pylint: disable=import-outside-toplevel
   backend = _flag(args, "backend", "keras")
   export_dir = _flag(args, "export_dir")
   if backend != "keras" and export_dir:
@@ -89,7 +89,7 @@ def describe(args):
     name = os.path.basename(name).removesuffix(".flags")
   precision = {"keras": _flag(args, "mixed_precision", "float32"), "saved_model": "float32"}.get(
       backend, _flag(args, "quantize", "float32"))
-  gflops = flops.frame_gflops(fomm_model.FommModel(cfg)).further_frame
+  gflops = flops.animation_gflops(loading.load_model(cfg))["further_frame"]  # (weights do not change it)
   return f"{name} {cfg.frame_size[0]}x{cfg.frame_size[1]}", backend, precision, gflops
 
 

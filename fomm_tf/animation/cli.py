@@ -21,23 +21,24 @@ from fomm_tf.animation import progress as progress_lib
 from fomm_tf.errors import UsageError
 from fomm_tf.config import flagfiles
 
-BACKENDS = ("keras", "saved_model", "tflite")
+BACKENDS = ("keras", "saved_model", "tflite", "onnx")
 
 
 def define_backend_flags(flag_values):
   """The model flags and what runs the networks (shared with `python -m fomm_tf.live`)."""
   cli.define_model_flags(flag_values)
   kw = {"flag_values": flag_values}
-  flags.DEFINE_enum("backend", "keras", list(BACKENDS), "What runs the networks.", **kw)
-  flags.DEFINE_string("export_dir", None, "Export directory (from fomm_tf.export) for --backend=saved_model|tflite.",
-                      **kw)
+  flags.DEFINE_enum("backend", "keras", list(BACKENDS), "What runs the networks (onnx: ONNX Runtime, needs "
+                    "pip install fomm-tf[onnx]).", **kw)
+  flags.DEFINE_string("export_dir", None, "Export directory (from fomm_tf.export) for "
+                      "--backend=saved_model|tflite|onnx.", **kw)
   flags.DEFINE_boolean("allow_modified_export", False, "Run an --export_dir whose files differ from the SHA-256 "
                        "its manifest recorded (or one exported before hashes were recorded), with a warning. The "
                        "op allowlist is checked regardless (docs/security.md).", **kw)
   flags.DEFINE_enum("mixed_precision", None, ["bfloat16", "float16"],
                     "--backend=keras: compute in this precision (bfloat16 is ~1.8x faster on CPUs with "
                     "AVX512-BF16; see tools/benchmark_animate.py).", **kw)
-  flags.DEFINE_string("quantize", "float32", "TFLite variant for --backend=tflite.", **kw)
+  flags.DEFINE_string("quantize", "float32", "TFLite (or ONNX) variant for --backend=tflite (onnx).", **kw)
 
 
 def define_flags(flag_values):
@@ -65,7 +66,7 @@ def make_backend(flag_values, cfg):
   if flag_values.backend == "saved_model":
     return exported_backends.SavedModelBackend(flag_values.export_dir,
                                                allow_modified=flag_values.allow_modified_export)
-  return exported_backends.TFLiteBackend(flag_values.export_dir, quantize=flag_values.quantize,
+  return exported_backends.open_exported(flag_values.backend, flag_values.export_dir, flag_values.quantize,
                                          allow_modified=flag_values.allow_modified_export)
 
 

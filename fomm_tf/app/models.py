@@ -7,8 +7,9 @@ In that folder (and its direct subfolders) a model is:
 * a fomm-tf training directory (it has a TensorFlow `checkpoint` file) holding a
   `.flags` file or a `.config` file;
 * an export directory (it has the `manifest.json` of `python -m fomm_tf.export`),
-  offered with its SavedModel and each TFLite variant it holds. Its files are checked like the command line's
-  --export_dir (docs/security.md) when it is first used; --allow_modified_export applies here too.
+  offered with its SavedModel and each TFLite and ONNX variant it holds (ONNX with the onnx extra). Its files are
+  checked like the command line's --export_dir (docs/security.md) when it is first used; --allow_modified_export
+  applies here too.
 A model is loaded the first time it is used and then kept.
 """
 
@@ -63,6 +64,9 @@ def _export_choices(path):
   tflite = os.path.join(path, "tflite")
   if os.path.isdir(tflite):
     choices += [("tflite", q) for q in sorted(os.listdir(tflite)) if os.path.isdir(os.path.join(tflite, q))]
+  onnx = os.path.join(path, "onnx")
+  if os.path.isdir(onnx):
+    choices += [("onnx", q) for q in sorted(os.listdir(onnx)) if os.path.isdir(os.path.join(onnx, q))]
   return tuple(choices)
 
 
@@ -141,6 +145,5 @@ def _build(entry, backend_name, precision, allow_modified_export):
     return keras_backend.KerasBackend(builtin.load_builtin_model(dtype=dtype))
   if entry.kind == "checkpoint":
     return keras_backend.KerasBackend(loading.load_model(entry.config, checkpoint=entry.path, dtype=dtype))
-  if backend_name == "saved_model":
-    return exported_backends.SavedModelBackend(entry.path, allow_modified=allow_modified_export)
-  return exported_backends.TFLiteBackend(entry.path, quantize=precision, allow_modified=allow_modified_export)
+  return exported_backends.open_exported(backend_name, entry.path, quantize=precision,
+                                         allow_modified=allow_modified_export)

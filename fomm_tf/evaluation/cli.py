@@ -5,6 +5,8 @@
       --dataset_root=data/vox --output_dir=eval --mode=reconstruction [--save_videos]
   # Cross-video animation of seeded random pairs, relative motion:
   python -m fomm_tf.evaluate ... --mode=animation [--num_pairs=50 --seed=0]
+  # The same through an exported model (reconstruction and animation; --backend=onnx needs the onnx extra):
+  python -m fomm_tf.evaluate --flagfile=configs/vox-256.flags --backend=onnx --export_dir=export/vox-256 ...
   # Figures (keypoints over frames, occlusion maps):
   python -m fomm_tf.evaluate ... --mode=visualize [--max_videos=4 --num_frames=4]
   # AKD / MKR of keypoints found by any external detector (no model needed):
@@ -32,6 +34,7 @@ from fomm_tf.evaluation import keypoint_metrics
 from fomm_tf.evaluation import reconstruction
 from fomm_tf.evaluation import staging
 from fomm_tf.evaluation import videos as videos_lib
+from fomm_tf.inference import exported_backends
 from fomm_tf.inference import keras_backend
 from fomm_tf.io import files
 
@@ -52,6 +55,13 @@ def define_flags(flag_values):
   flags.DEFINE_integer("max_videos", None, "Use at most this many test videos (in name order). Default: "
                        "--reconstruction_num_videos for reconstruction, all for animation, 4 for visualize.", **kw)
   flags.DEFINE_integer("batch_size", 8, "Frames per network call.", **kw)
+  flags.DEFINE_enum("backend", "keras", ["keras", *exported_backends.EXPORTED_BACKENDS],
+                    "What runs FOMM for reconstruction and animation: the Keras model (--checkpoint), or an export "
+                    "directory (--export_dir) through its SavedModel, TFLite or ONNX files (onnx: ONNX Runtime, "
+                    "needs pip install fomm-tf[onnx]).", **kw)
+  flags.DEFINE_string("export_dir", None, "--backend=saved_model|tflite|onnx: a directory written by "
+                      "python -m fomm_tf.export.", **kw)
+  flags.DEFINE_string("quantize", "float32", "--backend=tflite|onnx: the variant to run.", **kw)
   flags.DEFINE_enum("method", "fomm", ["fomm", "no_motion", "global_affine"],
                     "Reconstruction: FOMM, or a baseline through the same evaluator (the source copied, or one "
                     "global affine warp fitted to the model's keypoints).", **kw)
@@ -83,15 +93,29 @@ def _check_common_flags(flag_values):
   if flag_values.external_keypoints_dir and flag_values.mode != "keypoints":
     raise EvaluationError("--external_keypoints_dir is only read by --mode=keypoints")
   cli.require_positive(flag_values, "batch_size", "max_videos", "num_pairs", "num_frames")
+  if flag_values.backend != "keras":
+    if flag_values.mode not in ("reconstruction", "animation") or flag_values.method != "fomm":
+      raise EvaluationError(f"--backend={flag_values.backend} runs FOMM for --mode=reconstruction or animation "
+                            "(--method=fomm); the baselines and figures use the Keras model (--backend=keras)")
+    if not flag_values.export_dir:
+      raise EvaluationError(f"--backend={flag_values.backend} needs --export_dir (a directory written by "
+                            "python -m fomm_tf.export)")
+    if flag_values.checkpoint is not None:
+      raise EvaluationError(f"--checkpoint is for --backend=keras; --backend={flag_values.backend} runs the "
+                            "weights of --export_dir")
+  elif flag_values.export_dir:
+    raise EvaluationError("--export_dir is for --backend=saved_model|tflite|onnx")
   files.refuse_overwrite([], [("dataset_root", flag_values.dataset_root),
                               ("external_keypoints_dir", flag_values.external_keypoints_dir),
-                              ("checkpoint", flag_values.checkpoint)],
+                              ("checkpoint", flag_values.checkpoint), ("export_dir", flag_values.export_dir)],
                          directories=[("output_dir", flag_values.output_dir)] if flag_values.output_dir else [])
 
 
 def _header(flag_values, cfg):
+  exported = ({"export_dir": os.path.abspath(flag_values.export_dir), "quantize": flag_values.quantize}
+              if flag_values.backend != "keras" else {})
   return {"mode": flag_values.mode, "method": flag_values.method, "config": cfg.source,
-          "checkpoint": flag_values.checkpoint,
+          "checkpoint": flag_values.checkpoint, "backend": flag_values.backend, **exported,
           "dataset_root": os.path.abspath(flag_values.dataset_root), "fit": flag_values.fit}
 
 
@@ -99,7 +123,7 @@ def run_reconstruction(flag_values, cfg, model, videos, out):
   video_dir = None
   if flag_values.save_videos:
     video_dir = os.path.dirname(out.path(os.path.join("reconstruction", "_")))
-  backend = baselines.make_backend(flag_values.method, model)
+  backend = model if flag_values.backend != "keras" else baselines.make_backend(flag_values.method, model)
   rows, summary = reconstruction.evaluate_reconstruction(backend, videos, flag_values.batch_size, flag_values.fit,
                                                          video_dir, face_keypoints=flag_values.keypoints == "face")
   out.write_csv("reconstruction.csv", reconstruction.CSV_COLUMNS, rows)
@@ -118,7 +142,8 @@ def run_animation(flag_values, cfg, model, videos, out):
   num_pairs = flag_values.num_pairs if flag_values.num_pairs is not None else cfg.animation.animate_num_pairs
   pairs = animation_pairs.choose_pairs(len(videos), num_pairs, flag_values.seed)
   video_dir = os.path.dirname(out.path(os.path.join("animation", "_")))
-  rows = animation_pairs.animate_pairs(keras_backend.KerasBackend(model), videos, pairs, video_dir,
+  backend = model if flag_values.backend != "keras" else keras_backend.KerasBackend(model)
+  rows = animation_pairs.animate_pairs(backend, videos, pairs, video_dir,
                                        flag_values.batch_size, flag_values.fit, relative=cfg.animation.use_relative_movement,
                                        adapt_scale=cfg.animation.adapt_movement_scale)
   for row in rows:
@@ -184,6 +209,24 @@ def _max_videos(flag_values, cfg):
   return None
 
 
+def _load_model(flag_values):
+  """(config, FommModel) with --backend=keras; (config, exported Backend) with an exported backend.
+
+  The config still sets the evaluation's own defaults (number of videos and pairs, relative motion).
+  """
+  if flag_values.backend == "keras":
+    return cli.load_model_from_flags(flag_values)
+  cfg = cli.resolve_config(flag_values)
+  if cfg is None:
+    raise EvaluationError("no model config: pass --flagfile=configs/NAME.flags or --config=NAME (it sets the "
+                          "evaluation's defaults)")
+  backend = exported_backends.open_exported(flag_values.backend, flag_values.export_dir, flag_values.quantize)
+  expected = tuple(cfg.model.frame_shape)
+  if tuple(backend.frame_shape) != expected:
+    raise EvaluationError(f"--export_dir holds a {backend.frame_shape} model, the config is for {expected}")
+  return cfg, backend
+
+
 def run(flag_values):
   """Runs the mode chosen by the flags; returns what it wrote to its JSON (visualize: a summary)."""
   _check_common_flags(flag_values)
@@ -193,7 +236,7 @@ def run(flag_values):
     raise EvaluationError("--output_dir is required")
   videos = videos_lib.find_test_videos(flag_values.dataset_root)
   with staging.StagedOutput(flag_values.output_dir) as out:
-    cfg, model = cli.load_model_from_flags(flag_values)
+    cfg, model = _load_model(flag_values)
     videos = videos[:_max_videos(flag_values, cfg)]
     result, message = _RUNNERS[flag_values.mode](flag_values, cfg, model, videos, out)
     out.commit()

@@ -1,11 +1,12 @@
-"""`python -m fomm_tf.export` (also `fomm-export`): a SavedModel and TFLite files, with a manifest of errors.
+"""`python -m fomm_tf.export` (also `fomm-export`): a SavedModel, TFLite and ONNX files, with a manifest of errors.
 
   python -m fomm_tf.export --flagfile=configs/vox-256.flags --checkpoint=vox-cpk.pth.tar \\
       --output_dir=export/vox-256 --quantize=float32,float16,dynamic_int8,int8 \\
       --representative_data=driving.mp4
 
 Writes OUTPUT_DIR/saved_model/, OUTPUT_DIR/tflite/<quantization>/{kp_detector,source_encoder,generator,
-normalize_kp}.tflite and OUTPUT_DIR/manifest.json; nothing is left behind when the export fails or is
+normalize_kp}.tflite, with --formats=onnx OUTPUT_DIR/onnx/float32/<the same names>.onnx (needs
+`pip install fomm-tf[onnx]`; see docs/onnx.md) and OUTPUT_DIR/manifest.json; nothing is left behind when the export fails or is
 interrupted, and --overwrite only replaces a previous export that holds none of the export's inputs.
 """
 
@@ -29,7 +30,8 @@ def define_flags(flag_values):
                          "(default: random weights, with a warning).")
   kw = {"flag_values": flag_values}
   flags.DEFINE_string("output_dir", None, "Directory to create with the exported files.", **kw)
-  flags.DEFINE_list("formats", ["saved_model", "tflite"], "What to write: saved_model, tflite.", **kw)
+  flags.DEFINE_list("formats", ["saved_model", "tflite"], "What to write: saved_model, tflite, onnx "
+                    "(onnx needs pip install fomm-tf[onnx]).", **kw)
   flags.DEFINE_list("quantize", ["float32"], "TFLite variants: float32, float16, dynamic_int8, int8.", **kw)
   flags.DEFINE_boolean("overwrite", False, "Replace --output_dir when it holds a previous export.", **kw)
   flags.DEFINE_list("representative_data", [], "Frames for int8 calibration and the error measurements: "
@@ -45,6 +47,7 @@ def run(flag_values):
   if not flag_values.output_dir:
     raise UsageError("--output_dir is required")
   formats = exporter.parse_formats(flag_values.formats)
+  exporter.require_formats(formats)
   quantizations = tflite_lib.parse_quantizations(flag_values.quantize) if "tflite" in formats else ()
   inputs = [("checkpoint", cli.checkpoint_flag(flag_values))] + [
       ("representative_data", path) for path in flag_values.representative_data]
@@ -74,8 +77,9 @@ def print_summary(output_dir, manifest):
     parts = info["signatures"].items() if info["kind"] == "saved_model" else [(None, info)]
     for signature, measured in parts:
       rows.append(_summary_row(f"{path}:{signature}" if signature else path, measured))
-  for quantization, measured in manifest.get("tflite_animation", {}).items():
-    rows.append(_summary_row(f"animation with tflite/{quantization}", measured))
+  for kind in ("tflite", "onnx"):
+    for quantization, measured in manifest.get(f"{kind}_animation", {}).items():
+      rows.append(_summary_row(f"animation with {kind}/{quantization}", measured))
   print(f"exported to {output_dir} (errors against the Keras model, {manifest['evaluation_input']}):")
   print("\n".join(rows))
 

@@ -1,4 +1,4 @@
-"""Exports a FommModel to a directory: SavedModel, TFLite variants and a manifest, all or nothing.
+"""Exports a FommModel to a directory: SavedModel, TFLite variants, ONNX files and a manifest, all or nothing.
 
 Everything is written into a staging directory next to the output directory
 and renamed into place at the end, so a failed (or interrupted) export leaves
@@ -19,6 +19,7 @@ from fomm_tf.errors import ExportError
 from fomm_tf.errors import one_line
 from fomm_tf.export import evaluation
 from fomm_tf.export import manifest as manifest_lib
+from fomm_tf.export import onnx_export
 from fomm_tf.export import saved_model as saved_model_lib
 from fomm_tf.export import signatures as signatures_lib
 from fomm_tf.export import tflite as tflite_lib
@@ -26,7 +27,7 @@ from fomm_tf.inference import export_checks
 from fomm_tf.inference import export_layout as layout
 from fomm_tf.io import files
 
-FORMATS = ("saved_model", "tflite")
+FORMATS = ("saved_model", "tflite", "onnx")
 
 
 def parse_formats(values):
@@ -37,6 +38,14 @@ def parse_formats(values):
   if not values:
     raise ExportError(f"--formats: give at least one of {', '.join(FORMATS)}")
   return tuple(f for f in FORMATS if f in values)
+
+
+def require_formats(formats):
+  """Raises a one-line UsageError when a package that writing `formats` needs is missing (the onnx extra)."""
+  if "onnx" in formats:
+    onnx_export.require_converter()
+    from fomm_tf.inference import exported_backends  # pylint: disable=import-outside-toplevel
+    exported_backends.import_onnxruntime()  # Every ONNX file is checked by running it.
 
 
 def _is_previous_export(path):
@@ -81,7 +90,7 @@ def export_model(model, output_dir, formats=FORMATS, quantizations=("float32",),
   Args:
     model: the FommModel to export.
     output_dir: the directory to create (or, with `overwrite`, to replace).
-    formats: any of "saved_model", "tflite".
+    formats: any of "saved_model", "tflite", "onnx" (ONNX needs tf2onnx and onnx, the `onnx` extra).
     quantizations: TFLite variants (float32, float16, dynamic_int8, int8).
     overwrite: replace a non-empty `output_dir`.
     representative_frames: (N >= 3, H, W, 3) frames in [0, 1] (float) or
@@ -102,6 +111,7 @@ def export_model(model, output_dir, formats=FORMATS, quantizations=("float32",),
       left behind.
   """
   formats = parse_formats(formats)
+  require_formats(formats)
   report = progress or (lambda message: logging.info("%s", message))
   quantizations = tflite_lib.parse_quantizations(quantizations) if "tflite" in formats else ()
   inputs = list(inputs) + ([("checkpoint", checkpoint)] if checkpoint else [])
@@ -135,6 +145,10 @@ def export_model(model, output_dir, formats=FORMATS, quantizations=("float32",),
                                              report))
       manifest["tflite_animation"] = _animation_errors(staging, manifest, quantizations, inputs["serving_default"],
                                                        expected["serving_default"])
+    if "onnx" in formats:
+      manifest["files"].update(_write_onnx(loaded, staging, inputs, expected, report))
+      manifest["onnx_animation"] = _animation_errors(staging, manifest, ("float32",), inputs["serving_default"],
+                                                     expected["serving_default"], kind="onnx")
     if check_allowlist:
       _check_allowlist(staging)
     # Every file's size and SHA-256: the backends refuse a file that differs (modified, or from another export).
@@ -145,13 +159,15 @@ def export_model(model, output_dir, formats=FORMATS, quantizations=("float32",),
 
 def _check_allowlist(staging):
   """Runs the backends' op checks on the new files, so an export they would refuse fails here, not later."""
-  paths = [os.path.join(root, name) for root, _, names in os.walk(staging) for name in names
-           if name.endswith(".tflite")]
+  paths = sorted(os.path.join(root, name) for root, _, names in os.walk(staging) for name in names)
   try:
     if os.path.isdir(os.path.join(staging, layout.SAVED_MODEL)):
       export_checks.check_saved_model(os.path.join(staging, layout.SAVED_MODEL))
-    for path in sorted(paths):
-      export_checks.check_tflite(path)
+    for path in paths:
+      if path.endswith(".tflite"):
+        export_checks.check_tflite(path)
+      elif path.endswith(".onnx"):
+        export_checks.check_onnx(path, staging)
   except ExportError as error:
     raise ExportError(f"this export holds an op that fomm_tf/inference/export_allowlist.py lacks, so the backends "
                       f"would refuse it; if the change is intended, run tools/update_export_allowlist.py "
@@ -199,12 +215,38 @@ def _write_tflite(loaded, staging, quantizations, samples, inputs, expected, rep
   return described
 
 
-def _animation_errors(staging, manifest, quantizations, inputs, expected):
-  """Whole-chain error of each TFLite variant (detect, normalise, encode, generate) against Keras."""
+def _write_onnx(loaded, staging, inputs, expected, report):
+  """Converts the four signatures to ONNX (float32), checks them with ONNX Runtime; returns their manifest entries."""
+  from fomm_tf.inference import exported_backends
+  described = {}
+  os.makedirs(os.path.join(staging, layout.ONNX, "float32"))
+  for signature in layout.ONNX_FILES:
+    relpath = layout.onnx_relpath("float32", signature)
+    start = time.time()
+    content = onnx_export.convert(loaded.signatures[signature], relpath)
+    report(f"converted {relpath} in {time.time() - start:.1f} s")
+    files.write_bytes_atomically(os.path.join(staging, relpath), content, ExportError)
+    session = exported_backends.onnx_session(content)
+    names = [o.name for o in session.get_outputs()]
+    outputs = dict(zip(names, session.run(names, inputs[signature])))
+    described[relpath] = {"kind": "onnx", "quantization": "float32", "converter": _converter_version(),
+                          "size_bytes": len(content), **onnx_export.describe(content),
+                          **evaluation.compare(outputs, expected[signature])}
+  return described
+
+
+def _converter_version():
+  import tf2onnx  # pylint: disable=import-outside-toplevel
+  return f"tf2onnx {tf2onnx.__version__}"
+
+
+def _animation_errors(staging, manifest, quantizations, inputs, expected, kind="tflite"):
+  """Whole-chain error of each TFLite (or ONNX) variant (detect, normalise, encode, generate) against Keras."""
   from fomm_tf.inference import exported_backends
   errors = {}
+  make = exported_backends.TFLiteBackend if kind == "tflite" else exported_backends.OnnxBackend
   for quantization in quantizations:
-    backend = exported_backends.TFLiteBackend(staging, quantize=quantization, manifest=manifest)
+    backend = make(staging, quantize=quantization, manifest=manifest)
     kp_source = backend.detect_keypoints(inputs["source"])
     kp_driving = backend.detect_keypoints(inputs["driving"])
     kp_initial = {"value": inputs["kp_driving_initial_value"], "jacobian": inputs["kp_driving_initial_jacobian"]}

@@ -13,8 +13,13 @@ Layout:
                                             "signature_key": ..., "inputs": ..., "outputs": ...,
                                             "operators": [TFLite op names],
                                             "max_abs_error": {...}, "psnr_db"?: ...},
+      "onnx/float32/kp_detector.onnx": {"kind": "onnx", "quantization": "float32", "size_bytes": ...,
+                                        "converter": "tf2onnx x.y", "opset": 18, "inputs": ..., "outputs": ...,
+                                        "operators": [ONNX op types], "domains": [""],
+                                        "max_abs_error": {...}, "psnr_db"?: ...},
       ...
     },
+    "onnx_animation": {"float32": {"max_abs_error": ..., "psnr_db": ...}},  # with onnx: whole chain vs Keras
     "tflite_animation": {quantization: {"max_abs_error": ..., "psnr_db": ...}},  # whole chain vs Keras
     "int8_ops": [...],  # with int8 only: the ops quantised to int8 (the rest stay float32)
     "file_hashes": {"saved_model/saved_model.pb": {"sha256": hex, "size_bytes": n}, ...}  # every file but this one

@@ -9,7 +9,6 @@ exported model directory). All arrays in and out are numpy float32, NHWC.
 import numpy as np
 
 from fomm_tf.errors import AnimationError
-from fomm_tf.ops import normalize_kp as normalize_lib
 
 HULL_ERROR = ("adapt_movement_scale: the initial driving keypoints span no area (all collinear); "
               "use relative motion without --adapt_scale")
@@ -59,6 +58,8 @@ class Backend:
 
   def normalize_kp(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
                    use_relative_movement, use_relative_jacobian):
+    # Imported here: it needs TensorFlow, which the exported backends (TFLite, ONNX) run without.
+    from fomm_tf.ops import normalize_kp as normalize_lib  # pylint: disable=import-outside-toplevel
     out = normalize_lib.normalize_kp(kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
                                      use_relative_movement, use_relative_jacobian)
     return check_normalized({k: np.asarray(v) for k, v in out.items()}, adapt_movement_scale)

@@ -14,7 +14,10 @@ official config and quantisation, and checked by tests/export_allowlist_test.py)
   at export (a modified, truncated or swapped file, or files of two exports mixed, are refused), unless the user
   allows modified exports (then each difference is a warning).
 
-One function per format, so an ONNX check (standard domains, external data inside the directory) goes beside these.
+* `check_onnx`: every node (subgraphs and local functions included) and every declared opset is of the standard
+  ONNX domain, and every tensor kept as external data names a relative file inside the export directory (no
+  absolute path, no `..`, no link leading out), before ONNX Runtime sees the file.
+
 Every refusal is one ExportError line naming the file and the op; nothing has been loaded at that point.
 """
 
@@ -38,6 +41,10 @@ MAX_SAVED_MODEL_PB_BYTES = 64 << 20
 # The largest .tflite the exporter writes (a float32 generator of a big config) is a few hundred MB.
 MAX_TFLITE_BYTES = 2 << 30
 _HASH_CHUNK = 1 << 20
+# The ONNX files hold the same weights as the TFLite float32 ones; the same bound.
+MAX_ONNX_BYTES = 2 << 30
+# The standard ONNX domain ("" and its alias "ai.onnx"); the exporter writes nothing else.
+ONNX_STANDARD_DOMAINS = ("", "ai.onnx")
 
 # Op names that betray side effects (files, Python, printing, checkpoints, dataset readers) are named first in a
 # refusal, whatever else a hostile graph holds.
@@ -270,6 +277,71 @@ def verify_files(export_dir, manifest, relpaths, allow_modified=False):
     elif sha256_file(path) != entry["sha256"]:
       _refuse_or_warn(f"{printable(path)}: its SHA-256 differs from the one recorded at export (modified or from "
                       "another export)", allow_modified)
+
+
+def onnx_graphs(graph):
+  """`graph` and every subgraph nested in its nodes' attributes (If/Loop/Scan bodies), depth first."""
+  yield graph
+  for node in graph.node:
+    for attribute in node.attribute:
+      for sub in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+        yield from onnx_graphs(sub)
+
+
+def onnx_nodes(model):
+  """Every node of an ONNX ModelProto: its graph's, its subgraphs' and its local functions'."""
+  for graph in onnx_graphs(model.graph):
+    yield from graph.node
+  for function in model.functions:
+    yield from function.node
+
+
+def onnx_domains(model):
+  """Sorted domains of every node and every opset import of a ModelProto ('' is the standard domain)."""
+  return sorted({n.domain for n in onnx_nodes(model)} | {o.domain for o in model.opset_import})
+
+
+def _onnx_tensors(model):
+  """Every TensorProto a model can hold: initializers (also of subgraphs) and tensor-valued node attributes."""
+  for graph in onnx_graphs(model.graph):
+    yield from graph.initializer
+    yield from (sparse.values for sparse in graph.sparse_initializer)
+  for node in onnx_nodes(model):
+    for attribute in node.attribute:
+      if attribute.HasField("t"):
+        yield attribute.t
+      yield from attribute.tensors
+
+
+def check_onnx(path, export_dir):
+  """Refuses an ONNX file with an op outside the standard domain or external data outside `export_dir`.
+
+  The file is parsed with the onnx package (protobuf only, bounded by MAX_ONNX_BYTES, external data not loaded);
+  ONNX Runtime has not seen it yet.
+  """
+  import onnx  # pylint: disable=import-outside-toplevel  (the onnx extra, as ONNX Runtime is)
+  from google.protobuf import message  # pylint: disable=import-outside-toplevel
+  size = os.path.getsize(path)
+  if size > MAX_ONNX_BYTES:
+    raise _file_error(path, f"{size} bytes, more than the {MAX_ONNX_BYTES >> 20} MB an exported ONNX file can be")
+  try:
+    model = onnx.load(path, load_external_data=False)
+  except (OSError, ValueError, message.DecodeError) as error:
+    raise _file_error(path, f"not an ONNX model ({one_line(error)})") from None
+  foreign = [d for d in onnx_domains(model) if d not in ONNX_STANDARD_DOMAINS]
+  if foreign:
+    raise _file_error(path, f"uses ops outside the standard ONNX domain ({', '.join(map(repr, foreign))}); "
+                      "fomm-tf's exports hold standard ops only")
+  root = os.path.realpath(export_dir)
+  for tensor in _onnx_tensors(model):
+    if tensor.data_location != onnx.TensorProto.EXTERNAL:
+      continue
+    location = {entry.key: entry.value for entry in tensor.external_data}.get("location", "")
+    target = os.path.realpath(os.path.join(os.path.dirname(path), location))
+    if (not location or os.path.isabs(location) or ".." in location.replace("\\", "/").split("/")
+        or os.path.commonpath([root, target]) != root):
+      raise _file_error(path, f"tensor {tensor.name!r} keeps its data in {location!r}, outside the export "
+                        "directory (an absolute path or ..); refused")
 
 
 def _refuse_or_warn(message, allow_modified):

@@ -3,6 +3,7 @@
   DIR/manifest.json                        what was exported, how, and how close it is to Keras
   DIR/saved_model/                         the SavedModel (all signatures)
   DIR/tflite/<quantization>/<name>.tflite  kp_detector, source_encoder, generator, normalize_kp
+  DIR/onnx/<quantization>/<name>.onnx      the same four graphs as ONNX files (float32)
 """
 
 import json
@@ -25,6 +26,9 @@ TFLITE_FILES = {
     "generate_from_state": "generator.tflite",
     "normalize_kp": "normalize_kp.tflite",
 }
+ONNX = "onnx"
+# SavedModel signature -> the ONNX file converted from it (the same graphs as the TFLite files).
+ONNX_FILES = {signature: filename.replace(".tflite", ".onnx") for signature, filename in TFLITE_FILES.items()}
 # The signatures of the SavedModel; `serving_default` animates a batch of driving frames end to end.
 SAVED_MODEL_SIGNATURES = ("detect_keypoints", "normalize_kp", "generate", "encode_source", "generate_from_state",
                           "serving_default")
@@ -32,6 +36,10 @@ SAVED_MODEL_SIGNATURES = ("detect_keypoints", "normalize_kp", "generate", "encod
 
 def tflite_relpath(quantization, signature):
   return "/".join((TFLITE, quantization, TFLITE_FILES[signature]))
+
+
+def onnx_relpath(quantization, signature):
+  return "/".join((ONNX, quantization, ONNX_FILES[signature]))
 
 
 def saved_model_dir(path):
@@ -46,19 +54,28 @@ def saved_model_dir(path):
 
 def tflite_dir(path, quantization):
   """The folder holding the four .tflite files of `quantization` (in an export directory, or `path` itself)."""
+  return _variant_dir(path, quantization, TFLITE, TFLITE_FILES, "TFLite")
+
+
+def onnx_dir(path, quantization="float32"):
+  """The folder holding the four .onnx files of `quantization` (in an export directory, or `path` itself)."""
+  return _variant_dir(path, quantization, ONNX, ONNX_FILES, "ONNX")
+
+
+def _variant_dir(path, quantization, kind, filenames, what):
   path = os.fspath(path)
-  names = sorted(TFLITE_FILES.values())
+  names = sorted(filenames.values())
   has_all = lambda folder: all(os.path.isfile(os.path.join(folder, n)) for n in names)
-  variant = os.path.join(path, TFLITE, quantization)
+  variant = os.path.join(path, kind, quantization)
   if has_all(variant):
     return variant
   if has_all(path):
     return path
-  root = os.path.join(path, TFLITE)
+  root = os.path.join(path, kind)
   available = sorted(d for d in os.listdir(root) if has_all(os.path.join(root, d))) if os.path.isdir(root) else []
   if not os.path.isdir(path):
     raise ExportError(f"{path}: no such export directory")
-  raise ExportError(f"{path}: no {quantization!r} TFLite variant (expected {', '.join(names)} in {variant}); "
+  raise ExportError(f"{path}: no {quantization!r} {what} variant (expected {', '.join(names)} in {variant}); "
                    f"available: {', '.join(available) if available else 'none'}")
 
 

@@ -1,4 +1,4 @@
-"""Animation backends that run an exported model: SavedModelBackend and TFLiteBackend.
+"""Animation backends that run an exported model: SavedModelBackend, TFLiteBackend and OnnxBackend.
 
 Both implement fomm_tf.inference.backend.Backend on a directory written by
 `python -m fomm_tf.export` and take everything they need (frame size, K) from
@@ -15,12 +15,14 @@ import os
 import numpy as np
 
 from fomm_tf.errors import ExportError
+from fomm_tf.errors import UsageError
 from fomm_tf.errors import one_line
 from fomm_tf.inference import backend as backend_lib
 from fomm_tf.inference import export_checks
 from fomm_tf.inference import export_layout as layout
 
 BATCH_MODES = ("loop", "resize")
+MISSING_ONNXRUNTIME = "--backend=onnx needs ONNX Runtime: pip install fomm-tf[onnx] (or pip install onnxruntime)"
 
 
 def _check_frames(frames, frame_shape, what):
@@ -76,6 +78,26 @@ def _generate_inputs(backend, state, kp_source, kp_driving):
                      f"got batch {kp_source['value'].shape[0]}")
   return {**state, "kp_source_value": kp_source["value"], "kp_source_jacobian": kp_source["jacobian"],
           "kp_driving_value": kp_driving["value"], "kp_driving_jacobian": kp_driving["jacobian"]}
+
+
+def _check_batch_options(batch_mode, num_threads):
+  if batch_mode not in BATCH_MODES:
+    raise ValueError(f"batch_mode must be one of {', '.join(BATCH_MODES)}, got {batch_mode!r}")
+  if num_threads is not None and num_threads < 1:
+    raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+  return num_threads or os.cpu_count() or 1
+
+
+def _run_batched(run, batch_mode, signature, inputs, batched_names):
+  """Runs a batch in one call ("resize") or entry by entry ("loop"), concatenating the outputs."""
+  batch = inputs[batched_names[0]].shape[0]
+  if batch_mode == "resize" or batch == 1:
+    return run(signature, inputs)
+  parts = []
+  for i in range(batch):
+    entry = {k: (v[i:i + 1] if k in batched_names else v) for k, v in inputs.items()}
+    parts.append(run(signature, entry))
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 class SavedModelBackend(backend_lib.Backend):
@@ -149,14 +171,10 @@ class TFLiteBackend(backend_lib.Backend):
   def __init__(self, path, quantize="float32", num_threads=None, batch_mode="loop", allow_modified=False,
                manifest=None):
     from ai_edge_litert.interpreter import Interpreter
-    if batch_mode not in BATCH_MODES:
-      raise ValueError(f"batch_mode must be one of {', '.join(BATCH_MODES)}, got {batch_mode!r}")
-    if num_threads is not None and num_threads < 1:
-      raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+    threads = _check_batch_options(batch_mode, num_threads)
     self.path = layout.tflite_dir(path, quantize)
     self.quantize = quantize
     self.batch_mode = batch_mode
-    threads = num_threads or os.cpu_count() or 1
     self._interpreters = {}
     self._runners = {}
     model_paths = [os.path.join(self.path, filename) for filename in layout.TFLITE_FILES.values()]
@@ -192,15 +210,7 @@ class TFLiteBackend(backend_lib.Backend):
     return self._runners[signature](**inputs)
 
   def _run_batched(self, signature, inputs, batched_names):
-    """Runs a batch in one call ("resize") or entry by entry ("loop"), concatenating the outputs."""
-    batch = inputs[batched_names[0]].shape[0]
-    if self.batch_mode == "resize" or batch == 1:
-      return self._run(signature, inputs)
-    parts = []
-    for i in range(batch):
-      entry = {k: (v[i:i + 1] if k in batched_names else v) for k, v in inputs.items()}
-      parts.append(self._run(signature, entry))
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return _run_batched(self._run, self.batch_mode, signature, inputs, batched_names)
 
   def detect_keypoints(self, frames):
     frames = _check_frames(frames, self.frame_shape, "detect_keypoints")
@@ -219,3 +229,131 @@ class TFLiteBackend(backend_lib.Backend):
     inputs = _normalize_inputs(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
                                use_relative_movement, use_relative_jacobian)
     return backend_lib.check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)
+
+
+def import_onnxruntime():
+  """The onnxruntime module, or a one-line UsageError naming the extra to install."""
+  try:
+    import onnxruntime  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    raise UsageError(MISSING_ONNXRUNTIME) from None
+  return onnxruntime
+
+
+def onnx_session(model, num_threads=None):
+  """An ONNX Runtime CPU InferenceSession of `model` (a path or the serialised bytes).
+
+  Raises:
+    ExportError: the file is missing, not ONNX, or not runnable.
+  """
+  ort = import_onnxruntime()
+  options = ort.SessionOptions()
+  options.intra_op_num_threads = num_threads or os.cpu_count() or 1
+  options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+  what = model if isinstance(model, str) else "ONNX model"
+  # ONNX Runtime's own errors (InvalidProtobuf, NoSuchFile, Fail, ...) derive from Exception directly.
+  runtime_errors = tuple(v for v in vars(ort.capi.onnxruntime_pybind11_state).values()
+                         if isinstance(v, type) and issubclass(v, Exception))
+  try:
+    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+  except (OSError, ValueError, RuntimeError) + runtime_errors as error:
+    raise ExportError(f"{what}: not a usable ONNX model: {one_line(error)}") from None
+
+
+class OnnxBackend(backend_lib.Backend):
+  """Runs the four ONNX files of an export directory with ONNX Runtime (CPU).
+
+  onnxruntime is an optional extra (pip install fomm-tf[onnx]); without it the
+  backend raises a one-line UsageError naming it.
+
+  Args:
+    path: an export directory (holding onnx/<quantize>/) or a folder with the four .onnx files.
+    quantize: the variant (float32).
+    allow_modified: run files whose hashes differ from the manifest's (or an export without hashes), warning.
+    manifest: the manifest of files just written (the exporter's own check); None reads and checks the files.
+    num_threads: intra-op threads (default: all CPU cores).
+    batch_mode: "loop" runs B calls of batch 1; "resize" runs a batch of B
+      frames as one call (the files have a dynamic batch dimension).
+  """
+
+  name = "onnx"
+
+  def __init__(self, path, quantize="float32", num_threads=None, batch_mode="loop", allow_modified=False,
+               manifest=None):
+    threads = _check_batch_options(batch_mode, num_threads)
+    import_onnxruntime()
+    self.path = layout.onnx_dir(path, quantize)
+    self.quantize = quantize
+    self.batch_mode = batch_mode
+    self._sessions = {}
+    self._outputs = {}
+    model_paths = [os.path.join(self.path, filename) for filename in layout.ONNX_FILES.values()]
+    if manifest is None:  # (The exporter passes the manifest it is writing, of files it has just made.)
+      export_dir, manifest = export_checks.open_export(self.path, allow_modified)
+      if manifest is not None:
+        export_checks.verify_files(export_dir, manifest, [os.path.relpath(p, export_dir) for p in model_paths],
+                                   allow_modified)
+      for model_path in model_paths:
+        export_checks.check_onnx(model_path, export_dir)
+    for signature, filename in layout.ONNX_FILES.items():
+      session = onnx_session(os.path.join(self.path, filename), threads)
+      self._sessions[signature] = session
+      self._outputs[signature] = [o.name for o in session.get_outputs()]
+    image = {i.name: i for i in self._sessions["detect_keypoints"].get_inputs()}.get("image")
+    source = {i.name: i for i in self._sessions["encode_source"].get_inputs()}.get("source")
+    if image is None or source is None or not all(isinstance(d, int) for d in source.shape[1:]):
+      raise ExportError(f"{self.path}: the ONNX files lack the inputs of python -m fomm_tf.export's signatures")
+    self.frame_shape = tuple(int(d) for d in source.shape[1:])
+    kp = {i.name: i for i in self._sessions["generate_from_state"].get_inputs()}.get("kp_source_value")
+    if kp is None or not isinstance(kp.shape[1], int):
+      raise ExportError(f"{self.path}: generator.onnx lacks the input kp_source_value (B, K, 2)")
+    self.num_kp = int(kp.shape[1])
+
+  def _run(self, signature, inputs):
+    values = self._sessions[signature].run(self._outputs[signature], inputs)
+    return dict(zip(self._outputs[signature], values))
+
+  def _run_batched(self, signature, inputs, batched_names):
+    return _run_batched(self._run, self.batch_mode, signature, inputs, batched_names)
+
+  def detect_keypoints(self, frames):
+    frames = _check_frames(frames, self.frame_shape, "detect_keypoints")
+    return self._run_batched("detect_keypoints", {"image": frames}, ("image",))
+
+  def prepare_source(self, source):
+    return self._run("encode_source", {"source": _check_one_source(source, self.frame_shape)})
+
+  def generate(self, state, kp_source, kp_driving):
+    inputs = _generate_inputs(self, state, kp_source, kp_driving)
+    out = self._run_batched("generate_from_state", inputs, ("kp_driving_value", "kp_driving_jacobian"))
+    return out["prediction"]
+
+  def normalize_kp(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
+                   use_relative_movement, use_relative_jacobian):
+    inputs = _normalize_inputs(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
+                               use_relative_movement, use_relative_jacobian)
+    return backend_lib.check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)
+
+
+# What runs an export directory, by --backend name.
+EXPORTED_BACKENDS = ("saved_model", "tflite", "onnx")
+
+
+def open_exported(backend, path, quantize="float32", allow_modified=False):
+  """The Backend `backend` (saved_model, tflite or onnx) over the export directory `path`.
+
+  Args:
+    backend: one of EXPORTED_BACKENDS.
+    path: a directory written by python -m fomm_tf.export.
+    quantize: the TFLite or ONNX variant (the SavedModel has only float32).
+    allow_modified: run files whose hashes differ from the manifest's, with a warning (export_checks).
+  """
+  if backend == "saved_model":
+    if quantize != "float32":
+      raise UsageError(f"--backend=saved_model runs the float32 SavedModel; --quantize={quantize} is for tflite")
+    return SavedModelBackend(path, allow_modified=allow_modified)
+  if backend == "tflite":
+    return TFLiteBackend(path, quantize=quantize, allow_modified=allow_modified)
+  if backend == "onnx":
+    return OnnxBackend(path, quantize=quantize, allow_modified=allow_modified)
+  raise UsageError(f"unknown exported backend {backend!r}; choose from {', '.join(EXPORTED_BACKENDS)}")

@@ -6,7 +6,6 @@ import numpy as np
 
 from fomm_tf.errors import AnimationError
 from fomm_tf.inference import backend as backend_lib
-from fomm_tf.inference import keras_backend
 from fomm_tf.io import media
 
 
@@ -14,6 +13,8 @@ def as_backend(model):
   """Accepts a FommModel or a Backend."""
   if isinstance(model, backend_lib.Backend):
     return model
+  # Imported here: TensorFlow loads only when a Keras model is animated (the TFLite and ONNX backends run without).
+  from fomm_tf.inference import keras_backend  # pylint: disable=import-outside-toplevel
   return keras_backend.KerasBackend(model)
 
 
