@@ -51,7 +51,7 @@ def program_of(words):
   for i, word in enumerate(words):
     if word == "-m" and i + 1 < len(words) and words[i + 1].startswith("fomm_tf."):
       return "module", words[i + 1].split(".", 1)[1], words[i + 2:]
-    if word.startswith("fomm-"):
+    if word.startswith("fomm-") and word[len("fomm-"):] in COMMAND_MODULES:  # Not `pip install fomm-tf[onnx]`.
       return "module", word[len("fomm-"):], words[i + 1:]
     if word.startswith("tools/") and word.endswith(".py"):
       return "tool", word, words[i + 1:]
