@@ -172,8 +172,14 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
     for name in layout.ONNX_FILES.values():
       with open(os.path.join(broken, name), "wb") as f:
         f.write(b"not an onnx file")
-    with self.assertRaisesRegex(backends.ExportError, r"kp_detector.onnx: not a usable ONNX model: "):
+    # Files that are not ONNX: refused by the export checks (no manifest; then not ONNX) before ONNX Runtime opens
+    # them, and by ONNX Runtime itself when handed one directly.
+    with self.assertRaisesRegex(backends.ExportError, r"no manifest\.json here or above"):
       backends.OnnxBackend(broken)
+    with self.assertRaisesRegex(backends.ExportError, r"kp_detector.onnx: not an ONNX model \("):
+      backends.OnnxBackend(broken, allow_modified=True)
+    with self.assertRaisesRegex(backends.ExportError, r"kp_detector.onnx: not a usable ONNX model: "):
+      backends.onnx_session(os.path.join(broken, layout.ONNX_FILES["detect_keypoints"]))
     backend = backends.OnnxBackend(directory)
     with self.assertRaisesRegex(ValueError, r"detect_keypoints: expected frames of shape \(B, 256, 256, 3\)"):
       backend.detect_keypoints(np.zeros((1, 256, 256, 4), np.float32))

@@ -52,50 +52,73 @@ def run(backend, options, log=print, progress=None, radius=5, colormap="gist_rai
   With `crop_preview` only the preview PNG is written. The result is written through a hidden temporary file,
   so an error, a signal or a stop leaves nothing behind.
   """
-  progress = progress or Progress()
+  source_image, video = _open_inputs(options)
+  audio_source, fps = _audio_and_fps(options, video)
+  framing = _framing(options, source_image, video, log)
+  if options.crop_preview:
+    framing_lib.preview(framing, source_image, video, options.crop_preview)
+    log(f"wrote the crop preview {os.path.abspath(options.crop_preview)}")
+    return 0
+  kp_initial = _initial_keypoints(backend, options, framing, source_image, video, log)
+  frames = _result_frames(backend, options, framing, source_image, video, kp_initial, radius, colormap)
+  return _write(frames, options, video, fps, audio_source, progress or Progress())
+
+
+def _open_inputs(options):
+  """The source photo and the driving video (opened for streaming), with --best_frame checked against it."""
   source_image = media.read_image(options.source_image)
   video = media.open_video(options.driving_video)
   if options.best_frame is not None and video.num_frames is not None and options.best_frame >= video.num_frames:
     raise UsageError(f"--best_frame={options.best_frame} is out of range: {video.path} has "
                      f"{video.num_frames} frames")
-  audio_source = None
-  if options.audio:
-    if not video.has_audio:
-      raise UsageError(f"--audio: {video.path} has no audio stream")
-    audio_source = video.path
+  return source_image, video
+
+
+def _audio_and_fps(options, video):
+  """(the file whose audio the result copies, or None; the result's frame rate)."""
+  if options.audio and not video.has_audio:
+    raise UsageError(f"--audio: {video.path} has no audio stream")
   fps = options.fps if options.fps else options_lib.check_fps(video.fps, f"the frame rate of {video.path}")
-  face_best_frame = options.find_best_frame and options.crop == "face"
-  selection = options.face_selection()
-  framing = framing_lib.make_framing(options.crop, source_image, video, options.face_index, options.source_image,
-                                     find_best_frame=face_best_frame, log=log, faces=selection)
-  if options.crop_preview:
-    framing_lib.preview(framing, source_image, video, options.crop_preview)
-    log(f"wrote the crop preview {os.path.abspath(options.crop_preview)}")
-    return 0
-  size = backend.frame_shape[0]
+  return (video.path if options.audio else None), fps
 
-  kp_initial = None
-  if options.find_best_frame or options.best_frame is not None:
-    wanted = options.best_frame
-    if wanted is None and face_best_frame:
-      wanted = framing.best_frame
-      log(f"best matching driving frame (face landmarks): {wanted}")
-    kp_all = driving_keypoints(backend, video, options.batch_size, framing.driving)
-    count = len(kp_all["value"])
-    if wanted is None:
-      source_kp = backend.detect_keypoints(framing.source(source_image, size)[np.newaxis])
-      wanted = best_frame_lib.best_frame_index(source_kp["value"][0], kp_all["value"])
-      log(f"best matching driving frame (keypoints): {wanted} of {count}")
-    if wanted >= count:
-      raise UsageError(f"--best_frame={wanted} is out of range: {video.path} has {count} frames")
-    kp_initial = {k: v[wanted:wanted + 1] for k, v in kp_all.items()}
-    log(f"initial driving frame: {wanted}")
 
+def _framing(options, source_image, video, log):
+  """How the photo and the video become the model's square input (and, with faces, where results go back)."""
+  return framing_lib.make_framing(options.crop, source_image, video, options.face_index, options.source_image,
+                                  find_best_frame=options.find_best_frame and options.crop == "face", log=log,
+                                  faces=options.face_selection())
+
+
+def _initial_keypoints(backend, options, framing, source_image, video, log):
+  """The keypoints of the initial driving frame (--best_frame, --find_best_frame), or None for the first frame."""
+  if not options.find_best_frame and options.best_frame is None:
+    return None
+  wanted = options.best_frame
+  if wanted is None and options.crop == "face":
+    wanted = framing.best_frame
+    log(f"best matching driving frame (face landmarks): {wanted}")
+  kp_all = driving_keypoints(backend, video, options.batch_size, framing.driving)
+  count = len(kp_all["value"])
+  if wanted is None:
+    source_kp = backend.detect_keypoints(framing.source(source_image, backend.frame_shape[0])[np.newaxis])
+    wanted = best_frame_lib.best_frame_index(source_kp["value"][0], kp_all["value"])
+    log(f"best matching driving frame (keypoints): {wanted} of {count}")
+  if wanted >= count:
+    raise UsageError(f"--best_frame={wanted} is out of range: {video.path} has {count} frames")
+  log(f"initial driving frame: {wanted}")
+  return {k: v[wanted:wanted + 1] for k, v in kp_all.items()}
+
+
+def _result_frames(backend, options, framing, source_image, video, kp_initial, radius, colormap):
+  """The result frames, lazily: one face (or the whole picture), or every chosen face of a group photo."""
   smoother = smoothing.KeypointSmoother(options.smooth) if options.smooth > 1 else None
-  if selection is not None:
-    frames = _group_frames(backend, options, framing, source_image, video, kp_initial, smoother)
-  else:
-    frames = _frames(backend, options, framing, source_image, video, kp_initial, smoother, radius, colormap)
+  if options.face_selection() is not None:
+    return _group_frames(backend, options, framing, source_image, video, kp_initial, smoother)
+  return _frames(backend, options, framing, source_image, video, kp_initial, smoother, radius, colormap)
+
+
+def _write(frames, options, video, fps, audio_source, progress):
+  """Encodes `frames` into the result as they come; a stop from `progress` removes what was written."""
   progress.start(video.num_frames, options.batch_size)
   with video_writer.VideoWriter(options.result_video, fps, audio_source=audio_source) as writer:
     for frame in frames:
