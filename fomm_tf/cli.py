@@ -109,7 +109,9 @@ def main_function(define_flags, run, handle_signals=True, before_run=None):
 def define_model_flags(flag_values, checkpoint_help="Official .pth.tar or a checkpoint of this project."):
   """The config flags (for --flagfile), --config and --checkpoint."""
   flagfiles.define_flags(flag_values)
-  flags.DEFINE_string("config", None, "Config name (e.g. vox-256) or flagfile; alternative to --flagfile.",
+  flags.DEFINE_string("config",
+                      None,
+                      "Config name (e.g. vox-256) or flagfile; alternative to --flagfile.",
                       flag_values=flag_values)
   if checkpoint_help is not None:
     flags.DEFINE_string("checkpoint", None, checkpoint_help, flag_values=flag_values)

@@ -20,7 +20,7 @@ def draw_keypoints(image, kp_value, radius=5, colormap="gist_rainbow"):
   for (x, y), color in zip(kp, colors):
     # The official visualiser maps [-1, 1] to [0, size] this way.
     cx, cy = width * (x + 1) / 2, height * (y + 1) / 2
-    disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= radius ** 2
+    disc = (xx - cx)**2 + (yy - cy)**2 <= radius**2
     image[disc] = color
   return image
 

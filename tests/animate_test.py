@@ -25,7 +25,9 @@ class AnimateTest(testing.AnimateFixtures, testing.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.driving_audio = testing.write_video(os.path.join(cls.dir, "driving_audio.mp4"), cls.frames, fps=25,
+    cls.driving_audio = testing.write_video(os.path.join(cls.dir, "driving_audio.mp4"),
+                                            cls.frames,
+                                            fps=25,
                                             audio_seconds=len(cls.frames) / 25)
 
   def run_cli(self, *args):
@@ -133,8 +135,8 @@ class AnimateTest(testing.AnimateFixtures, testing.TestCase):
     source_path = testing.write_image(self.out("s.png"), source)
     video = testing.write_video(self.out("d.mkv"), frames)
     code, stdout, stderr = testing.run_cli(cli, f"--flagfile={self.flagfile}", f"--source_image={source_path}",
-                                        f"--driving_video={video}", f"--result_video={self.out('b.mp4')}",
-                                        "--find_best_frame")
+                                           f"--driving_video={video}", f"--result_video={self.out('b.mp4')}",
+                                           "--find_best_frame")
     self.assertEqual(code, 0, stderr[-2000:])
     self.assertIn("best matching driving frame (keypoints): 6 of 9\n", stdout)
     self.assertIn("initial driving frame: 6\n", stdout)
@@ -175,7 +177,9 @@ class AnimateErrorsTest(testing.AnimateFixtures, testing.TestCase):
                      f"--driving_video={self.driving_mp4}", f"--checkpoint={testing.CHECKPOINT}")
 
   def test_unwritable_output(self):
-    self.assertFails(r"does not exist", f"--source_image={self.source_png}", f"--driving_video={self.driving_mp4}",
+    self.assertFails(r"does not exist",
+                     f"--source_image={self.source_png}",
+                     f"--driving_video={self.driving_mp4}",
                      result="/nonexistent-dir/out.mp4")
 
   def test_best_frame_out_of_range(self):
@@ -202,7 +206,7 @@ class AnimateProcessTest(testing.TestCase):
     flagfile = testing.write_tiny_flagfile(work)
     result = os.path.join(work, "r.mp4")
     proc = testing.run_module("fomm_tf.animate", f"--flagfile={flagfile}", f"--source_image={source}",
-                           f"--driving_video={video}", f"--result_video={result}")
+                              f"--driving_video={video}", f"--result_video={result}")
     self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
     self.assertEqual(testing.probe(result)[0], 4)
     proc = testing.run_module("fomm_tf.animate", f"--flagfile={flagfile}", "--batch_size=abc")

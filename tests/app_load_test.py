@@ -61,8 +61,12 @@ class AppLoadTest(testing.TestMixin, absltest.TestCase):
     self.addCleanup(server.close)
 
     # Three clients leave mid-job, one mid-upload.
-    leavers = [subprocess.Popen([sys.executable, "-c", LEAVER, server.url, source, long_driving],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    leavers = [
+        subprocess.Popen([sys.executable, "-c", LEAVER, server.url, source, long_driving],
+                         stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE,
+                         text=True) for _ in range(3)
+    ]
     for leaver in leavers:
       self.addCleanup(leaver.kill)
       self.assertEqual(leaver.stdout.readline().strip(), "submitted")

@@ -50,7 +50,8 @@ def sample_media(directory, frames=8):
   """The built-in sample's photo and the first `frames` frames of its video, as real files."""
   video = media.read_video_frames(builtin.SAMPLE_DRIVING, max_frames=frames)
   driving = testing.write_video(os.path.join(directory, "driving.mp4"),
-                                [(f * 255 + 0.5).astype(np.uint8) for f in video], fps=25)
+                                [(f * 255 + 0.5).astype(np.uint8) for f in video],
+                                fps=25)
   return builtin.SAMPLE_SOURCE, driving
 
 
@@ -91,11 +92,15 @@ class BrowserTest(AppTestCase):
     frames = [(f * 255 + 0.5).astype(np.uint8) for f in media.read_video_frames(builtin.SAMPLE_DRIVING)]
     cls.y4m = testing.write_y4m(os.path.join(cls.media_dir, "camera.y4m"), frames * 4, fps=25)
     cls.playwright = sync_playwright().start()
-    cls.browser = cls.playwright.chromium.launch(
-        executable_path=CHROMIUM, headless=True,
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-              "--disable-sync", "--no-first-run", "--use-fake-device-for-media-stream",
-              "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={cls.y4m}"])
+    cls.browser = cls.playwright.chromium.launch(executable_path=CHROMIUM,
+                                                 headless=True,
+                                                 args=[
+                                                     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                                     "--disable-component-update", "--disable-sync", "--no-first-run",
+                                                     "--use-fake-device-for-media-stream",
+                                                     "--use-fake-ui-for-media-stream",
+                                                     f"--use-file-for-fake-video-capture={cls.y4m}"
+                                                 ])
 
   @classmethod
   def tearDownClass(cls):
@@ -108,8 +113,9 @@ class BrowserTest(AppTestCase):
     self.addCleanup(context.close)
     page = context.new_page()
     self.outside = []
-    page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:", "blob:", "ws://127.0.0.1"))
-            else self.outside.append(r.url))
+    page.on(
+        "request", lambda r: None
+        if r.url.startswith(("http://127.0.0.1", "data:", "blob:", "ws://127.0.0.1")) else self.outside.append(r.url))
     page.goto(self.url)
     page.wait_for_selector("#run-btn", timeout=60000)
     return page
@@ -120,8 +126,10 @@ class BrowserTest(AppTestCase):
     page.set_input_files("#driving input[type=file]", self.driving)
     page.locator("#driving video").wait_for(timeout=30000)
     page.click("#run-btn")
-    page.wait_for_function("document.querySelector('#result video') && "
-                           "document.querySelector('#result video').readyState >= 2", timeout=120000)
+    page.wait_for_function(
+        "document.querySelector('#result video') && "
+        "document.querySelector('#result video').readyState >= 2",
+        timeout=120000)
     self.assertIn("8 frames", page.locator("#status").inner_text())
     with page.expect_download() as download:
       page.locator("#result [data-testid=download-link]").click()
@@ -154,7 +162,8 @@ class BrowserTest(AppTestCase):
     self.assertNotIn(self.folders.root, message)
     self.assertNoLeftovers()
     # The server still animates.
-    video, _ = self.client().predict(testing.gradio_file(self.source), testing.gradio_file(self.driving),
+    video, _ = self.client().predict(testing.gradio_file(self.source),
+                                     testing.gradio_file(self.driving),
                                      api_name="/animate")
     self.assertLen(media.read_video_frames(video), 8)
 
@@ -163,9 +172,10 @@ class BrowserTest(AppTestCase):
     page.set_input_files("#source input[type=file]", self.source)
     page.get_by_role("tab", name="Live").click()
     page.get_by_text("Click to Access Webcam").click()
-    page.wait_for_function("document.querySelector('#cam [data-testid=webcam-video]') && "
-                           "document.querySelector('#cam [data-testid=webcam-video]').videoWidth > 0",
-                           timeout=30000)
+    page.wait_for_function(
+        "document.querySelector('#cam [data-testid=webcam-video]') && "
+        "document.querySelector('#cam [data-testid=webcam-video]').videoWidth > 0",
+        timeout=30000)
     page.locator("#cam button[aria-label='capture photo']").click()
     sources = set()
     deadline = time.time() + 60
@@ -183,8 +193,12 @@ class ApiTest(AppTestCase):
   limits = {"concurrency": 2, "max_video_seconds": 2}
 
   def test_animate_by_name_with_options(self):
-    video, status = self.client().predict(testing.gradio_file(self.source), testing.gradio_file(self.driving),
-                                          relative=False, smooth=3, visualize=True, api_name="/animate")
+    video, status = self.client().predict(testing.gradio_file(self.source),
+                                          testing.gradio_file(self.driving),
+                                          relative=False,
+                                          smooth=3,
+                                          visualize=True,
+                                          api_name="/animate")
     frames = media.read_video_frames(video)
     self.assertLen(frames, 8)
     self.assertEqual(frames[0].shape, (128, 3 * 128, 3))
@@ -196,13 +210,17 @@ class ApiTest(AppTestCase):
     from tests import group_photo_test  # pylint: disable=import-outside-toplevel
     photo = testing.write_image(os.path.join(self.tmp_dir(), "group.png"), group_photo_test.group_photo())
     driving = testing.write_video(os.path.join(self.tmp_dir(), "face.mp4"),
-                                  face_animation_test.moving_portrait(6, side=256), fps=25)
+                                  face_animation_test.moving_portrait(6, side=256),
+                                  fps=25)
     # The event itself (what "Preview crop" runs): the preview, and the faces big enough to animate as the hint.
     picture, faces = self.app.preview_crop(photo, driving, "face", None)
     self.assertEqual(picture.shape[0], 256)
     self.assertTrue(faces["placeholder"].startswith("faces 0, 1 (numbered on the preview)"), faces)
-    video, status = self.client().predict(testing.gradio_file(photo), testing.gradio_file(driving), crop="face",
-                                          faces="0, 1", api_name="/animate")
+    video, status = self.client().predict(testing.gradio_file(photo),
+                                          testing.gradio_file(driving),
+                                          crop="face",
+                                          faces="0, 1",
+                                          api_name="/animate")
     frames = media.read_video_frames(video)
     self.assertEqual((len(frames),) + frames[0].shape, (6, 288, 512, 3))
     self.assertIn("6 frames", status)
@@ -212,7 +230,8 @@ class ApiTest(AppTestCase):
     starts = {}
 
     def run(name):
-      job = self.client().submit(testing.gradio_file(self.source), testing.gradio_file(self.driving),
+      job = self.client().submit(testing.gradio_file(self.source),
+                                 testing.gradio_file(self.driving),
                                  api_name="/animate")
       starts[name] = job.result(timeout=300)
 
@@ -231,8 +250,7 @@ class ApiTest(AppTestCase):
     frames = [(f * 255 + 0.5).astype(np.uint8) for f in media.read_video_frames(builtin.SAMPLE_DRIVING)]
     testing.write_video(long_video, frames * 4, fps=64)  # 128 frames: 2 s, the most this server accepts.
     results_before = self.folders.results()
-    job = self.client().submit(testing.gradio_file(self.source), testing.gradio_file(long_video),
-                               api_name="/animate")
+    job = self.client().submit(testing.gradio_file(self.source), testing.gradio_file(long_video), api_name="/animate")
     deadline = time.time() + 60
     while not self.folders.leftovers() and time.time() < deadline:
       time.sleep(0.05)  # Until the job has started writing.

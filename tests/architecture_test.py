@@ -31,8 +31,10 @@ ALLOWED = {
     "builtin": {"checkpoint", "errors"},
     "losses": {"checkpoint", "layers", "ops", "io", "errors"},
     "data": {"io", "config", "errors", "checks"},
-    "training": {"losses", "models", "checkpoint", "data", "layers", "ops", "config", "io", "errors", "checks",
-                 "visualization", "cli"},
+    "training": {
+        "losses", "models", "checkpoint", "data", "layers", "ops", "config", "io", "errors", "checks", "visualization",
+        "cli"
+    },
     "inference": {"models", "checkpoint", "ops", "config", "io", "errors"},
     "export": {"inference", "models", "checkpoint", "ops", "config", "io", "errors", "cli"},
     "cli": {"checkpoint", "config", "errors"},
@@ -187,8 +189,8 @@ class ArchitectureTest(testing.TestCase):
           tree = ast.parse(f.read())
         main_block = [node for node in tree.body if isinstance(node, ast.If)][0]
         self.assertEqual(ast.unparse(main_block.test), "__name__ == '__main__'")
-        self.assertEqual([ast.unparse(node) for node in main_block.body], [f"from fomm_tf.{package} import cli",
-                                                                           "cli.main()"])
+        self.assertEqual([ast.unparse(node) for node in main_block.body],
+                         [f"from fomm_tf.{package} import cli", "cli.main()"])
 
   def test_importing_every_module_leaves_fomm_tf_animate_the_animation_function(self):
     # As pydoc or Sphinx would, every top-level module of the package by name: those are the ones whose names
@@ -199,7 +201,10 @@ class ArchitectureTest(testing.TestCase):
             "from fomm_tf.inference import pipeline\n"
             "import fomm_tf.animate as animate\n"
             "print(fomm_tf.animate is pipeline.animate, animate is pipeline.animate)\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=testing.REPO_ROOT, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", code],
+                            cwd=testing.REPO_ROOT,
+                            capture_output=True,
+                            text=True,
                             check=False)
     self.assertEqual(result.returncode, 0, result.stderr[-2000:])
     self.assertEqual(result.stdout.split()[-2:], ["True", "True"])

@@ -22,8 +22,7 @@ class FlipTest(testing.TestCase):
     clip = _clip()
     outcomes = set()
     for seed in range(20):
-      out = aug.random_flip(clip, np.random.default_rng(seed),
-                            flip_time=False, flip_horizontal=True)
+      out = aug.random_flip(clip, np.random.default_rng(seed), flip_time=False, flip_horizontal=True)
       mirrored = np.array_equal(out, clip[:, :, ::-1])
       self.assertTrue(mirrored or np.array_equal(out, clip), seed)
       outcomes.add(mirrored)
@@ -33,8 +32,7 @@ class FlipTest(testing.TestCase):
     clip = _clip()
     outcomes = set()
     for seed in range(20):
-      out = aug.random_flip(clip, np.random.default_rng(seed),
-                            flip_time=True, flip_horizontal=False)
+      out = aug.random_flip(clip, np.random.default_rng(seed), flip_time=True, flip_horizontal=False)
       swapped = np.array_equal(out, clip[::-1])
       self.assertTrue(swapped or np.array_equal(out, clip), seed)
       outcomes.add(swapped)
@@ -71,9 +69,7 @@ class FlipTest(testing.TestCase):
   def test_flips_off_keep_the_clip(self):
     clip = _clip()
     for seed in range(5):
-      np.testing.assert_array_equal(
-          aug.random_flip(clip, np.random.default_rng(seed), False,
-                          False), clip)
+      np.testing.assert_array_equal(aug.random_flip(clip, np.random.default_rng(seed), False, False), clip)
 
 
 class ResizeCropTest(testing.TestCase):
@@ -82,8 +78,7 @@ class ResizeCropTest(testing.TestCase):
     clip = _clip(height=40, width=50)
     sizes = set()
     for seed in range(10):
-      out = aug.random_resize(clip, np.random.default_rng(seed),
-                              (0.5, 1.5))
+      out = aug.random_resize(clip, np.random.default_rng(seed), (0.5, 1.5))
       self.assertEqual(out.shape[0], 2)
       self.assertBetween(out.shape[1], 20, 60)
       self.assertBetween(out.shape[2], 25, 75)
@@ -99,9 +94,10 @@ class ResizeCropTest(testing.TestCase):
       self.assertEqual(out.shape, (2, 8, 6, 3))
       np.testing.assert_allclose(out[1], out[0] * 0.5)
       # Find where the window came from in the original frame.
-      matches = [(top, left) for top in range(13) for left in range(15)
-                 if np.array_equal(base[top:top + 8, left:left + 6],
-                                   out[0])]
+      matches = [(top, left)
+                 for top in range(13)
+                 for left in range(15)
+                 if np.array_equal(base[top:top + 8, left:left + 6], out[0])]
       self.assertLen(matches, 1)
       offsets.add(matches[0])
     self.assertGreater(len(offsets), 3)
@@ -116,15 +112,13 @@ class ResizeCropTest(testing.TestCase):
     np.testing.assert_array_equal(out[:, 7], clip[:, -1])
 
   def test_mgif_resize_then_crop_output_shape(self):
-    cfg = fomm_tf.load_config("mgif-256", frame_shape=[32, 32, 3],
-                              crop_size=[32, 32])
+    cfg = fomm_tf.load_config("mgif-256", frame_shape=[32, 32, 3], crop_size=[32, 32])
     params = aug.AugmentationParams.from_config(cfg.dataset)
     self.assertEqual(params.resize_ratio, (0.9, 1.1))
     self.assertEqual(params.crop_size, (32, 32))
     self.assertEqual(params.hue, 0.5)
     for seed in range(8):
-      out = aug.augment_clip(_clip(seed, height=32, width=32), params,
-                             np.random.default_rng(seed))
+      out = aug.augment_clip(_clip(seed, height=32, width=32), params, np.random.default_rng(seed))
       self.assertEqual(out.shape, (2, 32, 32, 3))
       self.assertEqual(out.dtype, np.float32)
       self.assertBetween(float(out.min()), 0.0, 1.0)
@@ -142,13 +136,11 @@ class ColourTest(testing.TestCase):
       np.testing.assert_allclose(grey[..., channel], luma, atol=1e-6)
     flat = aug.adjust_contrast(clip, 0.0)
     for frame in range(2):
-      np.testing.assert_allclose(flat[frame], luma[frame].mean(),
-                                 atol=1e-6)
+      np.testing.assert_allclose(flat[frame], luma[frame].mean(), atol=1e-6)
 
   def test_factor_one_is_identity(self):
     clip = _clip()
-    for adjust in (aug.adjust_brightness, aug.adjust_contrast,
-                   aug.adjust_saturation):
+    for adjust in (aug.adjust_brightness, aug.adjust_contrast, aug.adjust_saturation):
       np.testing.assert_allclose(adjust(clip, 1.0), clip, atol=1e-6)
     np.testing.assert_allclose(aug.adjust_hue(clip, 0.0), clip, atol=1e-5)
 
@@ -170,8 +162,7 @@ class ColourTest(testing.TestCase):
 
   def test_jitter_factors_stay_in_torchvision_ranges(self):
     rng = np.random.default_rng(0)
-    draws = [aug.sample_jitter_factors(rng, 0.4, 1.5, 0.1, 0.2)
-             for _ in range(500)]
+    draws = [aug.sample_jitter_factors(rng, 0.4, 1.5, 0.1, 0.2) for _ in range(500)]
     factors = np.array([d[1] for d in draws], dtype=np.float64)
     self.assertBetween(factors[:, 0].min(), 0.6, 0.65)
     self.assertBetween(factors[:, 0].max(), 1.35, 1.4)
@@ -186,8 +177,7 @@ class ColourTest(testing.TestCase):
       self.assertEqual(sorted(order), [0, 1, 2, 3])
 
   def test_disabled_jitter_has_no_factor(self):
-    _, factors = aug.sample_jitter_factors(np.random.default_rng(0), 0.0,
-                                           0.1, 0.0, 0.0)
+    _, factors = aug.sample_jitter_factors(np.random.default_rng(0), 0.0, 0.1, 0.0, 0.0)
     self.assertIsNone(factors[0])
     self.assertIsNotNone(factors[1])
     self.assertIsNone(factors[2])
@@ -197,8 +187,7 @@ class ColourTest(testing.TestCase):
     frame = _clip(num_frames=1)[0]
     clip = np.stack([frame, frame])
     for seed in range(10):
-      out = aug.color_jitter(clip, np.random.default_rng(seed), 0.9,
-                             0.9, 0.9, 0.5)
+      out = aug.color_jitter(clip, np.random.default_rng(seed), 0.9, 0.9, 0.9, 0.5)
       self.assertEqual(out.dtype, np.float32)
       self.assertGreaterEqual(float(out.min()), 0.0)
       self.assertLessEqual(float(out.max()), 1.0)
@@ -209,8 +198,7 @@ class ColourTest(testing.TestCase):
 class AugmentClipTest(testing.TestCase):
 
   def test_same_generator_state_same_result(self):
-    params = aug.AugmentationParams(True, True, 0.3, 0.3, 0.3, 0.1,
-                                    (0.8, 1.2), (10, 10))
+    params = aug.AugmentationParams(True, True, 0.3, 0.3, 0.3, 0.1, (0.8, 1.2), (10, 10))
     clip = _clip(height=12, width=12)
     first = aug.augment_clip(clip, params, np.random.default_rng(7))
     second = aug.augment_clip(clip, params, np.random.default_rng(7))
@@ -234,8 +222,7 @@ class AugmentClipTest(testing.TestCase):
 
   def test_bad_clip_shape_raises(self):
     with self.assertRaisesRegex(aug.AugmentationError, r"\(T, H, W, 3\)"):
-      aug.random_flip(np.zeros((4, 4, 3), np.float32),
-                      np.random.default_rng(0), True, True)
+      aug.random_flip(np.zeros((4, 4, 3), np.float32), np.random.default_rng(0), True, True)
 
 
 if __name__ == "__main__":

@@ -44,15 +44,12 @@ class RepositoryBuildFileTest(testing.TestCase):
 
   def test_build_file_matches_source_tree(self):
     problems = update_build.check(REPO_ROOT)
-    self.assertEqual(
-        problems, [],
-        "BUILD is out of date; run .venv/bin/python tools/update_build.py:\n"
-        + "\n".join(problems))
+    self.assertEqual(problems, [],
+                     "BUILD is out of date; run .venv/bin/python tools/update_build.py:\n" + "\n".join(problems))
 
   def test_build_file_names_this_test(self):
     build_text = _read(REPO_ROOT, update_build.BUILD_FILE_NAME)
-    self.assertIn("tests/build_file_test.py",
-                  update_build.named_files(build_text))
+    self.assertIn("tests/build_file_test.py", update_build.named_files(build_text))
 
 
 class CheckerTest(testing.TestCase):
@@ -83,8 +80,7 @@ class CheckerTest(testing.TestCase):
     update_build.write_build(self.root)
     build_text = _read(self.root, "BUILD")
     self.assertEqual(
-        update_build.named_files(build_text),
-        {
+        update_build.named_files(build_text), {
             "fomm_tf/__init__.py",
             "fomm_tf/ops/__init__.py",
             "fomm_tf/ops/warp.py",
@@ -102,8 +98,7 @@ class CheckerTest(testing.TestCase):
   def test_missing_module_fails(self):
     update_build.write_build(self.root)
     _write(self.root, "fomm_tf/ops/resample.py")
-    self.assertEqual(update_build.check(self.root),
-                     ["missing from BUILD: fomm_tf/ops/resample.py"])
+    self.assertEqual(update_build.check(self.root), ["missing from BUILD: fomm_tf/ops/resample.py"])
 
   def test_missing_tool_and_test_fail(self):
     update_build.write_build(self.root)
@@ -117,9 +112,7 @@ class CheckerTest(testing.TestCase):
   def test_deleted_file_still_named_fails(self):
     update_build.write_build(self.root)
     os.remove(os.path.join(self.root, "fomm_tf/ops/warp.py"))
-    self.assertEqual(
-        update_build.check(self.root),
-        ["BUILD names a file that does not exist: fomm_tf/ops/warp.py"])
+    self.assertEqual(update_build.check(self.root), ["BUILD names a file that does not exist: fomm_tf/ops/warp.py"])
 
   def test_hand_edit_that_keeps_files_fails(self):
     update_build.write_build(self.root)
@@ -132,15 +125,13 @@ class CheckerTest(testing.TestCase):
     self.assertIn("differs from the generated text", problems[0])
 
   def test_missing_build_file_fails(self):
-    self.assertEqual(
-        update_build.check(self.root),
-        [f"{os.path.join(self.root, 'BUILD')} does not exist; "
-         f"run tools/update_build.py"])
+    self.assertEqual(update_build.check(self.root),
+                     [f"{os.path.join(self.root, 'BUILD')} does not exist; "
+                      f"run tools/update_build.py"])
 
   def test_unparseable_build_file_raises(self):
     _write(self.root, "BUILD", "py_library(name = \n")
-    with self.assertRaisesRegex(update_build.BuildFileError,
-                                r"BUILD:\d+: cannot parse BUILD"):
+    with self.assertRaisesRegex(update_build.BuildFileError, r"BUILD:\d+: cannot parse BUILD"):
       update_build.check(self.root)
 
   def test_rewrite_is_deterministic_and_idempotent(self):
@@ -148,20 +139,16 @@ class CheckerTest(testing.TestCase):
     first = _read(self.root, "BUILD")
     self.assertFalse(update_build.write_build(self.root))
     self.assertEqual(_read(self.root, "BUILD"), first)
-    self.assertEqual(
-        sorted(os.listdir(self.root)),
-        ["BUILD", "WORKSPACE", "configs", "fomm_tf", "tests", "tools"])
+    self.assertEqual(sorted(os.listdir(self.root)), ["BUILD", "WORKSPACE", "configs", "fomm_tf", "tests", "tools"])
 
   def test_nested_test_file_raises(self):
     _write(self.root, "tests/ops/warp_test.py")
-    with self.assertRaisesRegex(update_build.BuildFileError,
-                                "tests/ops/warp_test.py must sit directly in tests/"):
+    with self.assertRaisesRegex(update_build.BuildFileError, "tests/ops/warp_test.py must sit directly in tests/"):
       update_build.find_sources(self.root)
 
   def test_file_name_bazel_cannot_express_raises(self):
     _write(self.root, "fomm_tf/ops/my warp.py")
-    with self.assertRaisesRegex(update_build.BuildFileError,
-                                "cannot name 'fomm_tf/ops/my warp.py' in BUILD"):
+    with self.assertRaisesRegex(update_build.BuildFileError, "cannot name 'fomm_tf/ops/my warp.py' in BUILD"):
       update_build.find_sources(self.root)
 
 
@@ -169,9 +156,7 @@ class CommandLineTest(testing.TestCase):
   """Runs tools/update_build.py as a program, as CI and developers do."""
 
   def _run(self, *args):
-    return subprocess.run(
-        [sys.executable, UPDATE_BUILD_SCRIPT, *args],
-        capture_output=True, text=True, check=False)
+    return subprocess.run([sys.executable, UPDATE_BUILD_SCRIPT, *args], capture_output=True, text=True, check=False)
 
   def test_check_exit_codes_and_rewrite(self):
     root = _make_workspace(self)
@@ -192,16 +177,13 @@ class CommandLineTest(testing.TestCase):
 
     _write(root, "fomm_tf/ops/resample.py")
     incomplete = self._run("--check", "--root", root)
-    self.assertEqual((incomplete.returncode, incomplete.stdout),
-                     (1, "missing from BUILD: fomm_tf/ops/resample.py\n"))
+    self.assertEqual((incomplete.returncode, incomplete.stdout), (1, "missing from BUILD: fomm_tf/ops/resample.py\n"))
 
   def test_root_without_workspace_is_rejected(self):
     root = _make_workspace(self)
     result = self._run("--check", "--root", root)
     self.assertEqual(result.returncode, 2)
-    self.assertEqual(
-        result.stderr,
-        f"error: {root} is not a Bazel workspace (no WORKSPACE file)\n")
+    self.assertEqual(result.stderr, f"error: {root} is not a Bazel workspace (no WORKSPACE file)\n")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ class BuiltinModelTest(testing.TestCase):
     self.assertEqual(result.shape, (32, 128, 128, 3))
     animation_l1 = np.abs(result - driving).mean()
     no_motion_l1 = np.abs(source[np.newaxis] - driving).mean()
-    self.assertLess(animation_l1, 0.9 * no_motion_l1, f"animation L1 {animation_l1:.4f} vs no motion {no_motion_l1:.4f}")
+    self.assertLess(animation_l1, 0.9 * no_motion_l1,
+                    f"animation L1 {animation_l1:.4f} vs no motion {no_motion_l1:.4f}")
 
   def test_the_dense_motion_alone_warps_the_source_towards_the_driving_frames(self):
     model, driving = self.model, self.driving

@@ -64,10 +64,12 @@ class CheckpointLoadingTest(tf.test.TestCase):
     self.assertLoadFails(path, r"not a FOMM checkpoint: no 'kp_detector' entry")
 
   def test_inconsistent_blur_buffer(self):
+
     def mutate(s):
       w = np.array(s["kp_detector"]["down.weight"])
       w[1] *= 2
       s["kp_detector"]["down.weight"] = w
+
     self.assertLoadFails(self.write_variant(mutate), r"down\.weight: anti-alias blur buffer")
 
   def test_missing_and_garbage_files(self):
@@ -80,9 +82,14 @@ class CheckpointLoadingTest(tf.test.TestCase):
   def test_converted_checkpoint_round_trip(self):
     flagfile = testing.write_fixture_flagfile(self.create_tempdir().full_path)
     output = self.tmp("ckpt")
-    proc = subprocess.run([sys.executable, "tools/convert_checkpoint.py", f"--flagfile={flagfile}",
-                           f"--checkpoint={testing.LEGACY_CHECKPOINT}", f"--output={output}"],
-                          capture_output=True, text=True, cwd=testing.REPO_ROOT, timeout=300)
+    proc = subprocess.run([
+        sys.executable, "tools/convert_checkpoint.py", f"--flagfile={flagfile}",
+        f"--checkpoint={testing.LEGACY_CHECKPOINT}", f"--output={output}"
+    ],
+                          capture_output=True,
+                          text=True,
+                          cwd=testing.REPO_ROOT,
+                          timeout=300)
     self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
     self.assertIn("kp_detector      75 keys", proc.stdout)
     self.assertRegex(proc.stdout, r"generator\s+\d+ keys\s+[\d,]+ parameters")
@@ -92,11 +99,17 @@ class CheckpointLoadingTest(tf.test.TestCase):
     a, b = official.detect_keypoints(frames), converted.detect_keypoints(frames)
     self.assertAllEqual(a["value"], b["value"])
     first = lambda kp: {k: v[:1] for k, v in kp.items()}
-    self.assertAllEqual(official.generate(frames[:1], first(a), a)["prediction"],
-                        converted.generate(frames[:1], first(b), b)["prediction"])
-    again = subprocess.run([sys.executable, "tools/convert_checkpoint.py", f"--flagfile={flagfile}",
-                            f"--checkpoint={testing.CHECKPOINT}", f"--output={output}"],
-                           capture_output=True, text=True, cwd=testing.REPO_ROOT, timeout=300)
+    self.assertAllEqual(
+        official.generate(frames[:1], first(a), a)["prediction"],
+        converted.generate(frames[:1], first(b), b)["prediction"])
+    again = subprocess.run([
+        sys.executable, "tools/convert_checkpoint.py", f"--flagfile={flagfile}", f"--checkpoint={testing.CHECKPOINT}",
+        f"--output={output}"
+    ],
+                           capture_output=True,
+                           text=True,
+                           cwd=testing.REPO_ROOT,
+                           timeout=300)
     self.assertNotEqual(again.returncode, 0)
     self.assertRegex(again.stderr, r"error: .*already exists there \(pass --overwrite")
     # A converted checkpoint loaded into another config fails clearly.

@@ -58,10 +58,24 @@ class ConfigTest(parameterized.TestCase):
     self.assertEqual(cfg.source, path)
 
   def test_official_model_params(self):
-    cfg = config_lib.config_from_official({"model_params": {
-        "common_params": {"num_kp": 4}, "kp_detector_params": {"block_expansion": 8},
-        "generator_params": {"dense_motion_params": {"num_blocks": 3}},
-        "discriminator_params": {"scales": [1, 0.5]}}})
+    cfg = config_lib.config_from_official({
+        "model_params": {
+            "common_params": {
+                "num_kp": 4
+            },
+            "kp_detector_params": {
+                "block_expansion": 8
+            },
+            "generator_params": {
+                "dense_motion_params": {
+                    "num_blocks": 3
+                }
+            },
+            "discriminator_params": {
+                "scales": [1, 0.5]
+            }
+        }
+    })
     self.assertEqual((cfg.model.num_kp, cfg.kp_detector.block_expansion, cfg.dense_motion.num_blocks), (4, 8, 3))
     self.assertEqual(cfg.discriminator.scales, (1.0, 0.5))
 
@@ -94,8 +108,9 @@ class ConfigTest(parameterized.TestCase):
     lite = config_lib.load_config(name)
     teacher = config_lib.load_config(name[:-len("-lite")])
     self.assertTrue(lite.kp_detector.separable and lite.dense_motion.separable and lite.generator.separable)
-    self.assertEqual((lite.kp_detector.head_kernel_size, lite.dense_motion.head_kernel_size,
-                      lite.generator.head_kernel_size), (3, 3, 3))
+    self.assertEqual(
+        (lite.kp_detector.head_kernel_size, lite.dense_motion.head_kernel_size, lite.generator.head_kernel_size),
+        (3, 3, 3))
     # What a distillation pairs must match: keypoints, Jacobians, occlusion, frame size.
     for get in (lambda c: c.model, lambda c: c.generator.estimate_occlusion_map, lambda c: c.train,
                 lambda c: c.animation):

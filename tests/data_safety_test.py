@@ -47,8 +47,8 @@ def png_claiming_size(path, width, height):
 
   header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
   with open(path, "wb") as f:
-    f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
+    f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) +
+            chunk(b"IEND", b""))
   return path
 
 
@@ -61,7 +61,7 @@ class AnimateRefusesToOverwriteInputsTest(testing.AnimateFixtures, testing.TestC
 
   def animate(self, *args, source=None, driving=None):
     return testing.run_cli(animate_cli, f"--flagfile={self.flagfile}", f"--source_image={source or self.source_png}",
-                        f"--driving_video={driving or self.driving_mp4}", *args)
+                           f"--driving_video={driving or self.driving_mp4}", *args)
 
   def test_result_equal_to_the_driving_video_however_spelled(self):
     before = digest(self.driving_mp4)
@@ -103,10 +103,10 @@ class AnimateRefusesToOverwriteInputsTest(testing.AnimateFixtures, testing.TestC
     # A checkpoint that does not exist: the flag checks must come first, so its error never shows.
     missing = f"--checkpoint={self.tmp_path('missing.pth.tar')}"
     for args, pattern in ((("--fps=1e-4",), r"--fps is 0\.0001 fps, outside 0\.1 to 1000"),
-                          (("--fps=nan",), r"--fps is nan fps, outside"),
-                          (("--output_size=100000",), r"--output_size.*at most"),
-                          (("--output_size=0",), r"--output_size"),
-                          (("--batch_size=0",), r"--batch_size must be >= 1")):
+                          (("--fps=nan",), r"--fps is nan fps, outside"), (("--output_size=100000",),
+                                                                           r"--output_size.*at most"),
+                          (("--output_size=0",), r"--output_size"), (("--batch_size=0",),
+                                                                     r"--batch_size must be >= 1")):
       with self.subTest(args=args):
         self.assertErrorLine(self.animate(*args, missing, f"--result_video={out}"), pattern)
         self.assertFalse(os.path.exists(out))
@@ -128,8 +128,10 @@ class AnimateRefusesToOverwriteInputsTest(testing.AnimateFixtures, testing.TestC
     folder = self.tmp_dir()
     frames = testing.textured_square_frames(120, height=64, width=64)
     # The index goes first (faststart), so the cut file opens and fails part-way, after the bar has started.
-    whole = testing.write_video(os.path.join(folder, "whole.mp4"), frames, fps=25,
-                             container_options={"movflags": "+faststart"})
+    whole = testing.write_video(os.path.join(folder, "whole.mp4"),
+                                frames,
+                                fps=25,
+                                container_options={"movflags": "+faststart"})
     with av.open(whole) as container:
       end = container.streams.video[0].index_entries[90].pos
     cut = os.path.join(folder, "cut.mp4")
@@ -146,10 +148,9 @@ class AnimateRefusesToOverwriteInputsTest(testing.AnimateFixtures, testing.TestC
 
   def test_flag_parsing_mistakes_end_with_an_error_line(self):
     out = self.tmp_path("out.mp4")
-    for args, pattern in (((f"--result_video={out}", "stray.mp4"), r"unexpected arguments: stray\.mp4"),
-                          (("--flagfile=/nonexistent/x.flags",), r".*x\.flags"),
-                          (("--batch_size=abc",), r".*batch_size.*abc"),
-                          (("--no_such_flag=1",), r".*no_such_flag")):
+    for args, pattern in (((f"--result_video={out}", "stray.mp4"),
+                           r"unexpected arguments: stray\.mp4"), (("--flagfile=/nonexistent/x.flags",), r".*x\.flags"),
+                          (("--batch_size=abc",), r".*batch_size.*abc"), (("--no_such_flag=1",), r".*no_such_flag")):
       with self.subTest(args=args):
         code, _, stderr = testing.run_cli(animate_cli, *args)
         self.assertErrorLine((code, "", stderr), pattern)
@@ -176,11 +177,12 @@ class TrainAndEvaluateRefuseToWriteOverInputsTest(testing.TestCase):
     model_dir = self.tmp_path("run")
     for args, pattern in ((("--batch_size=0",), r"--batch_size must be >= 1, got 0"),
                           (("--max_steps=0",), r"--max_steps must be >= 1, got 0"),
-                          (("--max_steps=-3",), r"--max_steps must be >= 1, got -3"),
-                          (("--batch_size=abc",), r".*batch_size.*abc")):
+                          (("--max_steps=-3",), r"--max_steps must be >= 1, got -3"), (("--batch_size=abc",),
+                                                                                       r".*batch_size.*abc")):
       with self.subTest(args=args):
-        self.assertErrorLine(testing.run_cli(train_cli, f"--flagfile={self.flagfile}", f"--dataset_root={self.dataset}",
-                                          f"--model_dir={model_dir}", *args), pattern)
+        self.assertErrorLine(
+            testing.run_cli(train_cli, f"--flagfile={self.flagfile}", f"--dataset_root={self.dataset}",
+                            f"--model_dir={model_dir}", *args), pattern)
     self.assertFalse(os.path.exists(model_dir))
 
   def test_train_model_dir_holding_the_init_checkpoint(self):
@@ -188,17 +190,19 @@ class TrainAndEvaluateRefuseToWriteOverInputsTest(testing.TestCase):
     init = os.path.join(model_dir, "init.npz")
     npz_weights.save_npz_weights(testing.tiny_model(), init)
     before = digest(init)
-    self.assertErrorLine(testing.run_cli(train_cli, f"--flagfile={self.flagfile}", f"--dataset_root={self.dataset}",
-                                      f"--model_dir={model_dir}", f"--init_checkpoint={init}", "--max_steps=1"),
-                         r"--model_dir=.* holds --init_checkpoint=.*init\.npz: refusing")
+    self.assertErrorLine(
+        testing.run_cli(train_cli, f"--flagfile={self.flagfile}", f"--dataset_root={self.dataset}",
+                        f"--model_dir={model_dir}", f"--init_checkpoint={init}", "--max_steps=1"),
+        r"--model_dir=.* holds --init_checkpoint=.*init\.npz: refusing")
     self.assertEqual(digest(init), before)
     self.assertEqual(os.listdir(model_dir), ["init.npz"])
 
   def test_train_model_dir_inside_the_dataset(self):
     inside = os.path.join(self.dataset, "train", "run")
-    self.assertErrorLine(testing.run_cli(train_cli, f"--flagfile={self.flagfile}", f"--dataset_root={self.dataset}",
-                                      f"--model_dir={inside}", "--max_steps=1"),
-                         r"--model_dir=.* is inside --dataset_root=.*refusing to write into an input folder")
+    self.assertErrorLine(
+        testing.run_cli(train_cli, f"--flagfile={self.flagfile}", f"--dataset_root={self.dataset}",
+                        f"--model_dir={inside}", "--max_steps=1"),
+        r"--model_dir=.* is inside --dataset_root=.*refusing to write into an input folder")
     self.assertFalse(os.path.exists(inside))
 
   def test_evaluate_output_dir_inside_or_holding_the_dataset(self):
@@ -207,8 +211,9 @@ class TrainAndEvaluateRefuseToWriteOverInputsTest(testing.TestCase):
                                 (self.dir, r"--output_dir=.* holds --dataset_root="),
                                 (os.path.join(self.dataset, "out"), r"--output_dir=.* is inside --dataset_root=")):
       with self.subTest(output_dir=output_dir):
-        self.assertErrorLine(testing.run_cli(evaluate_cli, f"--flagfile={self.flagfile}",
-                                          f"--dataset_root={self.dataset}", f"--output_dir={output_dir}"), pattern)
+        self.assertErrorLine(
+            testing.run_cli(evaluate_cli, f"--flagfile={self.flagfile}", f"--dataset_root={self.dataset}",
+                            f"--output_dir={output_dir}"), pattern)
     self.assertEqual(sorted(os.listdir(os.path.join(self.dataset, "test"))), listing)
     self.assertFalse(os.path.exists(os.path.join(self.dataset, "out")))
 
@@ -264,8 +269,11 @@ class BrokenOwnFormatsTest(testing.TestCase):
         dst.writestr(info.filename, digest(member) if info.filename == name + ".npy" else src.read(info))
     self.assertRefused(rebuilt, r"has shape \[1000000, 1000000\], the model expects")
     objects = self.tmp_path("objects.npz")
-    np.savez(objects, **{**arrays, name: np.array([object()] * int(np.prod(arrays[name].shape)), dtype=object)
-                         .reshape(arrays[name].shape)})
+    np.savez(
+        objects, **{
+            **arrays, name:
+                np.array([object()] * int(np.prod(arrays[name].shape)), dtype=object).reshape(arrays[name].shape)
+        })
     self.assertRefused(objects, r"holds object values, not numbers")
 
   def test_tf_checkpoint_with_truncated_data_or_garbage_index(self):
@@ -294,15 +302,15 @@ class BrokenOwnFormatsTest(testing.TestCase):
              "--perceptual_scales=1", "--kp_num_blocks=2", "--dm_num_blocks=2", "--gen_num_bottleneck_blocks=1",
              "--id_sampling=false")
     code, _, stderr = testing.run_cli(train_cli, f"--flagfile={flagfile}", f"--dataset_root={dataset}",
-                                   f"--model_dir={model_dir}", *small)
+                                      f"--model_dir={model_dir}", *small)
     self.assertEqual(code, 0, stderr[-2000:])
     data_file = [f for f in os.listdir(model_dir) if ".data-" in f][0]
     with open(os.path.join(model_dir, data_file), "r+b") as f:
       f.truncate(os.path.getsize(os.path.join(model_dir, data_file)) // 2)
     listing = sorted(os.listdir(model_dir))
-    self.assertErrorLine(testing.run_cli(train_cli, f"--flagfile={flagfile}", f"--dataset_root={dataset}",
-                                      f"--model_dir={model_dir}", *small[1:], "--max_steps=2"),
-                         r"cannot resume from .*ckpt-1: .*damaged")
+    self.assertErrorLine(
+        testing.run_cli(train_cli, f"--flagfile={flagfile}", f"--dataset_root={dataset}", f"--model_dir={model_dir}",
+                        *small[1:], "--max_steps=2"), r"cannot resume from .*ckpt-1: .*damaged")
     self.assertEqual(sorted(os.listdir(model_dir)), listing)
 
 
@@ -332,8 +340,12 @@ class SignalsTest(CommandProcessTestCase):
   def interrupt_when_staged(self, module, args, watch, signum):
     """Starts `python -m module args`, sends `signum` once a hidden staging entry appears in `watch`."""
     env = dict(os.environ, PYTHONPATH=testing.REPO_ROOT)
-    process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=testing.REPO_ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-m", module, *args],
+                               cwd=testing.REPO_ROOT,
+                               env=env,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE,
+                               text=True)
     try:
       deadline = time.monotonic() + 300
       while not any(name.startswith(".") for name in os.listdir(watch)):
@@ -352,10 +364,10 @@ class SignalsTest(CommandProcessTestCase):
     for signum in (signal.SIGTERM, signal.SIGINT):
       with self.subTest(signal=signum.name):
         out_dir = self.tmp_dir()
-        code, stderr = self.interrupt_when_staged(
-            "fomm_tf.animate", [f"--flagfile={self.flagfile}", f"--source_image={self.source_png}",
-                                f"--driving_video={self.driving}", f"--result_video={out_dir}/result.mp4",
-                                "--batch_size=1"], out_dir, signum)
+        code, stderr = self.interrupt_when_staged("fomm_tf.animate", [
+            f"--flagfile={self.flagfile}", f"--source_image={self.source_png}", f"--driving_video={self.driving}",
+            f"--result_video={out_dir}/result.mp4", "--batch_size=1"
+        ], out_dir, signum)
         self.assertEqual(code, 128 + signum, stderr[-2000:])
         self.assertRegex(stderr.strip().splitlines()[-1], rf"^interrupted: .*signal {int(signum)}")
         self.assertNotIn("Traceback", stderr)
@@ -379,8 +391,14 @@ def run_on_a_small_disk(test, size_kb, mount_point, command):
             'find "$MOUNT_POINT" -mindepth 1 -printf "%P\\n"; exit $code')
   errors_file = os.path.join(test.enterContext(tempfile.TemporaryDirectory(prefix="small_disk_")), "stderr.txt")
   env = dict(os.environ, PYTHONPATH=testing.REPO_ROOT, TMP_STDERR=errors_file, MOUNT_POINT=mount_point)
-  done = subprocess.run(["unshare", "--map-root-user", "--mount", "sh", "-c", script, "sh", str(size_kb), mount_point,
-                         *command], cwd=testing.REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+  done = subprocess.run(
+      ["unshare", "--map-root-user", "--mount", "sh", "-c", script, "sh",
+       str(size_kb), mount_point, *command],
+      cwd=testing.REPO_ROOT,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=600)
   test.assertNotEqual(done.returncode, 90, f"cannot mount a small tmpfs in a user namespace: {done.stderr}")
   with open(errors_file) as f:
     stderr = f.read()
@@ -394,10 +412,10 @@ class DiskFullTest(CommandProcessTestCase):
 
   def test_a_full_disk_while_animating(self):
     disk = self.tmp_dir()
-    code, stderr, left = run_on_a_small_disk(
-        self, 8, disk, [sys.executable, "-m", "fomm_tf.animate", f"--flagfile={self.flagfile}",
-                        f"--source_image={self.source_png}", f"--driving_video={self.driving}",
-                        f"--result_video={disk}/result.mp4", "--output_size=512"])
+    code, stderr, left = run_on_a_small_disk(self, 8, disk, [
+        sys.executable, "-m", "fomm_tf.animate", f"--flagfile={self.flagfile}", f"--source_image={self.source_png}",
+        f"--driving_video={self.driving}", f"--result_video={disk}/result.mp4", "--output_size=512"
+    ])
     self.assertEqual(code, 1, stderr[-2000:])
     self.assertRegex(stderr.strip().splitlines()[-1], r"^error: .*result\.mp4.*no space left on device")
     self.assertNotIn("Traceback", stderr)
@@ -405,9 +423,10 @@ class DiskFullTest(CommandProcessTestCase):
 
   def test_a_full_disk_while_exporting(self):
     disk = self.tmp_dir()
-    code, stderr, left = run_on_a_small_disk(
-        self, 64, disk, [sys.executable, "-m", "fomm_tf.export", f"--flagfile={self.flagfile}",
-                         f"--output_dir={disk}/export", "--formats=saved_model"])
+    code, stderr, left = run_on_a_small_disk(self, 64, disk, [
+        sys.executable, "-m", "fomm_tf.export", f"--flagfile={self.flagfile}", f"--output_dir={disk}/export",
+        "--formats=saved_model"
+    ])
     self.assertEqual(code, 1, stderr[-2000:])
     self.assertRegex(stderr.strip().splitlines()[-1], r"^error: .*no space left on device")
     self.assertNotIn("Traceback", stderr)

@@ -44,15 +44,13 @@ def _write_mp4(path, frames):
     stream.width, stream.height = frames.shape[2], frames.shape[1]
     stream.pix_fmt = "yuv420p"
     for frame in frames:
-      container.mux(stream.encode(
-          av.VideoFrame.from_ndarray(frame, format="rgb24")))
+      container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
     container.mux(stream.encode(None))
 
 
 def _write_gif(path, frames):
   images = [Image.fromarray(frame) for frame in frames]
-  images[0].save(path, save_all=True, append_images=images[1:],
-                 duration=40, loop=0)
+  images[0].save(path, save_all=True, append_images=images[1:], duration=40, loop=0)
 
 
 def _write_folder(path, frames):
@@ -65,8 +63,7 @@ def _write_strip(path, frames):
   Image.fromarray(np.concatenate(list(frames), axis=1)).save(path)
 
 
-_WRITERS = {".mp4": _write_mp4, ".gif": _write_gif, "": _write_folder,
-            ".png": _write_strip}
+_WRITERS = {".mp4": _write_mp4, ".gif": _write_gif, "": _write_folder, ".png": _write_strip}
 
 
 def _write_coded(folder, name, video_code, num_frames=6, size=32):
@@ -79,16 +76,14 @@ def _write_coded(folder, name, video_code, num_frames=6, size=32):
 
 
 def _config(**overrides):
-  values = dict(frame_shape=[32, 32, 3], num_repeats=1, id_sampling=False,
-                flip_time=False, flip_horizontal=False)
+  values = dict(frame_shape=[32, 32, 3], num_repeats=1, id_sampling=False, flip_time=False, flip_horizontal=False)
   values.update(overrides)
   return fomm_tf.load_config(None, **values)
 
 
 def _collect(ds):
   """All batches of a dataset as numpy dicts."""
-  return [{key: value.numpy() for key, value in batch.items()}
-          for batch in ds]
+  return [{key: value.numpy() for key, value in batch.items()} for batch in ds]
 
 
 def _concat(batches, key):
@@ -106,16 +101,13 @@ class FindVideosTest(testing.TestCase):
     _write_coded(train, "c#x", 3)
     _write_coded(train, "d.png", 4)
     _write_coded(test, "e.mp4", 5)
-    for side in ("a#1.keypoints.npy", "dataset.json", "notes.txt",
-                 ".hidden.mp4"):
+    for side in ("a#1.keypoints.npy", "dataset.json", "notes.txt", ".hidden.mp4"):
       with open(os.path.join(train, side), "w") as handle:
         handle.write("x")
     os.mkdir(os.path.join(train, ".ipynb_checkpoints"))
     self.assertEqual(video_index.find_videos(root, "train"),
-                     [os.path.join(train, n)
-                      for n in ("a#1.mp4", "b.gif", "c#x", "d.png")])
-    self.assertEqual(video_index.find_videos(root, "test"),
-                     [os.path.join(test, "e.mp4")])
+                     [os.path.join(train, n) for n in ("a#1.mp4", "b.gif", "c#x", "d.png")])
+    self.assertEqual(video_index.find_videos(root, "test"), [os.path.join(test, "e.mp4")])
 
   def test_missing_split_folder_and_bad_arguments(self):
     root = self.create_tempdir().full_path
@@ -138,18 +130,14 @@ class FindVideosTest(testing.TestCase):
     self.assertLen(train, 8)
     self.assertLen(test, 2)
     self.assertEqual(train, sorted(train))
-    self.assertEqual(sorted(train + test),
-                     [os.path.join(root, f"v{c}.png") for c in range(10)])
+    self.assertEqual(sorted(train + test), [os.path.join(root, f"v{c}.png") for c in range(10)])
     self.assertEqual(train, video_index.find_videos(root, "train", seed=0))
-    other_tests = {tuple(video_index.find_videos(root, "test", seed=s))
-                   for s in range(1, 6)}
+    other_tests = {tuple(video_index.find_videos(root, "test", seed=s)) for s in range(1, 6)}
     self.assertGreater(len(other_tests | {tuple(test)}), 1)
 
   def test_identity_is_the_name_before_hash(self):
-    self.assertEqual(video_index.identity_of("/d/id10001#abc#1.mp4"),
-                     "id10001")
-    self.assertEqual(video_index.identity_of("/d/id10001#abc.mp4/"),
-                     "id10001")
+    self.assertEqual(video_index.identity_of("/d/id10001#abc#1.mp4"), "id10001")
+    self.assertEqual(video_index.identity_of("/d/id10001#abc.mp4/"), "id10001")
     self.assertEqual(video_index.identity_of("/d/clip.gif"), "clip")
     self.assertEqual(video_index.identity_of("/d/folder"), "folder")
 
@@ -195,10 +183,9 @@ class TrainDatasetTest(testing.TestCase):
     root = self.create_tempdir().full_path
     _write_coded(os.path.join(root, "train"), "a", 1, num_frames=8)
     os.mkdir(os.path.join(root, "test"))
-    batches = _collect(dataset.make_train_dataset(
-        _config(num_repeats=12), root, 4))
-    pairs = {(_decode_codes(s)[1], _decode_codes(d)[1]) for s, d in
-             zip(_concat(batches, "source"), _concat(batches, "driving"))}
+    batches = _collect(dataset.make_train_dataset(_config(num_repeats=12), root, 4))
+    pairs = {(_decode_codes(s)[1], _decode_codes(d)[1])
+             for s, d in zip(_concat(batches, "source"), _concat(batches, "driving"))}
     self.assertGreater(len(pairs), 4)
     for source_frame, driving_frame in pairs:
       self.assertLessEqual(source_frame, driving_frame)
@@ -212,19 +199,22 @@ class TrainDatasetTest(testing.TestCase):
     ds = dataset.make_train_dataset(_config(num_repeats=3), index, 4)
     self.assertEqual(len(ds), 3)  # 5 videos * 3 repeats // 4
     self.assertLen(_collect(ds), 3)
-    ds = dataset.make_train_dataset(_config(num_repeats=3), index, 4,
-                                    drop_remainder=False)
+    ds = dataset.make_train_dataset(_config(num_repeats=3), index, 4, drop_remainder=False)
     batches = _collect(ds)
     self.assertEqual([len(b["video_index"]) for b in batches], [4, 4, 4, 3])
-    self.assertEqual(np.bincount(_concat(batches, "video_index")).tolist(),
-                     [3] * 5)
+    self.assertEqual(np.bincount(_concat(batches, "video_index")).tolist(), [3] * 5)
 
   def test_id_sampling_iterates_identities(self):
     root = self.create_tempdir().full_path
     # 7 training videos of 3 identities: id000 x3, id001 x3, id002 x1.
-    synthetic.write_dataset(os.path.join(root, "data"), num_train=7,
-                            num_test=1, num_frames=4, frame_size=32,
-                            seed=0, fmt="mp4", videos_per_identity=3)
+    synthetic.write_dataset(os.path.join(root, "data"),
+                            num_train=7,
+                            num_test=1,
+                            num_frames=4,
+                            frame_size=32,
+                            seed=0,
+                            fmt="mp4",
+                            videos_per_identity=3)
     root = os.path.join(root, "data")
     cfg = _config(id_sampling=True, num_repeats=8)
     index = video_index.index_videos(root, "train", id_sampling=True)
@@ -237,17 +227,14 @@ class TrainDatasetTest(testing.TestCase):
     for name in index.entry_names:
       self.assertEqual(identities.count(name), 8)
     # Identities with several videos use more than one of them.
-    self.assertGreater(len(set(videos[np.array(identities) == "id000"])),
-                       1)
+    self.assertGreater(len(set(videos[np.array(identities) == "id000"])), 1)
     with self.assertRaisesRegex(DatasetError, "id_sampling"):
       dataset.make_train_dataset(_config(id_sampling=False), index, 4)
 
   def test_same_seed_same_batches(self):
     root = self.create_tempdir().full_path
-    synthetic.write_dataset(root, num_train=4, num_test=1, num_frames=6,
-                            frame_size=32, seed=1, fmt="png_folder")
-    cfg = _config(num_repeats=3, flip_time=True, flip_horizontal=True,
-                  jitter_brightness=0.2, jitter_hue=0.1)
+    synthetic.write_dataset(root, num_train=4, num_test=1, num_frames=6, frame_size=32, seed=1, fmt="png_folder")
+    cfg = _config(num_repeats=3, flip_time=True, flip_horizontal=True, jitter_brightness=0.2, jitter_hue=0.1)
     index = video_index.index_videos(root, "train")
 
     def run(**kwargs):
@@ -259,17 +246,14 @@ class TrainDatasetTest(testing.TestCase):
       for key in a:
         np.testing.assert_array_equal(a[key], b[key])
     for other in (run(seed=3, epoch=1), run(seed=4)):
-      self.assertFalse(np.array_equal(_concat(first, "source"),
-                                      _concat(other, "source")))
+      self.assertFalse(np.array_equal(_concat(first, "source"), _concat(other, "source")))
 
   def test_mgif_resize_and_crop_shape(self):
     root = self.create_tempdir().full_path
     for code in range(3):
-      _write_coded(os.path.join(root, "train"), f"g{code}.gif", code,
-                   num_frames=4, size=40)
+      _write_coded(os.path.join(root, "train"), f"g{code}.gif", code, num_frames=4, size=40)
     os.mkdir(os.path.join(root, "test"))
-    cfg = fomm_tf.load_config("mgif-256", frame_shape=[32, 32, 3],
-                              crop_size=[24, 28], num_repeats=2)
+    cfg = fomm_tf.load_config("mgif-256", frame_shape=[32, 32, 3], crop_size=[24, 28], num_repeats=2)
     self.assertEqual(dataset.train_frame_size(cfg), (24, 28))
     batches = _collect(dataset.make_train_dataset(cfg, root, 3))
     self.assertLen(batches, 2)
@@ -295,22 +279,19 @@ class TrainDatasetTest(testing.TestCase):
         handle.write(b"\x89PNG\r\n\x1a\n truncated")
     counter = video_index.SkipCounter()
     with self.assertLogs(level="WARNING") as logs:
-      ds = dataset.make_train_dataset(_config(num_repeats=4), root, 4,
-                                      skip_report=counter)
+      ds = dataset.make_train_dataset(_config(num_repeats=4), root, 4, skip_report=counter)
       batches = _collect(ds)
     self.assertLen(batches, 4)  # 4 usable videos * 4 repeats // 4
     videos = _concat(batches, "video_index")
     broken_index = 0  # "broken" sorts first.
     self.assertNotIn(broken_index, videos)
-    self.assertEqual(counter.names,
-                     sorted([broken, os.path.join(train, "garbage.mp4")]))
+    self.assertEqual(counter.names, sorted([broken, os.path.join(train, "garbage.mp4")]))
     self.assertEqual(counter.count, 1 + 4)  # garbage once, broken 4 times
     text = "\n".join(logs.output)
     self.assertIn("garbage.mp4", text)
     self.assertIn("broken", text)
     # Replaced samples still hold two frames of one good video.
-    for src, drv, video in zip(_concat(batches, "source"),
-                               _concat(batches, "driving"), videos):
+    for src, drv, video in zip(_concat(batches, "source"), _concat(batches, "driving"), videos):
       self.assertEqual(_decode_codes(src)[0], _decode_codes(drv)[0])
 
   def test_no_usable_video_raises_before_training(self):
@@ -336,19 +317,16 @@ class TrainDatasetTest(testing.TestCase):
     root = self.create_tempdir().full_path
     _write_coded(os.path.join(root, "train"), "a.png", 1)
     os.mkdir(os.path.join(root, "test"))
-    with self.assertRaisesRegex(DatasetError,
-                                "fewer than one batch"):
+    with self.assertRaisesRegex(DatasetError, "fewer than one batch"):
       dataset.make_train_dataset(_config(num_repeats=2), root, 3)
-    self.assertLen(dataset.make_train_dataset(
-        _config(num_repeats=2), root, 3, drop_remainder=False), 1)
-    for kwargs, word in ((dict(batch_size=0), "batch_size"),
-                         (dict(batch_size=2, seed=-1), "seed"),
-                         (dict(batch_size=2, epoch=1.5), "epoch")):
+    self.assertLen(dataset.make_train_dataset(_config(num_repeats=2), root, 3, drop_remainder=False), 1)
+    for kwargs, word in ((dict(batch_size=0), "batch_size"), (dict(batch_size=2,
+                                                                   seed=-1), "seed"), (dict(batch_size=2,
+                                                                                            epoch=1.5), "epoch")):
       with self.assertRaisesRegex(DatasetError, word):
         dataset.make_train_dataset(_config(), root, **kwargs)
     with self.assertRaisesRegex(DatasetError, "crop_size"):
-      dataset.make_train_dataset(_config(resize_ratio=[0.9, 1.1]),
-                                 root, 1)
+      dataset.make_train_dataset(_config(resize_ratio=[0.9, 1.1]), root, 1)
 
 
 class ReadFramesTest(testing.TestCase):
@@ -358,10 +336,8 @@ class ReadFramesTest(testing.TestCase):
     for name in ("v.mp4", "v.gif", "v", "v.png"):
       path = _write_coded(folder, name, 2, num_frames=5)
       frames = dataset.read_frames_at(path, [3, 1, 3])
-      self.assertEqual([_decode_codes(f) for f in frames],
-                       [(2, 3), (2, 1), (2, 3)], name)
-      with self.assertRaisesRegex(MediaError,
-                                  "frame 5 was requested"):
+      self.assertEqual([_decode_codes(f) for f in frames], [(2, 3), (2, 1), (2, 3)], name)
+      with self.assertRaisesRegex(MediaError, "frame 5 was requested"):
         dataset.read_frames_at(path, [0, 5])
 
 

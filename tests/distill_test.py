@@ -24,9 +24,18 @@ from fomm_tf.training import loop as trainer_lib
 from tests import testing
 
 # The student's training schedule: tiny batches, one VGG layer at one scale (random VGG: a smoke test of the term).
-STUDENT = dict(train_batch_size=2, num_repeats=4, num_epochs=1, loss_perceptual=[1.0, 0.0, 0.0, 0.0, 0.0],
-               perceptual_scales=[1.0], id_sampling=False, jitter_brightness=0.0, jitter_contrast=0.0,
-               jitter_saturation=0.0, jitter_hue=0.0, lr_generator=2e-3, lr_kp_detector=2e-3)
+STUDENT = dict(train_batch_size=2,
+               num_repeats=4,
+               num_epochs=1,
+               loss_perceptual=[1.0, 0.0, 0.0, 0.0, 0.0],
+               perceptual_scales=[1.0],
+               id_sampling=False,
+               jitter_brightness=0.0,
+               jitter_contrast=0.0,
+               jitter_saturation=0.0,
+               jitter_hue=0.0,
+               lr_generator=2e-3,
+               lr_kp_detector=2e-3)
 STEPS = 6
 
 
@@ -51,7 +60,13 @@ class DistillTest(tf.test.TestCase):
     super().setUpClass()
     cls.root = testing.make_class_dir("distill_test_")
     cls.dataset = os.path.join(cls.root, "data")
-    synthetic.write_dataset(cls.dataset, num_train=4, num_test=2, num_frames=8, frame_size=64, seed=0, fmt="mp4",
+    synthetic.write_dataset(cls.dataset,
+                            num_train=4,
+                            num_test=2,
+                            num_frames=8,
+                            frame_size=64,
+                            seed=0,
+                            fmt="mp4",
                             videos_per_identity=2)
     cls.teacher_flags = testing.write_tiny_flagfile(cls.root)
     cls.teacher_checkpoint = os.path.join(cls.root, "teacher", "weights")
@@ -70,7 +85,11 @@ class DistillTest(tf.test.TestCase):
   def make(cls, model_dir, **kwargs):
     kwargs.setdefault("summary_every", 1)
     kwargs.setdefault("checkpoint_every", 1000)
-    return trainer_lib.Trainer(student_config(), cls.dataset, model_dir, vgg19_weights="random", teacher=cls.teacher,
+    return trainer_lib.Trainer(student_config(),
+                               cls.dataset,
+                               model_dir,
+                               vgg19_weights="random",
+                               teacher=cls.teacher,
                                **kwargs)
 
   def test_losses_fall_and_the_student_keypoints_move_toward_the_teachers(self):
@@ -104,8 +123,9 @@ class DistillTest(tf.test.TestCase):
 
   def test_keep_checkpoints(self):
     # keep_checkpoints=0 keeps every one: the step-3 checkpoint and the last.
-    steps = sorted(int(p.rsplit("-", 1)[1].split(".")[0]) for p in
-                   glob.glob(os.path.join(self.model_dir, f"{checkpoints.PREFIX}-*.index")))
+    steps = sorted(
+        int(p.rsplit("-", 1)[1].split(".")[0])
+        for p in glob.glob(os.path.join(self.model_dir, f"{checkpoints.PREFIX}-*.index")))
     self.assertEqual(steps, [3, 6])
 
   def test_tensorboard_scalars_and_teacher_student_real_grid(self):
@@ -149,18 +169,19 @@ class DistillCliTest(absltest.TestCase, testing.TestMixin):
 
   def test_mismatched_teacher_and_student(self):
     teacher = os.path.join(testing.REPO_ROOT, "configs", "vox-256.flags")
-    self.assertErrorLine(self.run_train("--kp_separable", "--num_kp=5", f"--teacher_config={teacher}",
-                                        "--teacher_checkpoint=/nope.pth.tar"),
-                         r"teacher and student differ in --num_kp: teacher 10 .*, student 5 ")
+    self.assertErrorLine(
+        self.run_train("--kp_separable", "--num_kp=5", f"--teacher_config={teacher}",
+                       "--teacher_checkpoint=/nope.pth.tar"),
+        r"teacher and student differ in --num_kp: teacher 10 .*, student 5 ")
     self.assertErrorLine(self.run_train(f"--teacher_config={teacher}", "--teacher_checkpoint=/nope.pth.tar"),
                          r"teacher and student differ in --frame_shape: teacher 256,256,3 .*, student 64,64,3 ")
 
   def test_distillation_flags_need_a_teacher(self):
     self.assertErrorLine(self.run_train("--distill_pixel=3"), r"--distill_pixel needs --teacher_checkpoint")
     self.assertErrorLine(self.run_train("--teacher_checkpoint=/x"), r"--teacher_checkpoint needs --teacher_config")
-    self.assertErrorLine(self.run_train("--teacher_config=vox-256", "--frame_shape=256,256,3",
-                                        "--teacher_checkpoint=/x", "--distill_real=-1"),
-                         r"--distill_real must be a finite number >= 0, got -1")
+    self.assertErrorLine(
+        self.run_train("--teacher_config=vox-256", "--frame_shape=256,256,3", "--teacher_checkpoint=/x",
+                       "--distill_real=-1"), r"--distill_real must be a finite number >= 0, got -1")
 
 
 if __name__ == "__main__":

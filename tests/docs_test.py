@@ -94,8 +94,8 @@ def tool_flags(path):
       names.add(node.args[0].value)
       if node.func.attr == "DEFINE_boolean" or node.func.attr == "DEFINE_bool":
         names.add("no" + node.args[0].value)
-    elif (re.fullmatch(r"define_\w*flags", node.func.attr) and isinstance(node.func.value, ast.Name)
-          and node.func.value.id in imported):
+    elif (re.fullmatch(r"define_\w*flags", node.func.attr) and isinstance(node.func.value, ast.Name) and
+          node.func.value.id in imported):
       module = importlib.import_module(imported[node.func.value.id])
       names |= _flag_names(_fresh_flags(getattr(module, node.func.attr)))
   return names

@@ -217,8 +217,16 @@ class EvaluateTest(testing.TestCase):
     flag_values(["evaluate", "--mode=keypoints", f"--external_keypoints_dir={keypoint_dir}", f"--output_dir={out}"])
     cli.run(flag_values)
     rows = read_csv(os.path.join(out, "keypoints.csv"))
-    self.assertEqual(rows, [{"video": "clip", "frames": "2", "num_keypoints": "3", "akd": "10", "mkr": "0.166666667",
-                             "num_gt_found": "6", "num_matched": "5", "num_missing": "1"}])
+    self.assertEqual(rows, [{
+        "video": "clip",
+        "frames": "2",
+        "num_keypoints": "3",
+        "akd": "10",
+        "mkr": "0.166666667",
+        "num_gt_found": "6",
+        "num_matched": "5",
+        "num_missing": "1"
+    }])
     result = read_json(os.path.join(out, "keypoints.json"))
     self.assertEqual(result["akd"], 10.0)
     self.assertAlmostEqual(result["mkr"], 1 / 6, places=12)
@@ -253,8 +261,10 @@ class EvaluateTest(testing.TestCase):
     out = self.create_tempdir().full_path
     flag_values = flags.FlagValues()
     cli.define_flags(flag_values)
-    flag_values(["evaluate", f"--flagfile={self.flagfile}", f"--dataset_root={self.root}", f"--output_dir={out}",
-                 f"--checkpoint={prefix}"])
+    flag_values([
+        "evaluate", f"--flagfile={self.flagfile}", f"--dataset_root={self.root}", f"--output_dir={out}",
+        f"--checkpoint={prefix}"
+    ])
     with self.assertRaisesRegex(errors.CheckpointError, "does not fit this config"):
       cli.run(flag_values)
     self.assertEqual(os.listdir(out), [])
@@ -268,18 +278,25 @@ class EvaluateTest(testing.TestCase):
     np.save(os.path.join(root, "test", "b.keypoints.npy"), np.zeros((7, 3, 2)))  # one frame short.
     out = self.create_tempdir()
     out.create_file("reconstruction.csv", "old results\n")
-    self.assert_fails_cleanly("b.keypoints.npy: has 7 frames of keypoints but", "--save_videos",
-                              output_dir=out.full_path, root=root)
+    self.assert_fails_cleanly("b.keypoints.npy: has 7 frames of keypoints but",
+                              "--save_videos",
+                              output_dir=out.full_path,
+                              root=root)
     with open(os.path.join(out.full_path, "reconstruction.csv")) as f:
       self.assertEqual(f.read(), "old results\n")
     self.assertFalse(any(n.startswith(staging.StagedOutput.PREFIX) for n in os.listdir(out.full_path)))
 
   def test_command_line_error_is_one_line(self):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    process = subprocess.run(
-        [sys.executable, "-m", "fomm_tf.evaluate", f"--flagfile={self.flagfile}",
-         f"--dataset_root={os.path.join(self.dir, 'missing')}", f"--output_dir={self.create_tempdir().full_path}"],
-        cwd=testing.REPO_ROOT, capture_output=True, text=True, env=env, timeout=120)
+    process = subprocess.run([
+        sys.executable, "-m", "fomm_tf.evaluate", f"--flagfile={self.flagfile}",
+        f"--dataset_root={os.path.join(self.dir, 'missing')}", f"--output_dir={self.create_tempdir().full_path}"
+    ],
+                             cwd=testing.REPO_ROOT,
+                             capture_output=True,
+                             text=True,
+                             env=env,
+                             timeout=120)
     self.assertEqual(process.returncode, 1)
     self.assertEqual(process.stderr.strip().splitlines()[-1],
                      f"error: dataset root {os.path.join(self.dir, 'missing')} does not exist or is not a directory")

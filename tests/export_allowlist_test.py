@@ -43,8 +43,10 @@ class AllowlistTest(absltest.TestCase):
                        "tools/update_export_allowlist.py")
 
   def test_no_file_or_python_op_is_allowed(self):
-    dangerous = {"ReadFile", "WriteFile", "MatchingFiles", "DeleteFile", "PyFunc", "EagerPyFunc", "PrintV2",
-                 "SaveV2", "RestoreV2", "Save", "Restore", "TFRecordDataset", "FixedLengthRecordDataset"}
+    dangerous = {
+        "ReadFile", "WriteFile", "MatchingFiles", "DeleteFile", "PyFunc", "EagerPyFunc", "PrintV2", "SaveV2",
+        "RestoreV2", "Save", "Restore", "TFRecordDataset", "FixedLengthRecordDataset"
+    }
     self.assertEqual(sorted(dangerous & allowlist.SAVED_MODEL_OPS), [])
     self.assertEqual([op for op in allowlist.TFLITE_OPS if op.startswith(("CUSTOM", "Flex"))], [])
 

@@ -16,8 +16,12 @@ from tests import testing
 
 def _export(*args):
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": testing.REPO_ROOT}
-  return subprocess.run([sys.executable, "-m", "fomm_tf.export", *args], capture_output=True, text=True,
-                        cwd=testing.REPO_ROOT, env=env, timeout=300)
+  return subprocess.run([sys.executable, "-m", "fomm_tf.export", *args],
+                        capture_output=True,
+                        text=True,
+                        cwd=testing.REPO_ROOT,
+                        env=env,
+                        timeout=300)
 
 
 class ExportCliTest(testing.TestCase):
@@ -73,18 +77,20 @@ class ExportCliTest(testing.TestCase):
     holds_input = work.mkdir("holds_input")
     holds_input.create_file("manifest.json", "{}")
     checkpoint = holds_input.create_file("ckpt.pth.tar", "not really").full_path
-    self.assertFailsWith(export(f"--flagfile={flagfile}", f"--output_dir={holds_input.full_path}", "--overwrite",
-                                f"--checkpoint={checkpoint}"),
-                         r"--output_dir=.*holds_input holds --checkpoint=.*ckpt\.pth\.tar: refusing")
+    self.assertFailsWith(
+        export(f"--flagfile={flagfile}", f"--output_dir={holds_input.full_path}", "--overwrite",
+               f"--checkpoint={checkpoint}"),
+        r"--output_dir=.*holds_input holds --checkpoint=.*ckpt\.pth\.tar: refusing")
     self.assertEqual(sorted(os.listdir(holds_input.full_path)), ["ckpt.pth.tar", "manifest.json"])
 
     fresh = os.path.join(work.full_path, "fresh")
-    self.assertFailsWith(export(f"--flagfile={flagfile}", f"--checkpoint={testing.CHECKPOINT}",
-                                f"--output_dir={fresh}"),
-                         r"small-official\.pth\.tar: .* has no counterpart in the model for this config")
-    self.assertFailsWith(export(f"--flagfile={flagfile}", f"--output_dir={fresh}", "--quantize=float32,int4"),
-                         r"--quantize: unknown quantisation 'int4'; "
-                         r"choose from float32, float16, dynamic_int8, int8$")
+    self.assertFailsWith(
+        export(f"--flagfile={flagfile}", f"--checkpoint={testing.CHECKPOINT}", f"--output_dir={fresh}"),
+        r"small-official\.pth\.tar: .* has no counterpart in the model for this config")
+    self.assertFailsWith(
+        export(f"--flagfile={flagfile}", f"--output_dir={fresh}", "--quantize=float32,int4"),
+        r"--quantize: unknown quantisation 'int4'; "
+        r"choose from float32, float16, dynamic_int8, int8$")
     self.assertFailsWith(export(f"--output_dir={fresh}", "--quantize=int8"),
                          r"--quantize=int8 needs --representative_data")
     self.assertFailsWith(export(f"--flagfile={flagfile}", f"--output_dir={fresh}", "--checkpoint="),

@@ -16,10 +16,11 @@ class FlopsTest(testing.TestMixin, absltest.TestCase):
     self.assertEqual(sorted(signatures), sorted(flops.SIGNATURES))
     for name in ("encode_source", "detect_keypoints", "generate_from_state"):
       self.assertGreater(signatures[name], 0.0, name)
-    self.assertAlmostEqual(small["further_frame"], signatures["detect_keypoints"] + signatures["normalize_kp"]
-                           + signatures["generate_from_state"])
-    self.assertAlmostEqual(small["first_frame"], small["further_frame"] + signatures["encode_source"]
-                           + signatures["detect_keypoints"])
+    self.assertAlmostEqual(
+        small["further_frame"],
+        signatures["detect_keypoints"] + signatures["normalize_kp"] + signatures["generate_from_state"])
+    self.assertAlmostEqual(small["first_frame"],
+                           small["further_frame"] + signatures["encode_source"] + signatures["detect_keypoints"])
     # Convolutions dominate, and their cost is proportional to the frame area: twice the side, ~4x the work.
     large = flops.animation_gflops(fomm_tf.load_model(testing.tiny_config().replace(frame_shape=(128, 128, 3))))
     ratio = large["further_frame"] / small["further_frame"]

@@ -30,7 +30,9 @@ def setUpModule():
   _STATE["model"] = fomm_tf.load_model("vox-256", build_discriminator=False)
   _STATE["root"] = tempfile.mkdtemp(prefix="export_full_size_test_")
   _STATE["dir"] = os.path.join(_STATE["root"], "export")
-  _STATE["manifest"] = exporter.export_model(_STATE["model"], _STATE["dir"], formats=["saved_model", "tflite"],
+  _STATE["manifest"] = exporter.export_model(_STATE["model"],
+                                             _STATE["dir"],
+                                             formats=["saved_model", "tflite"],
                                              quantizations=["float32"])
 
 

@@ -16,7 +16,8 @@ from tests import testing
 
 
 def _model(nodes, initializers=(), opsets=(("", 18),)):
-  graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2])],
+  graph = helper.make_graph(nodes,
+                            "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2])],
                             [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2])],
                             initializer=list(initializers))
   return helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets])
@@ -58,8 +59,10 @@ class OnnxChecksTest(testing.TestCase):
       export_checks.check_onnx(self.write(directory, custom), directory)
     body = helper.make_graph([helper.make_node("Steal", ["x"], ["z"], domain="com.example")], "body", [],
                              [helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, [1, 2])])
-    nested = _model([helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(np.array(True))),
-                     helper.make_node("If", ["c"], ["y"], then_branch=body, else_branch=body)])
+    nested = _model([
+        helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(np.array(True))),
+        helper.make_node("If", ["c"], ["y"], then_branch=body, else_branch=body)
+    ])
     with self.assertRaisesRegex(ExportError, r"outside the standard ONNX domain \('com\.example'\)"):
       export_checks.check_onnx(self.write(directory, nested, "nested.onnx"), directory)
 

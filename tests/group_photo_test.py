@@ -66,8 +66,9 @@ class GroupPhotoTest(testing.TestCase):
     cls.dir = testing.make_class_dir("group_photo_")
     cls.photo_pixels = group_photo()
     cls.photo = testing.write_image(os.path.join(cls.dir, "group.png"), cls.photo_pixels)
-    cls.driving = testing.write_video(os.path.join(cls.dir, "driving.mp4"), face_animation_test.moving_portrait(8),
-                                   fps=25)
+    cls.driving = testing.write_video(os.path.join(cls.dir, "driving.mp4"),
+                                      face_animation_test.moving_portrait(8),
+                                      fps=25)
     cls.backend = builtin_backend()
 
   @classmethod
@@ -77,14 +78,15 @@ class GroupPhotoTest(testing.TestCase):
 
   def animate(self, *args, driving=None):
     return testing.run_cli(animate_cli, "--crop=face", f"--source_image={self.photo}",
-                        f"--driving_video={driving or self.driving}", *args)
+                           f"--driving_video={driving or self.driving}", *args)
 
   def test_every_face_is_animated_and_the_photo_between_them_is_kept(self):
     out = self.tmp_path("group.mp4")
     count, lines = self.run_job(result_video=out)
     self.assertEqual(count, 8)
-    self.assertRegex(lines[0], r"^warning: .*group\.png: skipping face 2 at \(\d+, \d+, \d+, \d+\): 4\d px, under "
-                     r"the 48 px a face needs to be animated$")
+    self.assertRegex(
+        lines[0], r"^warning: .*group\.png: skipping face 2 at \(\d+, \d+, \d+, \d+\): 4\d px, under "
+        r"the 48 px a face needs to be animated$")
     self.assertRegex(lines[1], "found 3 faces; animating faces 0, 1$")
     frames = np.stack(list(media.open_video(out)))
     self.assertEqual(frames.shape, (8, 288, 512, 3))  # The photo's size (under --max_output_size=1024).
@@ -102,8 +104,15 @@ class GroupPhotoTest(testing.TestCase):
   def run_job(self, **kwargs):
     """job.run on the group photo with the class's built-in model backend: (frames written, log lines)."""
     lines = []
-    options = options_lib.AnimationOptions(**{"source_image": self.photo, "driving_video": self.driving, "crop": "face",
-                                      "faces": "all", "batch_size": 4, **kwargs})
+    options = options_lib.AnimationOptions(
+        **{
+            "source_image": self.photo,
+            "driving_video": self.driving,
+            "crop": "face",
+            "faces": "all",
+            "batch_size": 4,
+            **kwargs
+        })
     options.check()
     return job.run(self.backend, options, log=lines.append), lines
 
@@ -128,8 +137,8 @@ class GroupPhotoTest(testing.TestCase):
     out = self.tmp_path("out.mp4")
     self.assertErrorLine(self.animate(f"--result_video={out}", "--faces=0,5"),
                          r"--faces: face index 5 is out of range: .*group\.png has 3 faces \(indices 0 to 2")
-    for args, error in ((["--faces=one"], r"--faces must be 'all' or face"),
-                        (["--faces=all", "--visualize"], r"--faces pastes every face back"),
+    for args, error in ((["--faces=one"], r"--faces must be 'all' or face"), (["--faces=all", "--visualize"],
+                                                                              r"--faces pastes every face back"),
                         (["--faces=all", "--crop=center"], r"--faces picks the faces"),
                         (["--faces=all", "--face_index=1"], r"--faces and --face_index both choose faces")):
       self.assertErrorLine(self.animate(f"--result_video={out}", *args), error)
@@ -144,8 +153,9 @@ class GroupPhotoTest(testing.TestCase):
     def peak(driving):
       tracemalloc.start()
       try:
-        self.assertEqual(self.run_job(driving_video=driving, result_video=self.tmp_path("result.mp4"))[0],
-                         20 if driving == long else 4)
+        self.assertEqual(
+            self.run_job(driving_video=driving, result_video=self.tmp_path("result.mp4"))[0],
+            20 if driving == long else 4)
         return tracemalloc.get_traced_memory()[1]
       finally:
         tracemalloc.stop()
@@ -183,12 +193,12 @@ class BatchedFacesTest(testing.TestCase):
 
   def test_more_faces_than_the_batch_go_in_groups(self):
     backend = self.backend
-    sources = np.stack([crop.crop_square(skimage.data.astronaut(), (150 + 10 * i, 60, 140), 128)[0]
-                        for i in range(5)])
+    sources = np.stack([crop.crop_square(skimage.data.astronaut(), (150 + 10 * i, 60, 140), 128)[0] for i in range(5)])
     frames = face_animation_test.moving_portrait(2, side=256)
     wide = np.stack(list(pipeline.animate_faces(backend, sources, frames, batch_size=10)))
     narrow = np.stack(list(pipeline.animate_faces(backend, sources, frames, batch_size=2)))
     np.testing.assert_allclose(narrow, wide, atol=2e-5)
+
 
 class GroupPasteTest(testing.TestCase):
   """Overlapping squares: no seam, nothing pasted twice; apart, each square is exactly the one-face paste; and
@@ -214,8 +224,10 @@ class GroupPasteTest(testing.TestCase):
     self.assertGreater(out[160, 180, 0], 0.99)
     self.assertGreater(out[220, 320, 2], 0.99)
     # No seam: along the line between the centres the mix changes by small steps (a hard edge would be 1).
-    steps = np.abs(np.diff(out[np.linspace(160, 220, 200).round().astype(int),
-                               np.linspace(180, 320, 200).round().astype(int)], axis=0))
+    steps = np.abs(
+        np.diff(out[np.linspace(160, 220, 200).round().astype(int),
+                    np.linspace(180, 320, 200).round().astype(int)],
+                axis=0))
     self.assertLess(steps.max(), 0.12)
     # Nor anywhere else: neighbouring pixels never differ by much.
     self.assertLess(np.abs(np.diff(out, axis=0)).max(), 0.15)
@@ -239,8 +251,10 @@ class GroupPasteTest(testing.TestCase):
 
   def test_choose_faces_skips_small_ones_and_bounds_the_count(self):
     # Faces of a crowd: boxes from 100 px down to 10 px, largest first (as the detector lists them).
-    crowd = [detect.Face((0.0, 0.0, float(side), float(side)), 0.9, np.zeros((468, 2), np.float32))
-             for side in range(100, 9, -2)]
+    crowd = [
+        detect.Face((0.0, 0.0, float(side), float(side)), 0.9, np.zeros((468, 2), np.float32))
+        for side in range(100, 9, -2)
+    ]
     chosen, skipped = crop.choose_faces(crowd, [0, 20, 30, 0, 45], "crowd.jpg")
     # 100 and 60 px kept; 40 and 10 px skipped; the repeated 0 counts once.
     self.assertEqual(([i for i, _ in chosen], [i for i, _ in skipped]), ([0, 20], [30, 45]))

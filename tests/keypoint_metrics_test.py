@@ -88,8 +88,9 @@ class KeypointMetricsTest(testing.TestCase):
     first, second = random_keypoints(3, 4, seed=1), random_keypoints(5, 4, seed=2)
     pred_first, pred_second = first + 1.0, second + 2.0
     pred_second[0, 0] = np.nan
-    combined = km.combine_keypoint_metrics([km.keypoint_metrics(pred_first, first),
-                                            km.keypoint_metrics(pred_second, second)])
+    combined = km.combine_keypoint_metrics(
+        [km.keypoint_metrics(pred_first, first),
+         km.keypoint_metrics(pred_second, second)])
     pooled = km.keypoint_metrics(np.concatenate([pred_first, pred_second]), np.concatenate([first, second]))
     for key in pooled:
       self.assertAlmostEqual(combined[key], pooled[key], places=12)

@@ -70,8 +70,7 @@ def _cases():
        lambda l: l(feat()), None),
       ("BatchNorm", lambda d: batch_norm.BatchNorm(dtype=d), lambda l: l(feat()), None),
       ("Conv2D", lambda d: initializers.Conv2D(3, 3, padding="same", dtype=d), lambda l: l(feat()), None),
-      ("SpectralNormConv2D", lambda d: spectral_norm_conv.SpectralNormConv2D(4, 3, dtype=d), lambda l: l(feat()),
-       None),
+      ("SpectralNormConv2D", lambda d: spectral_norm_conv.SpectralNormConv2D(4, 3, dtype=d), lambda l: l(feat()), None),
       ("AntiAliasDownsample", lambda d: anti_alias.AntiAliasDownsample(0.25, dtype=d), lambda l: l(frames()), None),
       ("KeypointDetector", lambda d: keypoint_detector.KeypointDetector(dtype=d, **cfg.kp_detector_kwargs()),
        lambda l: l(frames()), "all"),
@@ -80,13 +79,15 @@ def _cases():
        lambda l: l(frames(), _kp(), _kp(seed=1)), {"mask", "occlusion_map", "deformation"}),
       ("OcclusionAwareGenerator", lambda d: generator.OcclusionAwareGenerator(dtype=d, **cfg.generator_kwargs()),
        lambda l: l(frames(), _kp(), _kp(seed=1)), {"prediction", "mask", "occlusion_map", "deformation"}),
-      ("MultiScaleDiscriminator", lambda d: discriminator.MultiScaleDiscriminator(
-          dtype=d, **cfg.discriminator_kwargs()), lambda l: l({"prediction_1": frames()}), None),
+      ("MultiScaleDiscriminator",
+       lambda d: discriminator.MultiScaleDiscriminator(dtype=d, **cfg.discriminator_kwargs()),
+       lambda l: l({"prediction_1": frames()}), None),
       # The lite networks: depthwise-separable blocks and 3x3 heads.
       ("SeparableConv2D", lambda d: separable.SeparableConv2D(6, 3, dtype=d), lambda l: l(feat()), None),
       ("LiteResBlock2d", lambda d: conv_blocks.ResBlock2d(4, separable=True, dtype=d), lambda l: l(feat()), None),
-      ("LiteHourglass", lambda d: hourglass.Hourglass(4, in_features=4, num_blocks=2, max_features=16, separable=True,
-                                                      dtype=d), lambda l: l(feat()), None),
+      ("LiteHourglass",
+       lambda d: hourglass.Hourglass(4, in_features=4, num_blocks=2, max_features=16, separable=True, dtype=d),
+       lambda l: l(feat()), None),
       ("LiteKeypointDetector", lambda d: keypoint_detector.KeypointDetector(dtype=d, **lite.kp_detector_kwargs()),
        lambda l: l(frames()), "all"),
       ("LiteDenseMotionNetwork", lambda d: dense_motion.DenseMotionNetwork(
@@ -106,8 +107,9 @@ class LayerCase(parameterized.TestCase):
 
   def run_layer_checks(self, factory, call, float32_outputs):
     layer = factory(None)
-    self.assertTrue(keras.saving.get_registered_name(type(layer)).startswith(base.PACKAGE + ">"),
-                    f"{type(layer).__name__} is not registered")
+    self.assertTrue(
+        keras.saving.get_registered_name(type(layer)).startswith(base.PACKAGE + ">"),
+        f"{type(layer).__name__} is not registered")
     outputs = call(layer)
     # Serialization round trip: same config, and the same function once given the same weights.
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
@@ -161,11 +163,13 @@ class LayersTest(LayerCase):
 
   def test_every_layer_class_is_covered(self):
     covered = {name for name, *_ in CASES} | {"FommModel", "DiscriminatorBlock", "Discriminator"}
-    registered = {name.split(">", 1)[1] for name in keras.saving.get_custom_objects()
-                  if name.startswith(base.PACKAGE + ">")}
-    layer_names = {n for n in registered if isinstance(keras.saving.get_registered_object(f"{base.PACKAGE}>{n}"),
-                                                       type)
-                   and issubclass(keras.saving.get_registered_object(f"{base.PACKAGE}>{n}"), keras.layers.Layer)}
+    registered = {
+        name.split(">", 1)[1] for name in keras.saving.get_custom_objects() if name.startswith(base.PACKAGE + ">")
+    }
+    layer_names = {
+        n for n in registered if isinstance(keras.saving.get_registered_object(f"{base.PACKAGE}>{n}"), type) and
+        issubclass(keras.saving.get_registered_object(f"{base.PACKAGE}>{n}"), keras.layers.Layer)
+    }
     self.assertEqual(sorted(layer_names - covered), [])
 
 

@@ -46,10 +46,13 @@ class LiteExportTest(absltest.TestCase):
     frames[0] = media.fit_frame(skimage.data.astronaut().astype(np.float32) / 255.0, 64)
     cls.source, cls.driving = frames[0], list(frames[1:])
     cls.directory = os.path.join(cls.root, "export")
-    cls.manifest = exporter.export_model(cls.model, cls.directory, formats=["saved_model", "tflite"],
-                                         quantizations=QUANTIZATIONS, representative_frames=frames)
-    cls.expected = np.stack(list(pipeline.animate(backend_lib.KerasBackend(cls.model), cls.source, cls.driving,
-                                                  batch_size=2)))
+    cls.manifest = exporter.export_model(cls.model,
+                                         cls.directory,
+                                         formats=["saved_model", "tflite"],
+                                         quantizations=QUANTIZATIONS,
+                                         representative_frames=frames)
+    cls.expected = np.stack(
+        list(pipeline.animate(backend_lib.KerasBackend(cls.model), cls.source, cls.driving, batch_size=2)))
 
   @classmethod
   def tearDownClass(cls):

@@ -80,8 +80,13 @@ class LiveTest(testing.TestCase):
     frames = media.read_video_frames(builtin.SAMPLE_DRIVING)
     animator = self.animator(reference="first")
     # The source with no motion: what any frame animates to when it is the reference itself.
-    unmoved = np.clip(self.backend.generate(animator._state, animator._kp_source,  # pylint: disable=protected-access
-                                            animator._kp_source)[0], 0, 1)  # pylint: disable=protected-access
+    unmoved = np.clip(
+        self.backend.generate(
+            animator._state,
+            animator._kp_source,  # pylint: disable=protected-access
+            animator._kp_source)[0],
+        0,
+        1)  # pylint: disable=protected-access
     np.testing.assert_allclose(animator(frames[0]), unmoved, atol=1e-5)
     self.assertGreater(np.abs(animator(frames[20]) - unmoved).mean(), 1e-3)
     animator.retake_reference()
@@ -95,8 +100,11 @@ class LiveTest(testing.TestCase):
 
   def test_the_command_records_and_writes_its_statistics(self):
     record, stats = self.tmp_path("r.mp4"), self.tmp_path("s.json")
-    code, stdout, stderr = testing.run_cli(cli, f"--camera={self.camera}", f"--record={record}",
-                                           f"--stats_json={stats}", handle_signals=False)
+    code, stdout, stderr = testing.run_cli(cli,
+                                           f"--camera={self.camera}",
+                                           f"--record={record}",
+                                           f"--stats_json={stats}",
+                                           handle_signals=False)
     self.assertEqual(code, 0, stderr[-2000:])
     with open(stats) as f:
       summary = json.load(f)

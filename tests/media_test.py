@@ -41,8 +41,7 @@ class ReadImageTest(testing.TestCase):
   def test_jpeg_close(self):
     columns, rows = np.meshgrid(np.arange(40), np.arange(30))
     pixels = np.stack([columns, rows, np.full_like(rows, 7)], axis=2) * 5
-    Image.fromarray(pixels.astype(np.uint8)).save(self.path("a.jpg"),
-                                                  quality=95)
+    Image.fromarray(pixels.astype(np.uint8)).save(self.path("a.jpg"), quality=95)
     image = media.read_image(self.path("a.jpg"))
     self.assertEqual(image.shape, (30, 40, 3))
     self.assertLess(np.abs(image - pixels / 255.0).mean(), 0.03)
@@ -60,8 +59,7 @@ class ReadImageTest(testing.TestCase):
     image = media.read_image(self.path("g.png"))
     self.assertEqual(image.shape, (12, 10, 3))
     for channel in range(3):
-      np.testing.assert_allclose(image[..., channel], grey / 255.0,
-                                 atol=1e-6)
+      np.testing.assert_allclose(image[..., channel], grey / 255.0, atol=1e-6)
 
   def test_16bit_greyscale_png_full_precision(self):
     grey = self.rng.integers(0, 65536, (9, 11), dtype=np.uint16)
@@ -96,8 +94,7 @@ class ReadImageTest(testing.TestCase):
     exif = Image.Exif()
     exif[0x0112] = 6  # Stored sideways; display rotated 90 degrees CW.
     Image.fromarray(pixels).save(self.path("r.jpg"), exif=exif)
-    self.assertEqual(media.read_image(self.path("r.jpg")).shape,
-                     (40, 20, 3))
+    self.assertEqual(media.read_image(self.path("r.jpg")).shape, (40, 20, 3))
 
   def test_missing_file(self):
     with self.assertRaisesRegex(MediaError, r"nope\.png: no such file"):
@@ -112,8 +109,7 @@ class ReadImageTest(testing.TestCase):
       stream.write(b"definitely not an image" * 10)
     open(self.path("empty.jpg"), "wb").close()
     for name in ("junk.png", "empty.jpg"):
-      with self.assertRaisesRegex(
-              MediaError, rf"{name}: cannot read image: .+"):
+      with self.assertRaisesRegex(MediaError, rf"{name}: cannot read image: .+"):
         media.read_image(self.path(name))
 
   def test_truncated_png(self):
@@ -175,14 +171,12 @@ class ResizeAndFitTest(testing.TestCase):
     frame[:, 10:50] = (0.0, 1.0, 0.0)  # Centre 40 columns are green.
     fitted = media.fit_frame(frame, 20, mode="crop")
     self.assertEqual(fitted.shape, (20, 20, 3))
-    np.testing.assert_allclose(fitted, np.broadcast_to(
-        np.array([0.0, 1.0, 0.0], np.float32), (20, 20, 3)), atol=1e-6)
+    np.testing.assert_allclose(fitted, np.broadcast_to(np.array([0.0, 1.0, 0.0], np.float32), (20, 20, 3)), atol=1e-6)
 
   def test_crop_tall_frame(self):
     frame = np.zeros((50, 30, 3), np.float32)
     frame[10:40] = 1.0
-    np.testing.assert_allclose(media.fit_frame(frame, 30), 1.0,
-                               atol=1e-6)
+    np.testing.assert_allclose(media.fit_frame(frame, 30), 1.0, atol=1e-6)
 
   def test_pad_adds_black_borders_without_stretching(self):
     frame = np.ones((41, 60, 3), np.float32)
@@ -232,8 +226,7 @@ class OpenVideoTest(testing.TestCase):
         self.assertLen(decoded, 12)
         self.assertEqual(decoded[0].dtype, np.float32)
         self.assertEqual(decoded[0].shape, (32, 48, 3))
-        self.assertLess(testing.mean_abs_error(
-            decoded, [as_float(f) for f in frames]), 0.03)
+        self.assertLess(testing.mean_abs_error(decoded, [as_float(f) for f in frames]), 0.03)
 
   def test_streams_lazily_and_can_iterate_twice(self):
     testing.write_video(self.path("long.mp4"), testing.moving_square_frames(150), 25)
@@ -247,8 +240,7 @@ class OpenVideoTest(testing.TestCase):
     self.assertEqual(sum(1 for _ in source), 150)
 
   def test_audio_detected(self):
-    testing.write_video(self.path("a.mp4"), testing.moving_square_frames(10), 25,
-                audio_seconds=0.5)
+    testing.write_video(self.path("a.mp4"), testing.moving_square_frames(10), 25, audio_seconds=0.5)
     self.assertTrue(media.open_video(self.path("a.mp4")).has_audio)
     self.assertTrue(media.has_audio(self.path("a.mp4")))
     testing.write_video(self.path("b.mp4"), testing.moving_square_frames(10), 25)
@@ -265,29 +257,24 @@ class OpenVideoTest(testing.TestCase):
 
   def test_other_containers(self):
     frames = testing.moving_square_frames(6)
-    for name, codec in (("c.mkv", "libx264"), ("c.mov", "libx264"),
-                        ("c.avi", "png")):
+    for name, codec in (("c.mkv", "libx264"), ("c.mov", "libx264"), ("c.avi", "png")):
       with self.subTest(name=name):
         testing.write_video(self.path(name), frames, 25, codec=codec)
         decoded = media.read_video_frames(self.path(name))
         self.assertLen(decoded, 6)
-        self.assertLess(testing.mean_abs_error(
-            decoded, [as_float(f) for f in frames]), 0.03)
+        self.assertLess(testing.mean_abs_error(decoded, [as_float(f) for f in frames]), 0.03)
 
   def test_gif_fps_from_frame_durations(self):
     frames = testing.moving_square_frames(4)
     images = [Image.fromarray(f) for f in frames]
-    images[0].save(self.path("v.gif"), save_all=True,
-                   append_images=images[1:], duration=[100, 50, 50, 200],
-                   loop=0)
+    images[0].save(self.path("v.gif"), save_all=True, append_images=images[1:], duration=[100, 50, 50, 200], loop=0)
     source = media.open_video(self.path("v.gif"))
     self.assertAlmostEqual(source.fps, 10.0)  # 4 frames in 0.4 s.
     self.assertEqual(source.num_frames, 4)
     self.assertEqual(source.frame_size, (32, 48))
     decoded = list(source)
     self.assertLen(decoded, 4)
-    self.assertLess(testing.mean_abs_error(
-        decoded, [as_float(f) for f in frames]), 0.03)
+    self.assertLess(testing.mean_abs_error(decoded, [as_float(f) for f in frames]), 0.03)
 
   def test_gif_written_by_ffmpeg(self):
     frames = testing.moving_square_frames(10)
@@ -308,8 +295,7 @@ class OpenVideoTest(testing.TestCase):
     os.mkdir(folder)
     for number in (1, 2, 10, 3):
       pixels = np.full((16, 20, 3), number * 10, np.uint8)
-      Image.fromarray(pixels).save(
-          os.path.join(folder, f"frame{number}.png"))
+      Image.fromarray(pixels).save(os.path.join(folder, f"frame{number}.png"))
     # Not frames: other extensions, hidden files, sub-folders.
     with open(os.path.join(folder, "notes.txt"), "w") as stream:
       stream.write("x")
@@ -327,10 +313,8 @@ class OpenVideoTest(testing.TestCase):
   def test_frame_folder_with_jpeg_and_greyscale(self):
     folder = self.path("mixed")
     os.mkdir(folder)
-    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(
-        os.path.join(folder, "a1.png"))
-    Image.fromarray(np.full((8, 8, 3), 50, np.uint8)).save(
-        os.path.join(folder, "a2.JPG"))
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(os.path.join(folder, "a1.png"))
+    Image.fromarray(np.full((8, 8, 3), 50, np.uint8)).save(os.path.join(folder, "a2.JPG"))
     frames = media.read_video_frames(folder)
     self.assertLen(frames, 2)
     self.assertEqual(frames[0].shape, (8, 8, 3))
@@ -339,25 +323,20 @@ class OpenVideoTest(testing.TestCase):
     folder = self.path("bad")
     os.mkdir(folder)
     for number in range(1, 5):
-      Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(
-          os.path.join(folder, f"f{number}.png"))
+      Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(os.path.join(folder, f"f{number}.png"))
     with open(os.path.join(folder, "f3.png"), "wb") as stream:
       stream.write(b"broken")
     source = media.open_video(folder)
-    with self.assertRaisesRegex(
-            MediaError, r"bad: frame 2 could not be decoded: .*f3\.png"):
+    with self.assertRaisesRegex(MediaError, r"bad: frame 2 could not be decoded: .*f3\.png"):
       list(source)
 
   def test_frame_folder_size_mismatch_names_file(self):
     folder = self.path("sizes")
     os.mkdir(folder)
-    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(
-        os.path.join(folder, "a.png"))
-    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(
-        os.path.join(folder, "b.png"))
-    with self.assertRaisesRegex(
-            MediaError, r"frame 1 \(.*b\.png\) is 20x30, but frame 0 is "
-            r"32x32"):
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(os.path.join(folder, "a.png"))
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(os.path.join(folder, "b.png"))
+    with self.assertRaisesRegex(MediaError, r"frame 1 \(.*b\.png\) is 20x30, but frame 0 is "
+                                r"32x32"):
       media.read_video_frames(folder)
 
   def test_empty_folder(self):
@@ -367,8 +346,7 @@ class OpenVideoTest(testing.TestCase):
 
   def test_frame_strip(self):
     frames = testing.moving_square_frames(5, height=32, width=32)
-    Image.fromarray(np.concatenate(frames, axis=1)).save(
-        self.path("strip.png"))
+    Image.fromarray(np.concatenate(frames, axis=1)).save(self.path("strip.png"))
     source = media.open_video(self.path("strip.png"))
     self.assertEqual(source.num_frames, 5)
     self.assertEqual(source.frame_size, (32, 32))
@@ -379,11 +357,9 @@ class OpenVideoTest(testing.TestCase):
       np.testing.assert_allclose(got, as_float(expected), atol=1e-6)
 
   def test_strip_width_not_multiple_of_height(self):
-    Image.fromarray(np.zeros((32, 50, 3), np.uint8)).save(
-        self.path("s.png"))
-    with self.assertRaisesRegex(
-            MediaError, r"s\.png: not a frame strip: width 50 is not a "
-            r"multiple of height 32"):
+    Image.fromarray(np.zeros((32, 50, 3), np.uint8)).save(self.path("s.png"))
+    with self.assertRaisesRegex(MediaError, r"s\.png: not a frame strip: width 50 is not a "
+                                r"multiple of height 32"):
       media.open_video(self.path("s.png"))
 
   def test_corrupt_strip(self):
@@ -393,33 +369,28 @@ class OpenVideoTest(testing.TestCase):
       media.open_video(self.path("s.jpg"))
 
   def test_corrupt_packet_in_container_reports_frame_index(self):
-    frames = [np.random.default_rng(i).integers(0, 256, (16, 16, 3),
-                                                dtype=np.uint8)
-              for i in range(10)]
+    frames = [np.random.default_rng(i).integers(0, 256, (16, 16, 3), dtype=np.uint8) for i in range(10)]
     testing.write_video(self.path("png.avi"), frames, 25, codec="png")
     with open(self.path("png.avi"), "rb") as stream:
       data = bytearray(stream.read())
-    starts = [i for i in range(len(data))
-              if data.startswith(_PNG_SIGNATURE, i)]
+    starts = [i for i in range(len(data)) if data.startswith(_PNG_SIGNATURE, i)]
     self.assertLen(starts, 10)
     data[starts[6]:starts[6] + 8] = bytes(8)  # Break frame 6's PNG.
     with open(self.path("png.avi"), "wb") as stream:
       stream.write(data)
     source = media.open_video(self.path("png.avi"))
     seen = []
-    with self.assertRaisesRegex(
-            MediaError, r"png\.avi: frame 6 could not be decoded: .+"):
+    with self.assertRaisesRegex(MediaError, r"png\.avi: frame 6 could not be decoded: .+"):
       for frame in source:
         seen.append(frame)
     self.assertLen(seen, 6)
 
   def test_resolution_change_mid_stream(self):
+
     def png_packet(height, width):
       encoder = av.CodecContext.create("png", "w")
-      encoder.width, encoder.height, encoder.pix_fmt = (width, height,
-                                                        "rgb24")
-      frame = av.VideoFrame.from_ndarray(
-          np.zeros((height, width, 3), np.uint8))
+      encoder.width, encoder.height, encoder.pix_fmt = (width, height, "rgb24")
+      frame = av.VideoFrame.from_ndarray(np.zeros((height, width, 3), np.uint8))
       return (encoder.encode(frame) + encoder.encode(None))[0]
 
     with av.open(self.path("sizes.avi"), "w") as container:
@@ -433,16 +404,14 @@ class OpenVideoTest(testing.TestCase):
         packet.time_base = stream.time_base
         container.mux(packet)
     source = media.open_video(self.path("sizes.avi"))
-    with self.assertRaisesRegex(
-            MediaError, r"sizes\.avi: frame 2 is 20x24, but frame 0 is "
-            r"16x16"):
+    with self.assertRaisesRegex(MediaError, r"sizes\.avi: frame 2 is 20x24, but frame 0 is "
+                                r"16x16"):
       list(source)
 
   def test_truncated_mp4_is_an_error_not_a_shorter_video(self):
     # The index goes first (faststart) so that the cut file still opens.
     path = self.path("t.mp4")
-    testing.write_video(path, testing.moving_square_frames(40), 25,
-                container_options={"movflags": "+faststart"})
+    testing.write_video(path, testing.moving_square_frames(40), 25, container_options={"movflags": "+faststart"})
     with av.open(path) as container:
       cut = container.streams.video[0].index_entries[30].pos
     with open(path, "rb") as stream:
@@ -451,9 +420,8 @@ class OpenVideoTest(testing.TestCase):
       stream.write(data[:cut])  # Ends just before packet 30.
     source = media.open_video(path)
     self.assertEqual(source.num_frames, 40)
-    with self.assertRaisesRegex(
-            MediaError, r"t\.mp4: frame \d+ could not be decoded: the "
-            r"file ends early"):
+    with self.assertRaisesRegex(MediaError, r"t\.mp4: frame \d+ could not be decoded: the "
+                                r"file ends early"):
       list(source)
 
   def test_no_decodable_frames(self):
@@ -461,32 +429,27 @@ class OpenVideoTest(testing.TestCase):
       stream = container.add_stream("png", rate=25)
       stream.width, stream.height, stream.pix_fmt = 16, 16, "rgb24"
       container.start_encoding()
-    with self.assertRaisesRegex(MediaError,
-                                r"empty\.avi: no decodable frames"):
+    with self.assertRaisesRegex(MediaError, r"empty\.avi: no decodable frames"):
       media.open_video(self.path("empty.avi"))
 
   def test_audio_only_file_has_no_video_stream(self):
     with av.open(self.path("tone.m4a"), "w") as container:
       audio = container.add_stream("aac", rate=44100, layout="mono")
-      frame = av.AudioFrame.from_ndarray(
-          np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+      frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
       frame.sample_rate, frame.pts = 44100, 0
       for packet in audio.encode(frame) + audio.encode(None):
         container.mux(packet)
-    with self.assertRaisesRegex(MediaError,
-                                r"tone\.m4a: has no video stream"):
+    with self.assertRaisesRegex(MediaError, r"tone\.m4a: has no video stream"):
       media.open_video(self.path("tone.m4a"))
 
   def test_missing_and_garbage_paths(self):
-    with self.assertRaisesRegex(MediaError,
-                                r"gone\.mp4: no such file or directory"):
+    with self.assertRaisesRegex(MediaError, r"gone\.mp4: no such file or directory"):
       media.open_video(self.path("gone.mp4"))
     with self.assertRaisesRegex(MediaError, r"no such file or directory"):
       media.has_audio(self.path("gone.mp4"))
     with open(self.path("junk.mp4"), "wb") as stream:
       stream.write(b"not a video at all " * 50)
-    with self.assertRaisesRegex(MediaError,
-                                r"junk\.mp4: cannot open as a video: .+"):
+    with self.assertRaisesRegex(MediaError, r"junk\.mp4: cannot open as a video: .+"):
       media.open_video(self.path("junk.mp4"))
 
   def test_read_video_frames_max_frames(self):

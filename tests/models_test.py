@@ -38,8 +38,11 @@ def reference_keys():
 class ModelsTest(tf.test.TestCase):
 
   def test_vox256_parameter_counts_are_official(self):
-    self.assertEqual(vox_model().parameter_counts(),
-                     {"kp_detector": 14215368, "generator": 45575391, "discriminator": 2758849})
+    self.assertEqual(vox_model().parameter_counts(), {
+        "kp_detector": 14215368,
+        "generator": 45575391,
+        "discriminator": 2758849
+    })
     dense = sum(int(np.prod(v.shape)) for v in vox_model().generator.dense_motion_network.trainable_weights)
     self.assertEqual(dense, 37730268)
 
@@ -56,7 +59,8 @@ class ModelsTest(tf.test.TestCase):
         state["down.weight"] = np.broadcast_to(vox_model().kp_detector.down.kernel.numpy(), expected["down.weight"])
       if network == "generator":
         state["dense_motion_network.down.weight"] = np.broadcast_to(
-            vox_model().generator.dense_motion_network.down.kernel.numpy(), expected["dense_motion_network.down.weight"])
+            vox_model().generator.dense_motion_network.down.kernel.numpy(),
+            expected["dense_motion_network.down.weight"])
       official_mapping.check_state_dict(entries[network], state, network, "reference")
 
   def test_output_shapes(self):
@@ -85,8 +89,8 @@ class ModelsTest(tf.test.TestCase):
     self.assertEqual(model.kp_detector.jacobian.kernel.shape[-1], 4)
     kp = model.detect_keypoints(np.random.default_rng(1).random((1, 256, 256, 3)))
     self.assertEqual(kp["jacobian"].shape, (1, 10, 2, 2))
-    self.assertEqual(official_mapping.kp_detector_entries(model.kp_detector)["jacobian.weight"].torch_shape,
-                     (4, 11, 7, 7))
+    self.assertEqual(
+        official_mapping.kp_detector_entries(model.kp_detector)["jacobian.weight"].torch_shape, (4, 11, 7, 7))
 
   def test_use_kp_discriminator_takes_heatmaps(self):
     cfg = testing.fixture_config().replace(disc_use_kp=True, disc_sn=False)

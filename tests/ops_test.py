@@ -27,14 +27,15 @@ def hull_area_np(points):
       upper.pop()
     upper.append(p)
   hull = lower[:-1] + upper[:-1]
-  return 0.5 * abs(sum(hull[i][0] * hull[(i + 1) % len(hull)][1] - hull[(i + 1) % len(hull)][0] * hull[i][1]
-                       for i in range(len(hull))))
+  return 0.5 * abs(
+      sum(hull[i][0] * hull[(i + 1) % len(hull)][1] - hull[(i + 1) % len(hull)][0] * hull[i][1]
+          for i in range(len(hull))))
 
 
 def random_transform(batch, seed, sigma_affine=0.05, sigma_tps=0.005, points=5):
   """An equivariance transform drawn like the trainer's: identity + N(0, sigma) affine, N(0, sigma) TPS weights."""
   theta = tf.random.stateless_normal([batch, 2, 3], seed=seed, stddev=sigma_affine) + tf.eye(2, 3)
-  params = tf.random.stateless_normal([batch, 1, points ** 2], seed=[seed[0], seed[1] + 1], stddev=sigma_tps)
+  params = tf.random.stateless_normal([batch, 1, points**2], seed=[seed[0], seed[1] + 1], stddev=sigma_tps)
   control_points = tf.reshape(coordinates.make_coordinate_grid(points, points), [-1, 2])
   return transform_lib.RandomTransform(theta, control_points, params)
 

@@ -22,15 +22,18 @@ def _parsed(define, *args):
 class OptionsTest(testing.TestCase):
 
   def test_range_checks_live_in_the_declarations(self):
-    for kwargs, pattern in ((dict(batch_size=0), r"^--batch_size must be >= 1, got 0$"),
-                            (dict(smooth=26), r"^--smooth must be from 1 to 25, got 26$"),
+    for kwargs, pattern in ((dict(batch_size=0),
+                             r"^--batch_size must be >= 1, got 0$"), (dict(smooth=26),
+                                                                      r"^--smooth must be from 1 to 25, got 26$"),
                             (dict(max_output_size=8), r"^--max_output_size must be from 16 to 4096, got 8$"),
                             (dict(crop="square"), r"^--crop must be one of center, pad, face, got 'square'$"),
                             (dict(fps=0.01), r"^--fps is 0.01 fps, outside 0.1 to 1000$"),
-                            (dict(fps=float("inf")), r"^--fps is inf fps, outside"),
-                            (dict(output_size="9000"), r"^--output_size=9000: each side must be at most 4096$"),
-                            (dict(crop_preview="p.jpg"), r"^--crop_preview must name a .png file"),
-                            (dict(best_frame=-1), r"^--best_frame must be >= 0, got -1$")):
+                            (dict(fps=float("inf")),
+                             r"^--fps is inf fps, outside"), (dict(output_size="9000"),
+                                                              r"^--output_size=9000: each side must be at most 4096$"),
+                            (dict(crop_preview="p.jpg"),
+                             r"^--crop_preview must name a .png file"), (dict(best_frame=-1),
+                                                                         r"^--best_frame must be >= 0, got -1$")):
       with self.subTest(**kwargs), self.assertRaisesRegex(UsageError, pattern):
         options.AnimationOptions(source_image="a.png", driving_video="b.mp4", **kwargs)
     with self.assertRaisesRegex(UsageError, r"^--duration must be > 0, got 0.0$"):
@@ -50,8 +53,8 @@ class OptionsTest(testing.TestCase):
     self.assertEqual(animate["relative"].help, live["relative"].help)
 
   def test_flags_become_the_options_with_their_types(self):
-    flag_values = _parsed(animation_cli.define_flags, "--source_image=a.png", "--driving_video=b.mp4",
-                          "--norelative", "--batch_size=3", "--fps=12.5", "--output_size=96x80")
+    flag_values = _parsed(animation_cli.define_flags, "--source_image=a.png", "--driving_video=b.mp4", "--norelative",
+                          "--batch_size=3", "--fps=12.5", "--output_size=96x80")
     made = flagfiles.section_from_flags(options.AnimationOptions, flag_values, crop="pad", checkpoint=None)
     self.assertEqual((made.relative, made.batch_size, made.fps, made.crop), (False, 3, 12.5, "pad"))
     self.assertEqual(made.output_shape, (96, 80))

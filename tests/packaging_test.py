@@ -23,17 +23,23 @@ class PackagingTest(testing.TestCase):
       shutil.copy(os.path.join(testing.REPO_ROOT, name), source)
     for name in ("fomm_tf", "configs"):
       # symlinks=True: fomm_tf/configs stays the link a clone has, so the wheel must resolve it itself.
-      shutil.copytree(os.path.join(testing.REPO_ROOT, name), os.path.join(source, name), symlinks=True,
+      shutil.copytree(os.path.join(testing.REPO_ROOT, name),
+                      os.path.join(source, name),
+                      symlinks=True,
                       ignore=shutil.ignore_patterns("__pycache__"))
     wheel_dir = os.path.join(work, "wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", source,
-                    "-w", wheel_dir], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", source, "-w", wheel_dir],
+        check=True,
+        capture_output=True,
+        timeout=600)
     (wheel,) = glob.glob(os.path.join(wheel_dir, "*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     configs = sorted(os.path.basename(p) for p in glob.glob(os.path.join(testing.REPO_ROOT, "configs", "*.flags")))
     self.assertNotEmpty(configs)
     expected = [f"fomm_tf/configs/{name}" for name in configs] + [
-        f"fomm_tf/assets/{name}" for name in ("synthetic-128.weights.npz", "sample_source.png", "sample_driving.mp4")]
+        f"fomm_tf/assets/{name}" for name in ("synthetic-128.weights.npz", "sample_source.png", "sample_driving.mp4")
+    ]
     self.assertEqual([name for name in expected if name not in names], [], f"missing from {os.path.basename(wheel)}")
     (entry_points,) = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -42,17 +48,28 @@ class PackagingTest(testing.TestCase):
 
     target = os.path.join(work, "site")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", target, wheel],
-                   check=True, capture_output=True, timeout=600)
+                   check=True,
+                   capture_output=True,
+                   timeout=600)
     run_dir = os.path.join(work, "run")
     os.makedirs(run_dir)
     # Only the installed copy is importable: not the checkout, whose configs/ would hide a missing one.
     env = dict(os.environ, PYTHONPATH=target)
-    proc = subprocess.run([sys.executable, "-m", "fomm_tf.animate"], capture_output=True, text=True,
-                          cwd=run_dir, env=env, timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "fomm_tf.animate"],
+                          capture_output=True,
+                          text=True,
+                          cwd=run_dir,
+                          env=env,
+                          timeout=600)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     self.assertTrue(os.path.isfile(os.path.join(run_dir, "animation.mp4")))
-    origin = subprocess.run([sys.executable, "-c", "import fomm_tf; print(fomm_tf.__file__)"], capture_output=True,
-                            text=True, cwd=run_dir, env=env, timeout=120, check=True).stdout.strip()
+    origin = subprocess.run([sys.executable, "-c", "import fomm_tf; print(fomm_tf.__file__)"],
+                            capture_output=True,
+                            text=True,
+                            cwd=run_dir,
+                            env=env,
+                            timeout=120,
+                            check=True).stdout.strip()
     self.assertEqual(origin, os.path.join(target, "fomm_tf", "__init__.py"))
 
 

@@ -30,7 +30,9 @@ CASES = [
 
 @functools.lru_cache(maxsize=None)
 def _model(checkpoint, align_corners):
-  return fomm_tf.load_model(testing.fixture_config(align_corners), checkpoint=checkpoint, align_corners=align_corners,
+  return fomm_tf.load_model(testing.fixture_config(align_corners),
+                            checkpoint=checkpoint,
+                            align_corners=align_corners,
                             build_discriminator=True)
 
 
@@ -71,7 +73,8 @@ class ParityTest(tf.test.TestCase, parameterized.TestCase):
     for mode in ("rel", "abs"):
       out = model.generate(source, _kp("kp_source"), _kp(f"kp_norm_{mode}"))
       prefix = f"gen_{mode}{suffix}_"
-      self.assertClose(out["prediction"], testing.nchw_to_nhwc(a[prefix + "prediction"]), MAP_TOL, prefix + "prediction")
+      self.assertClose(out["prediction"], testing.nchw_to_nhwc(a[prefix + "prediction"]), MAP_TOL,
+                       prefix + "prediction")
       self.assertClose(out["mask"], testing.nchw_to_nhwc(a[prefix + "mask"]), MAP_TOL, prefix + "mask")
       self.assertClose(out["occlusion_map"], testing.nchw_to_nhwc(a[prefix + "occlusion_map"]), MAP_TOL,
                        prefix + "occlusion_map")
@@ -96,7 +99,11 @@ class ParityTest(tf.test.TestCase, parameterized.TestCase):
     a = testing.arrays()
     kp_s, kp_d = _kp("kp_source"), _kp("kp_driving")
     kp_d0 = {k: v[:1] for k, v in kp_d.items()}
-    rel = fomm_tf.normalize_kp(kp_s, kp_d, kp_d0, adapt_movement_scale=True, use_relative_movement=True,
+    rel = fomm_tf.normalize_kp(kp_s,
+                               kp_d,
+                               kp_d0,
+                               adapt_movement_scale=True,
+                               use_relative_movement=True,
                                use_relative_jacobian=True)
     self.assertClose(rel["value"], a["kp_norm_rel_value"], KP_TOL, "kp_norm_rel_value")
     self.assertClose(rel["jacobian"], a["kp_norm_rel_jacobian"], KP_TOL, "kp_norm_rel_jacobian")
@@ -131,16 +138,14 @@ class ParityTest(tf.test.TestCase, parameterized.TestCase):
     self.assertClose(kp_t["jacobian"], a["tps_kp_transformed_jacobian"], KP_TOL, "jacobian of transformed frame")
     kp_fixture = a["tps_kp_transformed_value"]
     self.assertClose(transform.warp_coordinates(tf.constant(kp_fixture)), a["tps_warped_kp"], KP_TOL, "warped kp")
-    self.assertClose(transform.jacobian(tf.constant(kp_fixture)), a["tps_jacobian_at_kp"], KP_TOL,
-                     "transform jacobian")
+    self.assertClose(transform.jacobian(tf.constant(kp_fixture)), a["tps_jacobian_at_kp"], KP_TOL, "transform jacobian")
     from fomm_tf.losses import equivariance
     kp_d0 = _kp("kp_driving0")
     kp_t_fixture = _kp("tps_kp_transformed")
     value_loss = equivariance.equivariance_value_loss(kp_d0, kp_t_fixture, transform)
     jac_loss = equivariance.equivariance_jacobian_loss(kp_d0, kp_t_fixture, transform)
     self.assertClose(value_loss, a["loss_equivariance_value_unweighted"].astype(np.float32), 1e-6, "value loss")
-    self.assertClose(jac_loss, a["loss_equivariance_jacobian_unweighted"].astype(np.float32), 1e-6,
-                     "jacobian loss")
+    self.assertClose(jac_loss, a["loss_equivariance_jacobian_unweighted"].astype(np.float32), 1e-6, "jacobian loss")
 
 
 if __name__ == "__main__":

@@ -120,8 +120,7 @@ class WriteDatasetTest(testing.TestCase):
 
   def _write(self, fmt, seed=0, output_dir=None, **kwargs):
     output_dir = output_dir or os.path.join(self.create_tempdir().full_path, "dataset")
-    args = dict(num_train=5, num_test=2, num_frames=4, frame_size=64, seed=seed, fmt=fmt,
-                videos_per_identity=2)
+    args = dict(num_train=5, num_test=2, num_frames=4, frame_size=64, seed=seed, fmt=fmt, videos_per_identity=2)
     args.update(kwargs)
     return synthetic.write_dataset(output_dir, **args)
 
@@ -134,8 +133,14 @@ class WriteDatasetTest(testing.TestCase):
     self.assertEqual(summary["splits"]["test"], ["id003#00", "id003#01"])
     with open(os.path.join(root, "dataset.json"), encoding="utf-8") as handle:
       description = json.load(handle)
-    for key, value in dict(seed=0, format="png_folder", num_train=5, num_test=2, num_frames=4, frame_size=64,
-                           num_keypoints=synthetic.NUM_KEYPOINTS, videos_per_identity=2).items():
+    for key, value in dict(seed=0,
+                           format="png_folder",
+                           num_train=5,
+                           num_test=2,
+                           num_frames=4,
+                           frame_size=64,
+                           num_keypoints=synthetic.NUM_KEYPOINTS,
+                           videos_per_identity=2).items():
       self.assertEqual(description[key], value, msg=key)
     self.assertEqual(description["splits"], summary["splits"])
     self.assertIn("description", description)
@@ -250,13 +255,19 @@ class CommandLineTest(testing.TestCase):
 
   def _run(self, *flags):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, _TOOL, *flags], capture_output=True, text=True, env=env,
-                          cwd=_REPO_ROOT, check=False)
+    return subprocess.run([sys.executable, _TOOL, *flags],
+                          capture_output=True,
+                          text=True,
+                          env=env,
+                          cwd=_REPO_ROOT,
+                          check=False)
 
   def test_writes_a_dataset_then_refuses_to_overwrite_it(self):
     root = os.path.join(self.create_tempdir().full_path, "out")
-    flags = [f"--output_dir={root}", "--num_train=2", "--num_test=1", "--num_frames=3", "--frame_size=32",
-             "--seed=5", "--format=strip"]
+    flags = [
+        f"--output_dir={root}", "--num_train=2", "--num_test=1", "--num_frames=3", "--frame_size=32", "--seed=5",
+        "--format=strip"
+    ]
     result = self._run(*flags)
     self.assertEqual(result.returncode, 0, msg=result.stderr)
     self.assertEqual(json.loads(result.stdout.strip().splitlines()[-1])["train_videos"], 2)

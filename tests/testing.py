@@ -74,8 +74,15 @@ def tiny_config():
 
 
 # The lite layers (depthwise-separable blocks, 3x3 heads) on the tiny config.
-LITE_OVERRIDES = {"kp_separable": True, "kp_head_kernel_size": 3, "dm_separable": True, "dm_head_kernel_size": 3,
-                  "gen_separable": True, "gen_head_kernel_size": 3, "gen_num_bottleneck_blocks": 2}
+LITE_OVERRIDES = {
+    "kp_separable": True,
+    "kp_head_kernel_size": 3,
+    "dm_separable": True,
+    "dm_head_kernel_size": 3,
+    "gen_separable": True,
+    "gen_head_kernel_size": 3,
+    "gen_num_bottleneck_blocks": 2
+}
 
 
 @functools.cache
@@ -174,12 +181,20 @@ def as_float(frames):
 
 
 def mean_abs_error(frames_a, frames_b):
-  return float(np.mean([np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean()
-                        for a, b in zip(frames_a, frames_b)]))
+  return float(
+      np.mean(
+          [np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean() for a, b in zip(frames_a, frames_b)]))
 
 
-def write_video(path, frames, fps=25, codec=None, audio_seconds=None, audio_layout="mono", audio_amplitude=0.3,
-                rotation=None, container_options=None):
+def write_video(path,
+                frames,
+                fps=25,
+                codec=None,
+                audio_seconds=None,
+                audio_layout="mono",
+                audio_amplitude=0.3,
+                rotation=None,
+                container_options=None):
   """Writes uint8 frames with PyAV: H.264 (mp4/mov/mkv), GIF by extension or `codec`; optionally a 440 Hz tone."""
   height, width = frames[0].shape[:2]
   gif = os.path.splitext(path)[1].lower() == ".gif"
@@ -287,7 +302,11 @@ def run_python(code, *args, cwd=None, env=None, timeout=600):
 def _run_python(argv, cwd, env, timeout):
   env = dict(os.environ if env is None else env)
   env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-  return subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=cwd or REPO_ROOT, env=env,
+  return subprocess.run([sys.executable, *argv],
+                        capture_output=True,
+                        text=True,
+                        cwd=cwd or REPO_ROOT,
+                        env=env,
                         timeout=timeout)
 
 

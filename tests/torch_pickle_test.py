@@ -27,7 +27,6 @@ _LEGACY_FIXTURE = os.path.join(_FIXTURES, "small-official-legacy.pth.tar")
 _KEYS_FILE = os.path.join(_FIXTURES, "small-official-keys.txt")
 _MODELS = ("kp_detector", "generator", "discriminator")
 
-
 # ---------------------------------------------------------------------------
 # Hand-written pickle opcodes, independent of the module's writer, for files
 # the writer never produces: strided views, storage views, malicious payloads.
@@ -181,8 +180,11 @@ class FixtureTest(_Case):
     self.assertTreeEqual(expected, torch_pickle.read_torch_checkpoint(legacy_copy))
 
   def test_big_endian_zip_is_byteswapped(self):
-    original = {"w": np.arange(-6, 6, dtype=np.float32).reshape(3, 4) / 7, "n": np.array(-3, np.int64),
-                "h": np.array([1.5, -2], np.float16)}
+    original = {
+        "w": np.arange(-6, 6, dtype=np.float32).reshape(3, 4) / 7,
+        "n": np.array(-3, np.int64),
+        "h": np.array([1.5, -2], np.float16)
+    }
     directory = self.tempdir()
     little = os.path.join(directory, "little.pth")
     big = os.path.join(directory, "big.pth")
@@ -204,25 +206,47 @@ class RoundTripTest(_Case):
   def _sample(self):
     grid = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     return {
-        "generator": collections.OrderedDict([
-            ("conv.weight", grid.transpose(2, 0, 1)),  # Not contiguous.
-            ("norm.num_batches_tracked", np.array(7, np.int64)),
-            ("big_endian", np.arange(5, dtype=">f8")),
-        ]),
-        "dtypes": {name: np.array([-2, 0, 1, 3]).astype(name)
-                   for name in ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8",
-                                "bool")},
-        "bfloat16": np.array([[1.5, -2.25], [0, 3e38]], ml_dtypes.bfloat16),
-        "empty": np.zeros((0, 3), np.float32),
-        "numpy_scalar": np.float64(0.25),
-        "optimizer_generator": {
-            "state": {0: {"step": 12, "exp_avg": np.ones((2, 2), np.float32)},
-                      140234: {"step": np.array(3.0, np.float32), "exp_avg_sq": np.full(3, 1e-8)}},
-            "param_groups": [{"lr": 2e-4, "betas": (0.5, 0.999), "eps": 1e-8, "amsgrad": False,
-                              "foreach": None, "params": [0, 140234], "name": "générateur"}],
+        "generator":
+            collections.OrderedDict([
+                ("conv.weight", grid.transpose(2, 0, 1)),  # Not contiguous.
+                ("norm.num_batches_tracked", np.array(7, np.int64)),
+                ("big_endian", np.arange(5, dtype=">f8")),
+            ]),
+        "dtypes": {
+            name: np.array([-2, 0, 1, 3]).astype(name)
+            for name in ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
         },
-        "epoch": 149,
-        "numbers": [0, 255, 256, 65535, 65536, -1, -(2**31), 2**31, 2**64 + 5, -(2**80), float("inf"), -0.0],
+        "bfloat16":
+            np.array([[1.5, -2.25], [0, 3e38]], ml_dtypes.bfloat16),
+        "empty":
+            np.zeros((0, 3), np.float32),
+        "numpy_scalar":
+            np.float64(0.25),
+        "optimizer_generator": {
+            "state": {
+                0: {
+                    "step": 12,
+                    "exp_avg": np.ones((2, 2), np.float32)
+                },
+                140234: {
+                    "step": np.array(3.0, np.float32),
+                    "exp_avg_sq": np.full(3, 1e-8)
+                }
+            },
+            "param_groups": [{
+                "lr": 2e-4,
+                "betas": (0.5, 0.999),
+                "eps": 1e-8,
+                "amsgrad": False,
+                "foreach": None,
+                "params": [0, 140234],
+                "name": "générateur"
+            }],
+        },
+        "epoch":
+            149,
+        "numbers": [0, 255, 256, 65535, 65536, -1, -(2**31), 2**31, 2**64 + 5, -(2**80),
+                    float("inf"), -0.0],
         "nested": ((), [[]], {}, (1, (2, "x"))),
     }
 
@@ -271,19 +295,35 @@ class RoundTripTest(_Case):
     torch_writer.write_torch_checkpoint(path, {"a": np.ones(2, np.float32)})
     with open(path, "rb") as file:
       before = file.read()
-    self.assertOneLineError(r"existing\.pth\.tar.*'b\.c'.*set", torch_writer.write_torch_checkpoint, path,
-                            {"a": np.zeros(2, np.float32), "b": {"c": {1, 2}}})
+    self.assertOneLineError(r"existing\.pth\.tar.*'b\.c'.*set", torch_writer.write_torch_checkpoint, path, {
+        "a": np.zeros(2, np.float32),
+        "b": {
+            "c": {1, 2}
+        }
+    })
     with open(path, "rb") as file:
       self.assertEqual(before, file.read())
     self.assertEqual(["existing.pth.tar"], os.listdir(directory))
 
   @parameterized.named_parameters(
-      ("set", {"x": {1}}, r"'x' has unsupported type set"),
-      ("object_array", {"x": np.array([None])}, r"'x' has dtype object"),
-      ("uint16", {"x": np.zeros(2, np.uint16)}, r"'x' has dtype uint16"),
-      ("complex", {"x": np.zeros(2, np.complex64)}, r"'x' has dtype complex64"),
-      ("tuple_key", {(1, 2): 3}, r"key of unsupported type tuple"),
-      ("bytes", {"x": [b"raw"]}, r"'x\.0' has unsupported type bytes"),
+      ("set", {
+          "x": {1}
+      }, r"'x' has unsupported type set"),
+      ("object_array", {
+          "x": np.array([None])
+      }, r"'x' has dtype object"),
+      ("uint16", {
+          "x": np.zeros(2, np.uint16)
+      }, r"'x' has dtype uint16"),
+      ("complex", {
+          "x": np.zeros(2, np.complex64)
+      }, r"'x' has dtype complex64"),
+      ("tuple_key", {
+          (1, 2): 3
+      }, r"key of unsupported type tuple"),
+      ("bytes", {
+          "x": [b"raw"]
+      }, r"'x\.0' has unsupported type bytes"),
   )
   def test_unsupported_objects_are_refused(self, obj, regex):
     path = os.path.join(self.tempdir(), "out.pth")
@@ -320,6 +360,7 @@ class LayoutTest(_Case):
     return torch_pickle.read_torch_checkpoint(zip_path), torch_pickle.read_torch_checkpoint(legacy_path)
 
   def test_stride_and_offset_are_honoured(self):
+
     def body(legacy):
       return _dict([
           ("strided", _tensor("FloatStorage", "s", 12, 1, (2, 3), (1, 4), legacy)),
@@ -327,10 +368,11 @@ class LayoutTest(_Case):
           ("broadcast", _tensor("FloatStorage", "s", 12, 11, (2, 2), (0, 0), legacy)),
           ("any_stride_on_length_1", _tensor("FloatStorage", "s", 12, 3, (1, 2), (10**6, 1), legacy)),
           ("v1", _tensor("FloatStorage", "s", 12, 0, (4,), (3,), legacy, rebuild="_rebuild_tensor")),
-          ("param", _global("torch._utils", "_rebuild_parameter")
-           + _tuple(_tensor("FloatStorage", "s", 12, 2, (), (), legacy), b"\x88",
-                    _global("collections", "OrderedDict") + b")R") + b"R"),
+          ("param", _global("torch._utils", "_rebuild_parameter") +
+           _tuple(_tensor("FloatStorage", "s", 12, 2, (), (), legacy), b"\x88",
+                  _global("collections", "OrderedDict") + b")R") + b"R"),
       ])
+
     for loaded in self._read_both(body(False), body(True), {"s": self.storage}):
       np.testing.assert_array_equal([[1.5, 7.5, 13.5], [3.0, 9.0, 15.0]], loaded["strided"])
       np.testing.assert_array_equal([9.0, 12.0, 15.0], loaded["shared"])
@@ -349,9 +391,10 @@ class LayoutTest(_Case):
     np.testing.assert_array_equal([[7.5, 9.0], [10.5, 12.0]], torch_pickle.read_torch_checkpoint(path)["t"])
 
   def test_tensor_larger_than_storage_names_tensor_and_storage(self):
+
     def body(legacy):
-      return _dict([("model", _dict([("layer.weight", _tensor("FloatStorage", "s", 12, 2, (4, 3), (3, 1),
-                                                               legacy))]))])
+      return _dict([("model", _dict([("layer.weight", _tensor("FloatStorage", "s", 12, 2, (4, 3), (3, 1), legacy))]))])
+
     zip_path = os.path.join(self.directory, "short.pth")
     legacy_path = os.path.join(self.directory, "short-legacy.pth")
     _write_zip(zip_path, _pickle(body(False)), [("s", self.storage.tobytes())])
@@ -394,8 +437,8 @@ class SecurityTest(_Case):
     """(name, pickle body, global the error must name); each would create self.marker if run."""
     command = f"touch '{self.marker}'"
     code = f"open({self.marker!r}, 'w').close()"
-    stack_global = (b"\x8c\x0asubprocess\x94\x8c\x05Popen\x94\x93"
-                    + _tuple(b"]" + b"(" + _str("touch") + _str(self.marker) + b"e") + b"R")
+    stack_global = (b"\x8c\x0asubprocess\x94\x8c\x05Popen\x94\x93" +
+                    _tuple(b"]" + b"(" + _str("touch") + _str(self.marker) + b"e") + b"R")
     return [
         ("os_system", _global("os", "system") + _tuple(_str(command)) + b"R", "os.system"),
         ("posix_system", _global("posix", "system") + _tuple(_str(command)) + b"R", "posix.system"),
@@ -433,10 +476,8 @@ class SecurityTest(_Case):
           main = _pickle(_dict([("x", payload)]), protocol=4) if part == "object" else _pickle(b"}")
           with open(path, "wb") as file:
             file.write(magic + sys_info + main)
-            file.write(_pickle(payload, protocol=4) if part == "storage_keys"
-                       else pickle.dumps([], protocol=2))
-          self.assertOneLineError(rf"refused to load global '{global_name}'",
-                                  torch_pickle.read_torch_checkpoint, path)
+            file.write(_pickle(payload, protocol=4) if part == "storage_keys" else pickle.dumps([], protocol=2))
+          self.assertOneLineError(rf"refused to load global '{global_name}'", torch_pickle.read_torch_checkpoint, path)
           self.assertFalse(os.path.exists(self.marker))
 
   def test_malicious_magic_number_pickle(self):
@@ -449,21 +490,23 @@ class SecurityTest(_Case):
 
   @parameterized.named_parameters(
       ("pid_not_tuple", _str("storage") + b"Q", r"unsupported persistent id 'storage'"),
-      ("pid_callable_type", _tuple(_str("storage"), _global("collections", "OrderedDict"), _str("0"), _str("cpu"),
-                                   _int(1)) + b"Q", r"names no storage type"),
+      ("pid_callable_type",
+       _tuple(_str("storage"), _global("collections", "OrderedDict"), _str("0"), _str("cpu"), _int(1)) + b"Q",
+       r"names no storage type"),
       ("storage_type_called", _global("torch", "FloatStorage") + _tuple(_int(3)) + b"R",
        r"malformed pickle data \(TypeError: .*not callable"),
-      ("build_state_on_allowed_global", _global("torch._utils", "_rebuild_tensor_v2")
-       + b"}" + _str("function") + b"}s" + b"b", r"malformed pickle data \(TypeError: .*does not accept"),
-      ("build_slotstate_on_allowed_global", _global("torch._utils", "_rebuild_tensor_v2")
-       + _tuple(b"N", b"}" + _str("function") + b"}s") + b"b", r"malformed pickle data"),
-      ("build_on_storage_type", _global("torch", "FloatStorage")
-       + b"}" + _str("dtype_name") + _str("float64") + b"s" + b"b", r"malformed pickle data"),
-      ("build_on_pending_tensor", _tensor("FloatStorage", "0", 1, 0, (1,), (1,), False)
-       + b"}" + _str("size") + _tuple(_int(5)) + b"s" + b"b", r"malformed pickle data"),
+      ("build_state_on_allowed_global", _global("torch._utils", "_rebuild_tensor_v2") + b"}" + _str("function") +
+       b"}s" + b"b", r"malformed pickle data \(TypeError: .*does not accept"),
+      ("build_slotstate_on_allowed_global", _global("torch._utils", "_rebuild_tensor_v2") +
+       _tuple(b"N", b"}" + _str("function") + b"}s") + b"b", r"malformed pickle data"),
+      ("build_on_storage_type", _global("torch", "FloatStorage") + b"}" + _str("dtype_name") + _str("float64") + b"s" +
+       b"b", r"malformed pickle data"),
+      ("build_on_pending_tensor", _tensor("FloatStorage", "0", 1, 0, (1,),
+                                          (1,), False) + b"}" + _str("size") + _tuple(_int(5)) + b"s" + b"b",
+       r"malformed pickle data"),
       ("bare_storage_type", _global("torch", "LongStorage"), r"'<root>' holds an unsupported object"),
-      ("rebuild_without_storage", _global("torch._utils", "_rebuild_tensor")
-       + _tuple(_int(1), _int(0), _tuple(_int(1)), _tuple(_int(1))) + b"R",
+      ("rebuild_without_storage",
+       _global("torch._utils", "_rebuild_tensor") + _tuple(_int(1), _int(0), _tuple(_int(1)), _tuple(_int(1))) + b"R",
        r"tensor '<root>' is built from a int, not a storage"),
   )
   def test_abuse_of_allowed_machinery_is_refused(self, body, regex):
@@ -472,7 +515,6 @@ class SecurityTest(_Case):
     self.assertOneLineError(regex, torch_pickle.read_torch_checkpoint, path)
     # Nothing was tampered with: the real fixture still reads.
     self.assertLen(torch_pickle.read_torch_checkpoint(_ZIP_FIXTURE)["kp_detector"], 75)
-
 
   def test_resource_claims_are_checked_before_allocating(self):
     # A corrupt memo index would make the C unpickler allocate and zero gigabytes.
@@ -483,8 +525,9 @@ class SecurityTest(_Case):
     huge_storage = os.path.join(self.directory, "huge-storage.pth")
     body = _dict([("t", _tensor("FloatStorage", "0", 2**31 - 1, 0, (1,), (1,), True))])
     _write_legacy(huge_storage, _pickle(body), [("0", 2**31 - 1, b"\0" * 64)])
-    self.assertOneLineError(r"truncated: the file ends inside the data of storage '0' \(expected 8589934588 bytes, "
-                            r"found 64\)", torch_pickle.read_torch_checkpoint, huge_storage)
+    self.assertOneLineError(
+        r"truncated: the file ends inside the data of storage '0' \(expected 8589934588 bytes, "
+        r"found 64\)", torch_pickle.read_torch_checkpoint, huge_storage)
     # A zero-stride tensor expanding one element to 4 TiB.
     expanded = os.path.join(self.directory, "expanded.pth")
     _write_zip(expanded, _pickle(_dict([("t", _tensor("FloatStorage", "0", 1, 0, (2**20, 2**20), (0, 0), False))])),
@@ -492,8 +535,7 @@ class SecurityTest(_Case):
     self.assertOneLineError(r"tensor 't' .*expands 1 storage elements to 1099511627776 elements",
                             torch_pickle.read_torch_checkpoint, expanded)
     too_many_dims = os.path.join(self.directory, "dims.pth")
-    _write_zip(too_many_dims, _pickle(_dict([("t", _tensor("FloatStorage", "0", 1, 0, (1,) * 65, (1,) * 65,
-                                                             False))])),
+    _write_zip(too_many_dims, _pickle(_dict([("t", _tensor("FloatStorage", "0", 1, 0, (1,) * 65, (1,) * 65, False))])),
                [("0", np.ones(1, np.float32).tobytes())])
     self.assertOneLineError(r"tensor 't' has 65 dimensions", torch_pickle.read_torch_checkpoint, too_many_dims)
 
@@ -541,8 +583,7 @@ class BadFileTest(_Case):
     for length in (4, 100, size // 2, size - 100, size - 1):
       with self.subTest(length):
         self.assertOneLineError(rf"cut-{length}\.pth\.tar: truncated or corrupt zip archive \(BadZipFile",
-                                torch_pickle.read_torch_checkpoint,
-                                self._truncated_copy(_ZIP_FIXTURE, length))
+                                torch_pickle.read_torch_checkpoint, self._truncated_copy(_ZIP_FIXTURE, length))
 
   def test_truncated_legacy(self):
     size = os.path.getsize(_LEGACY_FIXTURE)
@@ -563,8 +604,7 @@ class BadFileTest(_Case):
     open(empty, "wb").close()
     noise = os.path.join(self.directory, "noise.pth")
     with open(noise, "wb") as file:
-      file.write(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes().replace(
-          b"\x80", b"\x81"))
+      file.write(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes().replace(b"\x80", b"\x81"))
     text = os.path.join(self.directory, "notes.txt")
     with open(text, "w") as file:
       file.write("kp_detector: not weights\n")
@@ -596,8 +636,23 @@ class FlattenTest(_Case):
 
   def test_flatten_keeps_array_entries_in_order(self):
     weight, bias, step = np.ones(2), np.zeros(1), np.array(3)
-    nested = {"kp_detector": {"a.b": weight, "c": bias}, "epoch": 4, "optimizer": {"state": {0: {"step": step}},
-                                                                                    "param_groups": [{"lr": 1}]}}
+    nested = {
+        "kp_detector": {
+            "a.b": weight,
+            "c": bias
+        },
+        "epoch": 4,
+        "optimizer": {
+            "state": {
+                0: {
+                    "step": step
+                }
+            },
+            "param_groups": [{
+                "lr": 1
+            }]
+        }
+    }
     flat = torch_writer.flatten_state_dict(nested)
     self.assertEqual(["kp_detector.a.b", "kp_detector.c", "optimizer.state.0.step"], list(flat))
     self.assertIs(weight, flat["kp_detector.a.b"])
@@ -606,8 +661,12 @@ class FlattenTest(_Case):
   def test_flatten_errors(self):
     with self.assertRaisesRegex(TypeError, "expects a dict, got list"):
       torch_writer.flatten_state_dict([np.ones(1)])
-    self.assertOneLineError(r"same key 'a\.b'", torch_writer.flatten_state_dict,
-                            {"a.b": np.ones(1), "a": {"b": np.ones(1)}})
+    self.assertOneLineError(r"same key 'a\.b'", torch_writer.flatten_state_dict, {
+        "a.b": np.ones(1),
+        "a": {
+            "b": np.ones(1)
+        }
+    })
 
 
 if __name__ == "__main__":

@@ -22,7 +22,11 @@ from fomm_tf.errors import CheckpointError
 _LEGACY_SYS_INFO = {
     "protocol_version": legacy_format.LEGACY_PROTOCOL_VERSION,
     "little_endian": True,
-    "type_sizes": {"short": 2, "int": 4, "long": 4},
+    "type_sizes": {
+        "short": 2,
+        "int": 4,
+        "long": 4
+    },
 }
 _LEGACY_MAGIC_NUMBER = legacy_format.LEGACY_MAGIC_NUMBER
 _LEGACY_PROTOCOL_VERSION = legacy_format.LEGACY_PROTOCOL_VERSION
@@ -95,8 +99,8 @@ def _contiguous_strides(shape):
 
 def _is_state_dict(obj):
   """A non-empty dict mapping names to arrays: torch would have pickled it as an OrderedDict."""
-  return bool(obj) and all(isinstance(key, str) and isinstance(value, (np.ndarray, np.generic))
-                           for key, value in obj.items())
+  return bool(obj) and all(
+      isinstance(key, str) and isinstance(value, (np.ndarray, np.generic)) for key, value in obj.items())
 
 
 class _CheckpointPickler:
@@ -149,8 +153,9 @@ class _CheckpointPickler:
         self._write_sequence(obj, path)
       self._active.remove(id(obj))
     else:
-      self._fail(path, f"has unsupported type {type(obj).__name__} (supported: dict, list, tuple, str, "
-                 "int, float, bool, None, numpy arrays)")
+      self._fail(
+          path, f"has unsupported type {type(obj).__name__} (supported: dict, list, tuple, str, "
+          "int, float, bool, None, numpy arrays)")
 
   def _write_int(self, value):
     if 0 <= value < 1 << 8:
@@ -217,8 +222,9 @@ class _CheckpointPickler:
   def _write_tensor(self, array, path):
     storage_name = _storage_name_for(array.dtype)
     if storage_name is None:
-      self._fail(path, f"has dtype {array.dtype}, which has no PyTorch storage type (supported: "
-                 f"{', '.join(sorted(_STORAGE_NAME_BY_DTYPE_NAME))})")
+      self._fail(
+          path, f"has dtype {array.dtype}, which has no PyTorch storage type (supported: "
+          f"{', '.join(sorted(_STORAGE_NAME_BY_DTYPE_NAME))})")
     # Not np.ascontiguousarray: it turns 0-d arrays into 1-d ones.
     data = array if array.flags.c_contiguous else array.copy(order="C")
     if data.dtype.byteorder == ">" or (data.dtype.byteorder == "=" and sys.byteorder == "big"):
@@ -389,8 +395,8 @@ def op_dict(items):
 
 def op_ordered_dict(items):
   """An OrderedDict, the way torch pickles state dicts."""
-  return (op_global("collections", "OrderedDict") + pickle.EMPTY_TUPLE + pickle.REDUCE + pickle.MARK
-          + b"".join(op_str(key) + value for key, value in items) + pickle.SETITEMS)
+  return (op_global("collections", "OrderedDict") + pickle.EMPTY_TUPLE + pickle.REDUCE + pickle.MARK +
+          b"".join(op_str(key) + value for key, value in items) + pickle.SETITEMS)
 
 
 def op_tensor(storage_type, key, numel, offset, size, stride, legacy):
@@ -398,9 +404,13 @@ def op_tensor(storage_type, key, numel, offset, size, stride, legacy):
   pid = [op_str("storage"), op_global("torch", storage_type), op_str(key), op_str("cpu"), op_int(numel)]
   if legacy:
     pid.append(pickle.NONE)
-  args = [op_tuple(*pid) + pickle.BINPERSID, op_int(offset), op_tuple(*map(op_int, size)),
-          op_tuple(*map(op_int, stride)), pickle.NEWFALSE,
-          op_global("collections", "OrderedDict") + pickle.EMPTY_TUPLE + pickle.REDUCE]
+  args = [
+      op_tuple(*pid) + pickle.BINPERSID,
+      op_int(offset),
+      op_tuple(*map(op_int, size)),
+      op_tuple(*map(op_int, stride)), pickle.NEWFALSE,
+      op_global("collections", "OrderedDict") + pickle.EMPTY_TUPLE + pickle.REDUCE
+  ]
   return op_global("torch._utils", "_rebuild_tensor_v2") + op_tuple(*args) + pickle.REDUCE
 
 
@@ -410,9 +420,9 @@ def pickle_of(body, protocol=2):
 
 def legacy_header(magic=None, protocol=None, sys_info=None):
   """The three pickles that open a legacy file; each argument replaces one (already pickled) when given."""
-  return ((magic or pickle.dumps(_LEGACY_MAGIC_NUMBER, protocol=2))
-          + (protocol or pickle.dumps(_LEGACY_PROTOCOL_VERSION, protocol=2))
-          + (sys_info or pickle.dumps(_LEGACY_SYS_INFO, protocol=2)))
+  return ((magic or pickle.dumps(_LEGACY_MAGIC_NUMBER, protocol=2)) +
+          (protocol or pickle.dumps(_LEGACY_PROTOCOL_VERSION, protocol=2)) +
+          (sys_info or pickle.dumps(_LEGACY_SYS_INFO, protocol=2)))
 
 
 def write_legacy_file(path, main_pickle, storages=(), header=None, keys_pickle=None):
@@ -436,7 +446,13 @@ class ZipRecord:
       file_size, compress_size, crc: header values to claim instead of the true ones.
   """
 
-  def __init__(self, name, data=None, method=zipfile.ZIP_STORED, raw=None, file_size=None, compress_size=None,
+  def __init__(self,
+               name,
+               data=None,
+               method=zipfile.ZIP_STORED,
+               raw=None,
+               file_size=None,
+               compress_size=None,
                crc=None):
     if (data is None) == (raw is None):
       raise ValueError("give exactly one of data and raw")
@@ -462,15 +478,17 @@ def write_zip_file(path, records):
       name = record.name.encode("utf-8")
       sizes = struct.pack("<III", record.crc, record.compress_size, record.file_size)
       # Version 20, no flags, DOS time 0, date 1980-01-01.
-      file.write(struct.pack("<4sHHHHH", b"PK\x03\x04", 20, 0, record.method, 0, 0x21) + sizes
-                 + struct.pack("<HH", len(name), 0) + name + record.raw)
-      central.append(struct.pack("<4sHHHHHH", b"PK\x01\x02", 20, 20, 0, record.method, 0, 0x21) + sizes
-                     + struct.pack("<HHHHHII", len(name), 0, 0, 0, 0, 0, offset) + name)
+      file.write(
+          struct.pack("<4sHHHHH", b"PK\x03\x04", 20, 0, record.method, 0, 0x21) + sizes +
+          struct.pack("<HH", len(name), 0) + name + record.raw)
+      central.append(
+          struct.pack("<4sHHHHHH", b"PK\x01\x02", 20, 20, 0, record.method, 0, 0x21) + sizes +
+          struct.pack("<HHHHHII", len(name), 0, 0, 0, 0, 0, offset) + name)
     directory_offset = file.tell()
     directory = b"".join(central)
     file.write(directory)
-    file.write(struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(records), len(records), len(directory),
-                           directory_offset, 0))
+    file.write(
+        struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(records), len(records), len(directory), directory_offset, 0))
 
 
 def zip_checkpoint_records(data_pkl, storages=(), folder="archive", data_pkl_record=None, byteorder=b"little"):
@@ -495,9 +513,22 @@ def deflate_zeros(mebibytes):
 
 
 # Opcodes with a fixed-size little-endian integer argument right after them: name -> argument bytes.
-_INT_ARGUMENT_BYTES = {"BININT1": 1, "BININT2": 2, "BININT": 4, "BINPUT": 1, "LONG_BINPUT": 4, "BINGET": 1,
-                       "LONG_BINGET": 4, "BINUNICODE": 4, "SHORT_BINUNICODE": 1, "LONG1": 1, "BINSTRING": 4,
-                       "SHORT_BINSTRING": 1, "BINBYTES": 4, "SHORT_BINBYTES": 1}
+_INT_ARGUMENT_BYTES = {
+    "BININT1": 1,
+    "BININT2": 2,
+    "BININT": 4,
+    "BINPUT": 1,
+    "LONG_BINPUT": 4,
+    "BINGET": 1,
+    "LONG_BINGET": 4,
+    "BINUNICODE": 4,
+    "SHORT_BINUNICODE": 1,
+    "LONG1": 1,
+    "BINSTRING": 4,
+    "SHORT_BINSTRING": 1,
+    "BINBYTES": 4,
+    "SHORT_BINBYTES": 1
+}
 _LOCAL_HEADER_FIELDS = [(4, 2), (6, 2), (8, 2), (14, 4), (18, 4), (22, 4), (26, 2), (28, 2)]
 _CENTRAL_HEADER_FIELDS = [(6, 2), (8, 2), (10, 2), (16, 4), (20, 4), (24, 4), (28, 2), (30, 2), (32, 2), (34, 2),
                           (42, 4)]
@@ -563,7 +594,7 @@ class Damager:
       for itemsize in (4, 8):
         following = position + 8 + count * itemsize
         if following == len(self.data) or (following + 8 <= len(self.data) and
-                                            0 < struct.unpack_from("<q", self.data, following)[0] < 1 << 31):
+                                           0 < struct.unpack_from("<q", self.data, following)[0] < 1 << 31):
           break
       position = following
 
@@ -592,12 +623,15 @@ class Damager:
     if kind == "insert":
       position, count = self._hot_position(rng), int(rng.integers(1, 65))
       return f"insert {count} at {position}", bytes(data[:position]) + rng.bytes(count) + bytes(data[position:])
-    offset, width = (self._fields if kind == "zip_field" else self._arguments)[
-        int(rng.integers(len(self._fields if kind == "zip_field" else self._arguments)))]
+    offset, width = (self._fields if kind == "zip_field" else self._arguments)[int(
+        rng.integers(len(self._fields if kind == "zip_field" else self._arguments)))]
     old = int.from_bytes(data[offset:offset + width], "little")
     top = (1 << (8 * width)) - 1
-    choices = [0, 1, top, top >> 1, (top >> 1) + 1, old + 1, max(old - 1, 0), old * 2, old * 1024,
-               int(rng.integers(0, top + 1, dtype=np.uint64)) if width == 8 else int(rng.integers(0, top + 1))]
+    choices = [
+        0, 1, top, top >> 1, (top >> 1) + 1, old + 1,
+        max(old - 1, 0), old * 2, old * 1024,
+        int(rng.integers(0, top + 1, dtype=np.uint64)) if width == 8 else int(rng.integers(0, top + 1))
+    ]
     value = choices[int(rng.integers(len(choices)))] & top
     data[offset:offset + width] = value.to_bytes(width, "little")
     if kind == "pickle_argument" and self._pickle_span and self._pickle_span[0] <= offset < self._pickle_span[1]:

@@ -28,7 +28,13 @@ from tests import testing
 def dataset_root():
   """A small synthetic dataset, written once per test process into its own folder."""
   root = os.path.join(testing.make_class_dir("train_test_dataset_"), "data")
-  synthetic.write_dataset(root, num_train=4, num_test=2, num_frames=8, frame_size=64, seed=0, fmt="mp4",
+  synthetic.write_dataset(root,
+                          num_train=4,
+                          num_test=2,
+                          num_frames=8,
+                          frame_size=64,
+                          seed=0,
+                          fmt="mp4",
                           videos_per_identity=2)
   return root
 
@@ -36,9 +42,19 @@ def dataset_root():
 def tiny_config(**overrides):
   """The tiny model, shallower still (each run here builds and traces a training step: the suite's cost), with
   a two-layer, one-scale VGG loss; every loss term and every network is still there."""
-  values = dict(train_batch_size=2, num_repeats=2, num_epochs=1, loss_perceptual=[1.0, 1.0, 0.0, 0.0, 0.0],
-                perceptual_scales=[1.0], id_sampling=False, jitter_brightness=0.0, jitter_contrast=0.0,
-                jitter_saturation=0.0, jitter_hue=0.0, kp_num_blocks=2, dm_num_blocks=2, gen_num_bottleneck_blocks=1)
+  values = dict(train_batch_size=2,
+                num_repeats=2,
+                num_epochs=1,
+                loss_perceptual=[1.0, 1.0, 0.0, 0.0, 0.0],
+                perceptual_scales=[1.0],
+                id_sampling=False,
+                jitter_brightness=0.0,
+                jitter_contrast=0.0,
+                jitter_saturation=0.0,
+                jitter_hue=0.0,
+                kp_num_blocks=2,
+                dm_num_blocks=2,
+                gen_num_bottleneck_blocks=1)
   values.update(overrides)
   return testing.tiny_config().replace(**values)
 
@@ -63,16 +79,20 @@ def tiny_flagfile():
 
 
 def train_cmd(model_dir, *extra):
-  return [sys.executable, "-m", "fomm_tf.train", f"--flagfile={tiny_flagfile()}", f"--dataset_root={dataset_root()}",
-          f"--model_dir={model_dir}", "--vgg19_weights=random", "--loss_perceptual=1,0,0,0,0",
-          "--perceptual_scales=1", "--noid_sampling", "--num_repeats=4", "--image_every=0", *extra]
+  return [
+      sys.executable, "-m", "fomm_tf.train", f"--flagfile={tiny_flagfile()}", f"--dataset_root={dataset_root()}",
+      f"--model_dir={model_dir}", "--vgg19_weights=random", "--loss_perceptual=1,0,0,0,0", "--perceptual_scales=1",
+      "--noid_sampling", "--num_repeats=4", "--image_every=0", *extra
+  ]
 
 
 # Synchronised batch norm makes every replica graph pay one all-reduce per
 # batch-norm call, which is slow to build on CPU: distributed runs use a
 # shallower network and no VGG.
-SMALL_NET = ["--loss_perceptual=0,0,0,0,0", "--loss_pixel=1", "--gen_num_bottleneck_blocks=1", "--kp_num_blocks=2",
-             "--dm_num_blocks=2"]
+SMALL_NET = [
+    "--loss_perceptual=0,0,0,0,0", "--loss_pixel=1", "--gen_num_bottleneck_blocks=1", "--kp_num_blocks=2",
+    "--dm_num_blocks=2"
+]
 
 
 def last_losses(stdout):
@@ -96,14 +116,20 @@ class TrainTest(tf.test.TestCase):
     cfg = tiny_config(loss_generator_gan=1.0, disc_use_kp=True, disc_sn=True, loss_pixel=1.0)
     trainer = make_trainer(self.create_tempdir().full_path, cfg, max_steps=2)
     losses = trainer.train()
-    self.assertEqual(set(losses), {"perceptual", "pixel", "gen_gan", "feature_matching", "equivariance_value",
-                                   "equivariance_jacobian", "disc_gan"})
+    self.assertEqual(set(losses), {
+        "perceptual", "pixel", "gen_gan", "feature_matching", "equivariance_value", "equivariance_jacobian", "disc_gan"
+    })
     self.assertTrue(all(np.isfinite(v) for v in losses.values()), losses)
     self.assertEqual(int(trainer.state.step.numpy()), 2)
 
   def test_losses_fall_on_easy_data(self):
-    cfg = tiny_config(loss_perceptual=[0.0] * 5, loss_pixel=10.0, lr_generator=2e-3, lr_kp_detector=2e-3,
-                      flip_horizontal=False, flip_time=False, num_repeats=20)
+    cfg = tiny_config(loss_perceptual=[0.0] * 5,
+                      loss_pixel=10.0,
+                      lr_generator=2e-3,
+                      lr_kp_detector=2e-3,
+                      flip_horizontal=False,
+                      flip_time=False,
+                      num_repeats=20)
     trainer = make_trainer(self.create_tempdir().full_path, cfg, max_steps=30)
     trainer.train()
     pixel = [losses["pixel"] for _, losses in trainer.history]
@@ -146,7 +172,7 @@ class TrainTest(tf.test.TestCase):
   def test_float16_step_shares_one_loss_scale_for_detector_and_generator(self):
     trainer = make_trainer(self.create_tempdir().full_path, max_steps=2, mixed_precision="float16")
     scale = trainer.state.loss_scales["generator"]
-    self.assertEqual(float(scale.scale.numpy()), 2.0 ** 15)
+    self.assertEqual(float(scale.scale.numpy()), 2.0**15)
     before = {v.path: v.numpy().copy() for v in trainer.state.model.kp_detector.trainable_weights[:2]}
     losses = trainer.train()
     self.assertTrue(all(np.isfinite(v) for v in losses.values()), losses)
@@ -154,17 +180,19 @@ class TrainTest(tf.test.TestCase):
     self.assertEqual(trainer.state.model.kp_detector.compute_dtype, "float16")
     # The detector and the generator are updated together or not at all, by one scale; plain Adam optimizers.
     self.assertFalse(any(isinstance(o, keras.optimizers.LossScaleOptimizer) for o in trainer.state.optimizers.values()))
-    updated = [not np.array_equal(before[v.path], v.numpy()) for v in trainer.state.model.kp_detector.trainable_weights[:2]]
+    updated = [
+        not np.array_equal(before[v.path], v.numpy()) for v in trainer.state.model.kp_detector.trainable_weights[:2]
+    ]
     finite_steps = int(scale.finite_steps.numpy())
     self.assertEqual(any(updated), finite_steps > 0)
     # Each skipped (overflowing) step halves the scale, so two steps leave 2^15, 2^14 or 2^13.
-    self.assertIn(float(scale.scale.numpy()), (2.0 ** 13, 2.0 ** 14, 2.0 ** 15))
+    self.assertIn(float(scale.scale.numpy()), (2.0**13, 2.0**14, 2.0**15))
 
   def test_bad_counts_are_errors(self):
     for kwargs, pattern in ((dict(batch_size=0), "--batch_size must be >= 1, got 0"),
                             (dict(max_steps=0), "--max_steps must be >= 1, got 0"),
-                            (dict(checkpoint_every=-1), "--checkpoint_every"),
-                            (dict(keep_checkpoints=-2), "--keep_checkpoints")):
+                            (dict(checkpoint_every=-1), "--checkpoint_every"), (dict(keep_checkpoints=-2),
+                                                                                "--keep_checkpoints")):
       with self.assertRaisesRegex(errors.UsageError, pattern):
         make_trainer(self.create_tempdir().full_path, **kwargs)
 
@@ -181,8 +209,12 @@ class FourStepRunTest(tf.test.TestCase):
     super().setUpClass()
     cls.root = testing.make_class_dir("train_test_run_")
     cls.model_dir = os.path.join(cls.root, "run")
-    cls.straight = make_trainer(cls.model_dir, max_steps=4, checkpoint_every=1, keep_checkpoints=3,
-                                summary_every=1, image_every=2)
+    cls.straight = make_trainer(cls.model_dir,
+                                max_steps=4,
+                                checkpoint_every=1,
+                                keep_checkpoints=3,
+                                summary_every=1,
+                                image_every=2)
     cls.straight.train()
 
   @classmethod
@@ -257,10 +289,12 @@ class TrainProcessTest(testing.TestCase):
     return proc.stdout
 
   def test_two_cpu_replicas_match_one(self):
-    one = last_losses(self.run_ok(train_cmd(self.create_tempdir().full_path, "--max_steps=2", "--batch_size=2",
-                                            *SMALL_NET)))
-    two = last_losses(self.run_ok(train_cmd(self.create_tempdir().full_path, "--max_steps=2", "--batch_size=2",
-                                            "--num_cpu_replicas=2", *SMALL_NET)))
+    one = last_losses(
+        self.run_ok(train_cmd(self.create_tempdir().full_path, "--max_steps=2", "--batch_size=2", *SMALL_NET)))
+    two = last_losses(
+        self.run_ok(
+            train_cmd(self.create_tempdir().full_path, "--max_steps=2", "--batch_size=2", "--num_cpu_replicas=2",
+                      *SMALL_NET)))
     self.assertEqual(set(one), {"pixel", "equivariance_value", "equivariance_jacobian"})
     self.assertEqual(set(one), set(two))
     for k in one:
@@ -269,7 +303,10 @@ class TrainProcessTest(testing.TestCase):
   def test_sigterm_saves_a_checkpoint(self):
     model_dir = self.create_tempdir().full_path
     proc = subprocess.Popen(train_cmd(model_dir, "--max_steps=100000", "--summary_every=1", "--batch_size=2"),
-                            cwd=testing.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=testing.REPO_ROOT,
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
+                            text=True)
     deadline = time.time() + 300
     # Wait until training runs (the first scalars are written at step 1).
     while time.time() < deadline and not glob.glob(os.path.join(model_dir, "train", "events.*")):
@@ -290,9 +327,13 @@ class TrainProcessTest(testing.TestCase):
     procs = []
     for index in range(2):
       env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-      procs.append(subprocess.Popen(train_cmd(model_dir, "--max_steps=2", "--batch_size=2", *SMALL_NET),
-                                    cwd=testing.REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, env=env))
+      procs.append(
+          subprocess.Popen(train_cmd(model_dir, "--max_steps=2", "--batch_size=2", *SMALL_NET),
+                           cwd=testing.REPO_ROOT,
+                           stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE,
+                           text=True,
+                           env=env))
     outputs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outputs):
       self.assertEqual(p.returncode, 0, err[-3000:])
@@ -315,8 +356,11 @@ class TrainFaultsTest(testing.TestCase):
     kills = 0
     while kills < 2:
       before = tf.train.latest_checkpoint(model_dir)
-      proc = subprocess.Popen(train_cmd(model_dir, *args), cwd=testing.REPO_ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+      proc = subprocess.Popen(train_cmd(model_dir, *args),
+                              cwd=testing.REPO_ROOT,
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE,
+                              text=True)
       deadline = time.time() + 300
       # Kill at a random moment after this run has written a checkpoint of its own: during the steps after it
       # or while the next one is being written.
@@ -348,11 +392,12 @@ class TrainFaultsTest(testing.TestCase):
     used = sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(probe) for name in names)
     # Room for the first run's files and a little more, not for a second checkpoint.
     disk = self.create_tempdir().full_path
-    script = [sys.executable, "-c", "import subprocess, sys; a = sys.argv[1:]; "
-              "first = subprocess.run(a + ['--max_steps=1']); "
-              "sys.exit(90 + first.returncode if first.returncode "
-              "else subprocess.run(a + ['--max_steps=3']).returncode)",
-              *train_cmd(os.path.join(disk, "run"), *args)]
+    script = [
+        sys.executable, "-c", "import subprocess, sys; a = sys.argv[1:]; "
+        "first = subprocess.run(a + ['--max_steps=1']); "
+        "sys.exit(90 + first.returncode if first.returncode "
+        "else subprocess.run(a + ['--max_steps=3']).returncode)", *train_cmd(os.path.join(disk, "run"), *args)
+    ]
     code, stderr, left = data_safety_test.run_on_a_small_disk(self, used * 13 // 10 // 1024 + 8, disk, script)
     self.assertEqual(code, 1, stderr[-3000:])
     last = stderr.strip().splitlines()[-1]

@@ -98,7 +98,10 @@ class BatchNormTest(testing.TestCase):
         np.testing.assert_allclose(layer.moving_variance.numpy(), 0.9 + 0.1 * flat.var(axis=0, ddof=1), rtol=1e-4)
         print("ok")
         """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=testing.REPO_ROOT,
+    proc = subprocess.run([sys.executable, "-c", script],
+                          capture_output=True,
+                          text=True,
+                          cwd=testing.REPO_ROOT,
                           timeout=300)
     self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
     self.assertEqual(proc.stdout.strip(), "ok")
@@ -156,8 +159,8 @@ class TorchvisionVGG19Test(testing.TestCase):
       np.testing.assert_array_equal(a.numpy(), b.numpy())
     pyramid = {"prediction_1": tf.constant(image)}
     real = {"prediction_1": tf.constant(image[:, ::-1])}
-    expected = sum(w * float(tf.reduce_mean(tf.abs(g - r))) for w, g, r in
-                   zip((1.0, 2.0), features(pyramid["prediction_1"]), features(real["prediction_1"])))
+    expected = sum(w * float(tf.reduce_mean(tf.abs(g - r)))
+                   for w, g, r in zip((1.0, 2.0), features(pyramid["prediction_1"]), features(real["prediction_1"])))
     loss = perceptual.perceptual_loss(features, real, pyramid, [1.0], [1.0, 2.0, 0.0, 0.0, 0.0])
     self.assertAlmostEqual(float(loss), expected, places=4)
 

@@ -17,23 +17,24 @@ from tests import testing
 
 def write_source_with_tone(path, seconds, fps=25, with_audio=True):
   """A small H.264 clip with an optional stereo 440 Hz AAC tone (amplitude 0.5) of `seconds`."""
-  testing.write_video(path, testing.moving_square_frames(int(round(seconds * fps))), fps,
-                              audio_seconds=seconds if with_audio else None, audio_layout="stereo",
-                              audio_amplitude=0.5)
+  testing.write_video(path,
+                      testing.moving_square_frames(int(round(seconds * fps))),
+                      fps,
+                      audio_seconds=seconds if with_audio else None,
+                      audio_layout="stereo",
+                      audio_amplitude=0.5)
 
 
 def audio_summary(path):
   """(codec name, duration in seconds, RMS) of the first audio stream."""
   with av.open(path) as container:
     stream = container.streams.audio[0]
-    samples = [frame.to_ndarray().astype(np.float64).ravel()
-               for frame in container.decode(stream)]
+    samples = [frame.to_ndarray().astype(np.float64).ravel() for frame in container.decode(stream)]
     rate = stream.codec_context.sample_rate
     channels = stream.codec_context.channels
   samples = np.concatenate(samples)
   duration = samples.size / channels / rate
-  return stream.codec_context.name, duration, float(np.sqrt(
-      np.mean(samples ** 2)))
+  return stream.codec_context.name, duration, float(np.sqrt(np.mean(samples**2)))
 
 
 class VideoWriterRoundTripTest(testing.TestCase):
@@ -75,26 +76,22 @@ class VideoWriterRoundTripTest(testing.TestCase):
     fps = float(fractions.Fraction(30000, 1001))
     path = self.write("ntsc.mp4", testing.as_float(testing.moving_square_frames(5)), fps)
     with av.open(path) as container:
-      self.assertEqual(container.streams.video[0].average_rate,
-                       fractions.Fraction(30000, 1001))
+      self.assertEqual(container.streams.video[0].average_rate, fractions.Fraction(30000, 1001))
 
   def test_other_containers(self):
     frames = testing.as_float(testing.moving_square_frames(8))
-    for name, codec in (("o.mov", "h264"), ("o.mkv", "h264"),
-                        ("o.webm", "vp9")):
+    for name, codec in (("o.mov", "h264"), ("o.mkv", "h264"), ("o.webm", "vp9")):
       with self.subTest(name=name):
         path = self.write(name, frames, 25)
         with av.open(path) as container:
-          self.assertEqual(
-              container.streams.video[0].codec_context.name, codec)
+          self.assertEqual(container.streams.video[0].codec_context.name, codec)
         decoded = media.read_video_frames(path)
         self.assertLen(decoded, 8)
         self.assertLess(testing.mean_abs_error(decoded, frames), 0.03)
         self.assertAlmostEqual(media.open_video(path).fps, 25.0)
 
   def test_uint8_frames_and_crf(self):
-    frames = [(f * 255 + 0.5).astype(np.uint8)
-              for f in testing.as_float(testing.moving_square_frames(6))]
+    frames = [(f * 255 + 0.5).astype(np.uint8) for f in testing.as_float(testing.moving_square_frames(6))]
     path = self.write("u8.mp4", frames, 25, crf=0, preset="ultrafast")
     decoded = media.read_video_frames(path)
     expected = [f.astype(np.float32) / 255 for f in frames]
@@ -105,8 +102,7 @@ class VideoWriterRoundTripTest(testing.TestCase):
     path = self.write("odd.mp4", frames, 25)
     decoded = media.read_video_frames(path)
     self.assertEqual(decoded[0].shape, (34, 46, 3))
-    self.assertLess(testing.mean_abs_error([d[:33, :45] for d in decoded],
-                                   frames), 0.03)
+    self.assertLess(testing.mean_abs_error([d[:33, :45] for d in decoded], frames), 0.03)
     # The added row repeats the last one rather than being black.
     self.assertLess(np.abs(decoded[0][33] - decoded[0][32]).mean(), 0.03)
 
@@ -154,8 +150,7 @@ class VideoWriterRoundTripTest(testing.TestCase):
   def test_audio_source_shorter_than_video_just_ends(self):
     source = self.path("short.mp4")
     write_source_with_tone(source, seconds=0.4)
-    path = self.write("long.mp4", testing.as_float(testing.moving_square_frames(25)), 25,
-                      audio_source=source)
+    path = self.write("long.mp4", testing.as_float(testing.moving_square_frames(25)), 25, audio_source=source)
     _, seconds, _ = audio_summary(path)
     self.assertAlmostEqual(seconds, 0.4, delta=0.05)
     self.assertLen(media.read_video_frames(path), 25)
@@ -222,9 +217,8 @@ class VideoWriterErrorTest(testing.TestCase):
   def test_bad_frame_mid_video_keeps_previous_file(self):
     path = self.make_existing_output()
     frames = testing.as_float(testing.moving_square_frames(3))
-    with self.assertRaisesRegex(
-            MediaError, r"out\.mp4: frame 2 has shape \(16, 16, 3\), but "
-            r"frame 0 had \(32, 48, 3\)"):
+    with self.assertRaisesRegex(MediaError, r"out\.mp4: frame 2 has shape \(16, 16, 3\), but "
+                                r"frame 0 had \(32, 48, 3\)"):
       with VideoWriter(path, 25) as writer:
         writer.write(frames[0])
         writer.write(frames[1])
@@ -233,8 +227,7 @@ class VideoWriterErrorTest(testing.TestCase):
 
   def test_close_without_frames(self):
     path = self.make_existing_output()
-    with self.assertRaisesRegex(MediaError,
-                                r"out\.mp4: no frames were written"):
+    with self.assertRaisesRegex(MediaError, r"out\.mp4: no frames were written"):
       with VideoWriter(path, 25):
         pass
     self.assert_existing_output_intact()
@@ -249,8 +242,7 @@ class VideoWriterErrorTest(testing.TestCase):
         writer.write(np.zeros((8, 8, 3), np.int32))
       bad = np.zeros((8, 8, 3), np.float32)
       bad[2, 3, 1] = np.nan
-      with self.assertRaisesRegex(MediaError,
-                                  r"frame 0 contains NaN or infinite"):
+      with self.assertRaisesRegex(MediaError, r"frame 0 contains NaN or infinite"):
         writer.write(bad)
       writer.write(np.zeros((8, 8, 3), np.float32))
     self.assert_only_files("f.mp4")
@@ -258,43 +250,37 @@ class VideoWriterErrorTest(testing.TestCase):
   def test_unknown_extension_before_anything_is_written(self):
     for name in ("out.avi", "out.txt", "out"):
       with self.subTest(name=name):
-        with self.assertRaisesRegex(
-                MediaError, r"unsupported output extension .*use one "
-                r"of \.gif, \.mkv, \.mov, \.mp4, \.webm"):
+        with self.assertRaisesRegex(MediaError, r"unsupported output extension .*use one "
+                                    r"of \.gif, \.mkv, \.mov, \.mp4, \.webm"):
           VideoWriter(self.path(name), 25)
     self.assert_only_files()
 
   def test_missing_output_directory(self):
     missing = self.path("no_such_dir")
-    with self.assertRaisesRegex(
-            MediaError, r"no_such_dir: output directory does not exist"):
+    with self.assertRaisesRegex(MediaError, r"no_such_dir: output directory does not exist"):
       VideoWriter(os.path.join(missing, "out.mp4"), 25)
 
   def test_output_directory_not_writable(self):
     # Nobody, root included, can create files in /proc, so this holds
     # whoever runs the tests (permission bits do not stop root).
-    with self.assertRaisesRegex(
-            MediaError, r"^/proc: output directory is not writable: .+"):
+    with self.assertRaisesRegex(MediaError, r"^/proc: output directory is not writable: .+"):
       VideoWriter("/proc/out.mp4", 25)
 
   def test_output_directory_is_a_file(self):
     with open(self.path("plain"), "w") as stream:
       stream.write("x")
-    with self.assertRaisesRegex(
-            MediaError, r"plain: output directory is not a directory"):
+    with self.assertRaisesRegex(MediaError, r"plain: output directory is not a directory"):
       VideoWriter(self.path("plain/out.mp4"), 25)
 
   def test_output_path_is_a_directory(self):
     os.mkdir(self.path("d.mp4"))
-    with self.assertRaisesRegex(MediaError,
-                                r"d\.mp4: output path is a directory"):
+    with self.assertRaisesRegex(MediaError, r"d\.mp4: output path is a directory"):
       VideoWriter(self.path("d.mp4"), 25)
 
   def test_bad_settings(self):
     for fps in (0, -5, 1e-4, 5000, float("nan"), float("inf"), "25", True):
       with self.subTest(fps=fps):
-        with self.assertRaisesRegex(MediaError,
-                                    r"fps must be a number from 0.1 to 1000"):
+        with self.assertRaisesRegex(MediaError, r"fps must be a number from 0.1 to 1000"):
           VideoWriter(self.path("o.mp4"), fps)
     with self.assertRaisesRegex(MediaError, r"GIF fps must be at most 100"):
       VideoWriter(self.path("o.gif"), 120)
@@ -309,19 +295,14 @@ class VideoWriterErrorTest(testing.TestCase):
     silent = self.path("silent.mp4")
     write_source_with_tone(silent, seconds=0.2, with_audio=False)
     self.assertFalse(media.has_audio(silent))
-    with self.assertRaisesRegex(
-            MediaError, r"silent\.mp4: has no audio stream to copy"):
+    with self.assertRaisesRegex(MediaError, r"silent\.mp4: has no audio stream to copy"):
       VideoWriter(self.path("o.mp4"), 25, audio_source=silent)
-    with self.assertRaisesRegex(
-            MediaError, r"gone\.mp4: audio source: no such file"):
-      VideoWriter(self.path("o.mp4"), 25,
-                  audio_source=self.path("gone.mp4"))
+    with self.assertRaisesRegex(MediaError, r"gone\.mp4: audio source: no such file"):
+      VideoWriter(self.path("o.mp4"), 25, audio_source=self.path("gone.mp4"))
     with open(self.path("junk.mp4"), "wb") as stream:
       stream.write(b"junk" * 100)
-    with self.assertRaisesRegex(
-            MediaError, r"junk\.mp4: audio source cannot be opened"):
-      VideoWriter(self.path("o.mp4"), 25,
-                  audio_source=self.path("junk.mp4"))
+    with self.assertRaisesRegex(MediaError, r"junk\.mp4: audio source cannot be opened"):
+      VideoWriter(self.path("o.mp4"), 25, audio_source=self.path("junk.mp4"))
     with self.assertRaisesRegex(MediaError, r"o\.gif: GIF cannot hold "
                                 r"audio"):
       VideoWriter(self.path("o.gif"), 25, audio_source=silent)

@@ -48,8 +48,9 @@ DISTINCT_FRAMES = 8
 SEED = 0
 
 flags.DEFINE_string("config", "vox-256", "Config name or flagfile of the (random-weight) model.")
-flags.DEFINE_integer("num_frames", 8, "Driving frames timed after the first batch (a multiple of the batch "
-                     "size counts whole batches).")
+flags.DEFINE_integer(
+    "num_frames", 8, "Driving frames timed after the first batch (a multiple of the batch "
+    "size counts whole batches).")
 flags.DEFINE_list("backends", list(BACKENDS), f"Backends to run, from: {', '.join(BACKENDS)}.")
 flags.DEFINE_list("batch_sizes", ["8"], "Driving frames per backend call.")
 flags.DEFINE_enum("batch_mode", "loop", ["loop", "resize"], "TFLite and ONNX batch handling (see TFLiteBackend).")
@@ -57,8 +58,9 @@ flags.DEFINE_integer("repeats", 2, "Timed passes per measurement; the fastest co
 flags.DEFINE_boolean("command", True, "Also time `python -m fomm_tf.animate` (the command's column).")
 flags.DEFINE_boolean("psnr", True, "Export the fixtures' trained model too, for the PSNR column.")
 flags.DEFINE_integer("num_threads", None, "TFLite interpreter threads (default: all cores).")
-flags.DEFINE_string("work_dir", None, "Where to keep the weights, export and frames (default: a temp dir); "
-                    "a work dir prepared before for the same config, frames and backends is reused.")
+flags.DEFINE_string(
+    "work_dir", None, "Where to keep the weights, export and frames (default: a temp dir); "
+    "a work dir prepared before for the same config, frames and backends is reused.")
 # Worker mode (set by the parent).
 flags.DEFINE_string("worker", None, "Internal: run one backend and print its measurements as JSON.")
 flags.DEFINE_integer("worker_batch_size", 1, "Internal.")
@@ -139,13 +141,17 @@ def prepare_fixture(work_dir, backend_names):
   os.makedirs(directory, exist_ok=True)
   frames = util.fixture_frames()
   fx.write_fixture_flagfile(directory)
-  reference = np.stack(list(pipeline.animate(util.fixture_model(), frames[0], list(frames[1:]) + [frames[0]],
-                                             batch_size=3)))
+  reference = np.stack(
+      list(pipeline.animate(util.fixture_model(), frames[0], list(frames[1:]) + [frames[0]], batch_size=3)))
   np.save(os.path.join(directory, "reference.npy"), reference)
   formats, quantizations = _export_formats(backend_names)
   if formats:
-    exporter.export_model(util.fixture_model(), os.path.join(directory, "export"), formats=formats,
-                          quantizations=quantizations or ["float32"], overwrite=True, representative_frames=frames)
+    exporter.export_model(util.fixture_model(),
+                          os.path.join(directory, "export"),
+                          formats=formats,
+                          quantizations=quantizations or ["float32"],
+                          overwrite=True,
+                          representative_frames=frames)
 
 
 def driving_frames(frames, count):
@@ -188,8 +194,12 @@ def prepare(work_dir, backend_names):
   formats, quantizations = _export_formats(backend_names)
   if formats:
     start = time.time()
-    exporter.export_model(model, os.path.join(work_dir, "export"), formats=formats,
-                          quantizations=quantizations or ["float32"], overwrite=True, representative_frames=frames)
+    exporter.export_model(model,
+                          os.path.join(work_dir, "export"),
+                          formats=formats,
+                          quantizations=quantizations or ["float32"],
+                          overwrite=True,
+                          representative_frames=frames)
     print(f"exported {', '.join(formats)} {', '.join(quantizations)} in {time.time() - start:.0f} s", flush=True)
 
 
@@ -204,9 +214,13 @@ def make_backend(name, config, checkpoint, export_dir, batch_mode):
   if name == "saved_model":
     return backends.SavedModelBackend(export_dir)
   if name.startswith("onnx_"):
-    return backends.OnnxBackend(export_dir, quantize=_quantization(name), num_threads=FLAGS.num_threads,
+    return backends.OnnxBackend(export_dir,
+                                quantize=_quantization(name),
+                                num_threads=FLAGS.num_threads,
                                 batch_mode=batch_mode)
-  return backends.TFLiteBackend(export_dir, quantize=_quantization(name), num_threads=FLAGS.num_threads,
+  return backends.TFLiteBackend(export_dir,
+                                quantize=_quantization(name),
+                                num_threads=FLAGS.num_threads,
                                 batch_mode=batch_mode)
 
 
@@ -233,11 +247,10 @@ def run_worker(name, work_dir, batch_size, batch_mode, repeats):
   if FLAGS.worker_flagfile:
     fixture = os.path.dirname(FLAGS.worker_flagfile)
     from tests import export_test_util as util
-    backend = make_backend(name, FLAGS.worker_flagfile, util.fx.CHECKPOINT, os.path.join(fixture, "export"),
-                           batch_mode)
+    backend = make_backend(name, FLAGS.worker_flagfile, util.fx.CHECKPOINT, os.path.join(fixture, "export"), batch_mode)
     test_frames = util.fixture_frames()
-    out = np.stack(list(pipeline.animate(backend, test_frames[0], list(test_frames[1:]) + [test_frames[0]],
-                                         batch_size=3)))
+    out = np.stack(
+        list(pipeline.animate(backend, test_frames[0], list(test_frames[1:]) + [test_frames[0]], batch_size=3)))
     row["psnr_db"] = evaluation.psnr(out, np.load(os.path.join(fixture, "reference.npy")))
   print(json.dumps(row))
 
@@ -245,8 +258,10 @@ def run_worker(name, work_dir, batch_size, batch_mode, repeats):
 def time_command(name, work_dir, batch_size, repeats):
   """ms per further frame of `python -m fomm_tf.animate` (the difference of a long and a short run)."""
   engine = _engine(name)
-  args = [f"--backend={engine}", f"--source_image={os.path.join(work_dir, 'source.png')}", "--crop=center",
-          f"--batch_size={batch_size}"]
+  args = [
+      f"--backend={engine}", f"--source_image={os.path.join(work_dir, 'source.png')}", "--crop=center",
+      f"--batch_size={batch_size}"
+  ]
   if engine == "keras":
     args += [f"--config={FLAGS.config}", f"--checkpoint={os.path.join(work_dir, 'weights', 'ckpt')}"]
     if name == "keras_bfloat16":
@@ -258,8 +273,9 @@ def time_command(name, work_dir, batch_size, repeats):
   total = batch_size + FLAGS.num_frames
   video = write_driving_video(work_dir, total)
   result_video = os.path.join(work_dir, "result.mp4")
-  command = [sys.executable, "-m", "fomm_tf.animate", *args, f"--driving_video={video}",
-             f"--result_video={result_video}"]
+  command = [
+      sys.executable, "-m", "fomm_tf.animate", *args, f"--driving_video={video}", f"--result_video={result_video}"
+  ]
   best = float("inf")
   for _ in range(repeats):
     seen = _progress_times(command, env)
@@ -300,9 +316,11 @@ def _progress_times(command, env):
 
 
 def _run_in_worker(name, work_dir, batch_size, batch_mode):
-  command = [sys.executable, os.path.abspath(__file__), f"--worker={name}", f"--work_dir={work_dir}",
-             f"--worker_batch_size={batch_size}", f"--worker_batch_mode={batch_mode}", f"--config={FLAGS.config}",
-             f"--repeats={FLAGS.repeats}"]
+  command = [
+      sys.executable,
+      os.path.abspath(__file__), f"--worker={name}", f"--work_dir={work_dir}", f"--worker_batch_size={batch_size}",
+      f"--worker_batch_mode={batch_mode}", f"--config={FLAGS.config}", f"--repeats={FLAGS.repeats}"
+  ]
   if FLAGS.psnr:
     command.append(f"--worker_flagfile={os.path.join(work_dir, 'fixture', 'small-official.flags')}")
   if FLAGS.num_threads:
@@ -322,8 +340,8 @@ def _read_json(path):
 
 def _covers(prepared, wanted):
   """Whether an earlier preparation has everything `wanted` needs."""
-  return (prepared["config"] == wanted["config"] and set(wanted["backends"]) <= set(prepared["backends"])
-          and prepared.get("psnr", False) >= wanted["psnr"])
+  return (prepared["config"] == wanted["config"] and set(wanted["backends"]) <= set(prepared["backends"]) and
+          prepared.get("psnr", False) >= wanted["psnr"])
 
 
 def _check_flags():
@@ -384,8 +402,10 @@ def main(argv):
         rate = gflops / (row["ms_per_frame"] / 1000.0)
         command_ms = f"{row['command_ms_per_frame']:>10.0f}" if "command_ms_per_frame" in row else f"{'-':>10}"
         psnr = f"{row['psnr_db']:>8.1f}" if "psnr_db" in row else f"{'-':>8}"
-        print(f"{prefix} {row['ms_per_frame']:>7.0f} {command_ms} {rate:>8.0f} {100 * rate / conv_rate:>6.0f} "
-              f"{row['peak_rss_mb']:>11.0f} {psnr}", flush=True)
+        print(
+            f"{prefix} {row['ms_per_frame']:>7.0f} {command_ms} {rate:>8.0f} {100 * rate / conv_rate:>6.0f} "
+            f"{row['peak_rss_mb']:>11.0f} {psnr}",
+            flush=True)
     print(f"3x3 convolution rate at the end of the run: {conv_rate_gflops():.0f} GFLOP/s")
 
 

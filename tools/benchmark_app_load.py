@@ -36,8 +36,12 @@ class Server:
   def __init__(self, *args, timeout=180):
     self.tmp = tempfile.mkdtemp(prefix="app_load_")
     env = dict(os.environ, TMPDIR=self.tmp, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    self.process = subprocess.Popen([sys.executable, "-m", "fomm_tf.app", "--port=0", *args], cwd=REPO_ROOT,
-                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    self.process = subprocess.Popen([sys.executable, "-m", "fomm_tf.app", "--port=0", *args],
+                                    cwd=REPO_ROOT,
+                                    env=env,
+                                    stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT,
+                                    text=True)
     self.output = []
     self.url = None
     ready = threading.Event()
@@ -169,8 +173,8 @@ def main(argv):
       rows = []
       for count in [int(c) for c in FLAGS.clients]:
         waits, refusals, seconds = run_clients(server.url, count, FLAGS.jobs_per_client, source, driving, scratch)
-        rows.append((count, len(waits), refusals, 60 * len(waits) / seconds, np.median(waits),
-                     np.percentile(waits, 95), server.peak_rss_mb()))
+        rows.append((count, len(waits), refusals, 60 * len(waits) / seconds, np.median(waits), np.percentile(waits, 95),
+                     server.peak_rss_mb()))
     finally:
       server.close()
   print(f"machine: {machine()}")

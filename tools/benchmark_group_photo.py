@@ -36,8 +36,7 @@ def define_flags(flag_values):
   flags.DEFINE_integer("frames", 16, "Driving frames per timed pass.", **kw)
   flags.DEFINE_integer("batch_size", 8, "--batch_size (generator entries per call).", **kw)
   flags.DEFINE_integer("repeats", 3, "Timed passes per measurement; the fastest counts.", **kw)
-  flags.DEFINE_list("memory_frames", ["50", "400"], "Driving video lengths for the memory runs (empty: none).",
-                    **kw)
+  flags.DEFINE_list("memory_frames", ["50", "400"], "Driving video lengths for the memory runs (empty: none).", **kw)
 
 
 def _cpu():
@@ -107,9 +106,11 @@ def _memory_rows(flag_values, work):
     with video_writer.VideoWriter(video, 25) as writer:
       for t in range(count):
         writer.write(photo[32 + t % 9:288 + t % 9, 32:288])
-    cmd = [sys.executable, "-m", "fomm_tf.animate", "--crop=face", "--faces=all", f"--source_image={group}",
-           f"--driving_video={video}", f"--result_video={os.path.join(work, f'result-{count}.mp4')}",
-           f"--batch_size={flag_values.batch_size}"]
+    cmd = [
+        sys.executable, "-m", "fomm_tf.animate", "--crop=face", "--faces=all", f"--source_image={group}",
+        f"--driving_video={video}", f"--result_video={os.path.join(work, f'result-{count}.mp4')}",
+        f"--batch_size={flag_values.batch_size}"
+    ]
     if flag_values.config:
       cmd.append(f"--config={flag_values.config}")
     script = ("import resource, subprocess, sys, time; t = time.time(); "

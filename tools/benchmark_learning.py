@@ -75,12 +75,24 @@ def run(flag_values):
   root = flag_values.dataset_root
   if root is None:
     root = os.path.join(work, "data")
-    synthetic.write_dataset(root, num_train=32, num_test=4, num_frames=24, frame_size=cfg.frame_shape[0], seed=0,
+    synthetic.write_dataset(root,
+                            num_train=32,
+                            num_test=4,
+                            num_frames=24,
+                            frame_size=cfg.frame_shape[0],
+                            seed=0,
                             fmt="png_folder")
   videos = videos_lib.find_test_videos(root)
-  trainer = loop.Trainer(cfg, root, flag_values.model_dir or os.path.join(work, "run"), max_steps=1,
-                         vgg19_weights=flag_values.vgg19_weights, seed=flag_values.seed, summary_every=1,
-                         image_every=0, checkpoint_every=10 ** 9, init_checkpoint=flag_values.init_checkpoint)
+  trainer = loop.Trainer(cfg,
+                         root,
+                         flag_values.model_dir or os.path.join(work, "run"),
+                         max_steps=1,
+                         vgg19_weights=flag_values.vgg19_weights,
+                         seed=flag_values.seed,
+                         summary_every=1,
+                         image_every=0,
+                         checkpoint_every=10**9,
+                         init_checkpoint=flag_values.init_checkpoint)
 
   def held_out_l1():
     rows, summary = reconstruction.evaluate_reconstruction(keras_backend.KerasBackend(trainer.state.model), videos)

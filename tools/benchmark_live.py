@@ -87,8 +87,10 @@ def describe(args):
     name = _flag(args, "config") or _flag(args, "flagfile") or builtin.CONFIG
     cfg = flagfiles.load_config(name)
     name = os.path.basename(name).removesuffix(".flags")
-  precision = {"keras": _flag(args, "mixed_precision", "float32"), "saved_model": "float32"}.get(
-      backend, _flag(args, "quantize", "float32"))
+  precision = {
+      "keras": _flag(args, "mixed_precision", "float32"),
+      "saved_model": "float32"
+  }.get(backend, _flag(args, "quantize", "float32"))
   gflops = flops.animation_gflops(loading.load_model(cfg))["further_frame"]  # (weights do not change it)
   return f"{name} {cfg.frame_size[0]}x{cfg.frame_size[1]}", backend, precision, gflops
 
@@ -101,8 +103,10 @@ def run(flag_values):
     name, _, args = setting.partition(":")
     stats = os.path.join(work, f"stats-{len(rows)}.json")
     # Recording on, as a user keeps the session: encoding the result is part of the pipeline's cost.
-    command = [sys.executable, "-m", "fomm_tf.live", f"--camera={camera}", f"--stats_json={stats}",
-               f"--record={os.path.join(work, f'record-{len(rows)}.mp4')}", *args.split()]
+    command = [
+        sys.executable, "-m", "fomm_tf.live", f"--camera={camera}", f"--stats_json={stats}",
+        f"--record={os.path.join(work, f'record-{len(rows)}.mp4')}", *args.split()
+    ]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
       print(done.stderr[-3000:], file=sys.stderr)

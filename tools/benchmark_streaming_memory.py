@@ -54,9 +54,10 @@ def main(argv):
   for count in (int(f) for f in FLAGS.frames):
     video = os.path.join(work, f"driving-{count}.mp4")
     make_driving(video, count)
-    cmd = [sys.executable, "-m", "fomm_tf.animate", f"--source_image={builtin.SAMPLE_SOURCE}",
-           f"--driving_video={video}", f"--result_video={os.path.join(work, f'result-{count}.mp4')}",
-           f"--batch_size={FLAGS.batch_size}"]
+    cmd = [
+        sys.executable, "-m", "fomm_tf.animate", f"--source_image={builtin.SAMPLE_SOURCE}", f"--driving_video={video}",
+        f"--result_video={os.path.join(work, f'result-{count}.mp4')}", f"--batch_size={FLAGS.batch_size}"
+    ]
     mb, seconds = peak_rss_mb(cmd)
     rows.append((count, mb, seconds))
   print(f"\n{'frames':>7s} {'peak RSS MB':>12s} {'seconds':>8s} {'fps':>6s}")

@@ -26,8 +26,15 @@ flags.DEFINE_integer("batch_size", 2, "Global batch size.")
 flags.DEFINE_boolean("jit_compile", False, "XLA-compile the step.")
 flags.DEFINE_string("mixed_precision", None, "bfloat16 or float16.")
 
-TINY = dict(frame_shape=[64, 64, 3], kp_block_expansion=8, kp_max_features=32, kp_num_blocks=3,
-            gen_block_expansion=8, gen_max_features=32, dm_block_expansion=8, dm_max_features=32, dm_num_blocks=3,
+TINY = dict(frame_shape=[64, 64, 3],
+            kp_block_expansion=8,
+            kp_max_features=32,
+            kp_num_blocks=3,
+            gen_block_expansion=8,
+            gen_max_features=32,
+            dm_block_expansion=8,
+            dm_max_features=32,
+            dm_num_blocks=3,
             perceptual_scales=[1.0, 0.5])
 
 
@@ -38,12 +45,23 @@ def time_config(name):
   cfg = config_lib.load_config("vox-256", **TINY) if name == "tiny" else config_lib.load_config(name)
   size = cfg.frame_shape[0]
   work = tempfile.mkdtemp(prefix="bench-train-")
-  synthetic.write_dataset(os.path.join(work, "data"), num_train=4, num_test=1, num_frames=4, frame_size=size,
-                          seed=0, fmt="png_folder")
+  synthetic.write_dataset(os.path.join(work, "data"),
+                          num_train=4,
+                          num_test=1,
+                          num_frames=4,
+                          frame_size=size,
+                          seed=0,
+                          fmt="png_folder")
   cfg = cfg.replace(num_repeats=FLAGS.batch_size * (FLAGS.steps + 1), id_sampling=False)
-  trainer = trainer_lib.Trainer(cfg, os.path.join(work, "data"), os.path.join(work, "run"),
-                                batch_size=FLAGS.batch_size, vgg19_weights="random", image_every=0,
-                                summary_every=10 ** 9, checkpoint_every=10 ** 9, jit_compile=FLAGS.jit_compile,
+  trainer = trainer_lib.Trainer(cfg,
+                                os.path.join(work, "data"),
+                                os.path.join(work, "run"),
+                                batch_size=FLAGS.batch_size,
+                                vgg19_weights="random",
+                                image_every=0,
+                                summary_every=10**9,
+                                checkpoint_every=10**9,
+                                jit_compile=FLAGS.jit_compile,
                                 mixed_precision=FLAGS.mixed_precision)
   batches = iter(trainer._epoch_dataset(0, 0))  # pylint: disable=protected-access
   batch = next(batches)

@@ -50,13 +50,14 @@ def run(flag_values):
       videos_per_identity=flag_values.videos_per_identity,
       overwrite=flag_values.overwrite,
   )
-  print(json.dumps({
-      "output_dir": summary["output_dir"],
-      "format": summary["format"],
-      "train_videos": len(summary["splits"]["train"]),
-      "test_videos": len(summary["splits"]["test"]),
-      "frames_per_second": round(summary["frames_per_second"], 1),
-  }))
+  print(
+      json.dumps({
+          "output_dir": summary["output_dir"],
+          "format": summary["format"],
+          "train_videos": len(summary["splits"]["train"]),
+          "test_videos": len(summary["splits"]["test"]),
+          "frames_per_second": round(summary["frames_per_second"], 1),
+      }))
 
 
 main = cli.main_function(define_flags, run)

@@ -29,9 +29,11 @@ def most_moving_video(videos, read_frames):
 
   A demo should show motion, and this choice looks only at the data, never at the model.
   """
+
   def motion(video):
     frames = np.stack(read_frames(video))
     return float(np.abs(frames - frames[:1]).mean())
+
   return max(videos, key=motion)
 
 

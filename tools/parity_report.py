@@ -17,8 +17,10 @@ from absl import flags
 import numpy as np
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("fixtures_dir", os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "shared", "fixtures"), "Folder with small-official-* files.")
+flags.DEFINE_string(
+    "fixtures_dir",
+    os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shared", "fixtures"),
+    "Folder with small-official-* files.")
 
 
 def nhwc(a):
@@ -72,10 +74,12 @@ def main(argv):
       record("TPS transformed frame", frame, nhwc(a["tps_transformed_frame" + suffix]))
       record("TPS warped keypoints", transform.warp_coordinates(a["tps_kp_transformed_value"]), a["tps_warped_kp"])
       record("TPS jacobian", transform.jacobian(a["tps_kp_transformed_value"]), a["tps_jacobian_at_kp"])
-      record("equivariance value loss", equivariance.equivariance_value_loss(
-          kp("kp_driving0"), kp("tps_kp_transformed"), transform), a["loss_equivariance_value_unweighted"])
-      record("equivariance jacobian loss", equivariance.equivariance_jacobian_loss(
-          kp("kp_driving0"), kp("tps_kp_transformed"), transform), a["loss_equivariance_jacobian_unweighted"])
+      record("equivariance value loss",
+             equivariance.equivariance_value_loss(kp("kp_driving0"), kp("tps_kp_transformed"), transform),
+             a["loss_equivariance_value_unweighted"])
+      record("equivariance jacobian loss",
+             equivariance.equivariance_jacobian_loss(kp("kp_driving0"), kp("tps_kp_transformed"), transform),
+             a["loss_equivariance_jacobian_unweighted"])
   d0 = {k: v[:1] for k, v in kp("kp_driving").items()}
   rel = fomm_tf.normalize_kp(kp("kp_source"), kp("kp_driving"), d0, True, True, True)
   record("normalize_kp relative value", rel["value"], a["kp_norm_rel_value"])

@@ -77,15 +77,13 @@ class SourceTree:
 
   def all_files(self):
     """Returns the set of every path that BUILD must name."""
-    return set(
-        self.package_srcs + self.package_data + self.tool_srcs
-        + self.test_util_srcs + self.test_util_data + self.tests)
+    return set(self.package_srcs + self.package_data + self.tool_srcs + self.test_util_srcs + self.test_util_data +
+               self.tests)
 
 
 def _is_ignored(name):
   """Caches, hidden files, temp files and editor leftovers are never part of the build."""
-  return (name.startswith(".") or name == "__pycache__"
-          or name.endswith((".pyc", ".tmp", "~")))
+  return (name.startswith(".") or name == "__pycache__" or name.endswith((".pyc", ".tmp", "~")))
 
 
 def _walk_files(root, directory, recursive=True):
@@ -104,9 +102,8 @@ def _walk_files(root, directory, recursive=True):
         continue
       relative = os.path.relpath(path, root).replace(os.sep, "/")
       if not _SAFE_PATH.fullmatch(relative):
-        raise BuildFileError(
-            f"cannot name {relative!r} in BUILD: rename it to use only "
-            f"letters, digits and _ . / + = , @ -")
+        raise BuildFileError(f"cannot name {relative!r} in BUILD: rename it to use only "
+                             f"letters, digits and _ . / + = , @ -")
       found.append(relative)
   return sorted(found)
 
@@ -133,9 +130,8 @@ def find_sources(root):
   for path in test_files:
     if path.endswith(TEST_SUFFIX):
       if path.count("/") != 1:
-        raise BuildFileError(
-            f"test file {path} must sit directly in {TESTS_DIR}/ "
-            f"(test target names come from file names)")
+        raise BuildFileError(f"test file {path} must sit directly in {TESTS_DIR}/ "
+                             f"(test target names come from file names)")
       tests.append(path)
     elif path.endswith(".py"):
       test_util_srcs.append(path)
@@ -144,9 +140,7 @@ def find_sources(root):
 
   return SourceTree(
       package_srcs=tuple(p for p in package_files if p.endswith(".py")),
-      package_data=tuple(
-          sorted([p for p in package_files if not p.endswith(".py")]
-                 + _walk_files(root, CONFIG_DIR))),
+      package_data=tuple(sorted([p for p in package_files if not p.endswith(".py")] + _walk_files(root, CONFIG_DIR))),
       tool_srcs=tuple(p for p in tool_files if p.endswith(".py")),
       test_util_srcs=tuple(test_util_srcs),
       test_util_data=tuple(test_util_data),
@@ -202,16 +196,16 @@ def render_build(tree):
     name = _test_name(path)
     size = TEST_SIZES.get(name, DEFAULT_TEST_SIZE)
     if size not in VALID_TEST_SIZES:
-      raise BuildFileError(
-          f"TEST_SIZES[{name!r}] is {size!r}; expected one of {VALID_TEST_SIZES}")
-    rules.append(_rule("py_test", [
-        ("name", _quoted(name)),
-        ("size", _quoted(size)),
-        ("srcs", _string_list([path], 4)),
-        ("main", _quoted(path)),
-        ("deps", '[\n        ":fomm_tf",\n        ":test_util",\n'
-                 '        ":tools",\n    ]'),
-    ]))
+      raise BuildFileError(f"TEST_SIZES[{name!r}] is {size!r}; expected one of {VALID_TEST_SIZES}")
+    rules.append(
+        _rule("py_test", [
+            ("name", _quoted(name)),
+            ("size", _quoted(size)),
+            ("srcs", _string_list([path], 4)),
+            ("main", _quoted(path)),
+            ("deps", '[\n        ":fomm_tf",\n        ":test_util",\n'
+             '        ":tools",\n    ]'),
+        ]))
   return _HEADER + "".join("\n" + rule for rule in rules)
 
 
@@ -227,8 +221,7 @@ def named_files(build_text, build_path=BUILD_FILE_NAME):
   try:
     module = ast.parse(build_text, filename=build_path)
   except SyntaxError as error:
-    raise BuildFileError(
-        f"{build_path}:{error.lineno}: cannot parse BUILD: {error.msg}") from None
+    raise BuildFileError(f"{build_path}:{error.lineno}: cannot parse BUILD: {error.msg}") from None
   named = set()
   for node in ast.walk(module):
     if not isinstance(node, ast.Call):
@@ -237,8 +230,8 @@ def named_files(build_text, build_path=BUILD_FILE_NAME):
       if keyword.arg not in _FILE_ATTRIBUTES:
         continue
       for value in ast.walk(keyword.value):
-        if (isinstance(value, ast.Constant) and isinstance(value.value, str)
-                and not value.value.startswith((":", "//", "@"))):
+        if (isinstance(value, ast.Constant) and isinstance(value.value, str) and not value.value.startswith(
+            (":", "//", "@"))):
           named.add(value.value)
   return named
 
@@ -261,9 +254,8 @@ def check(root):
     else:
       problems.append(f"BUILD names a file that does not exist: {path}")
   if not problems and actual_text != render_build(tree):
-    problems.append(
-        f"{build_path} names the right files but differs from the generated text "
-        f"(hand edit or changed TEST_SIZES); run tools/update_build.py")
+    problems.append(f"{build_path} names the right files but differs from the generated text "
+                    f"(hand edit or changed TEST_SIZES); run tools/update_build.py")
   return problems
 
 
@@ -294,17 +286,16 @@ def default_root():
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument(
-      "--check", action="store_true",
-      help="do not write; list what BUILD lacks or names in excess, exit 1 if any")
-  parser.add_argument(
-      "--root", default=default_root(),
-      help="workspace root holding BUILD (default: this file's repository)")
+  parser.add_argument("--check",
+                      action="store_true",
+                      help="do not write; list what BUILD lacks or names in excess, exit 1 if any")
+  parser.add_argument("--root",
+                      default=default_root(),
+                      help="workspace root holding BUILD (default: this file's repository)")
   args = parser.parse_args(argv)
   root = os.path.abspath(args.root)
   if not os.path.isfile(os.path.join(root, "WORKSPACE")):
-    print(f"error: {root} is not a Bazel workspace (no WORKSPACE file)",
-          file=sys.stderr)
+    print(f"error: {root} is not a Bazel workspace (no WORKSPACE file)", file=sys.stderr)
     return 2
   try:
     if args.check:

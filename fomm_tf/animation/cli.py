@@ -32,19 +32,22 @@ def define_backend_flags(flag_values):
                     "pip install fomm-tf[onnx]).", **kw)
   flags.DEFINE_string("export_dir", None, "Export directory (from fomm_tf.export) for "
                       "--backend=saved_model|tflite|onnx.", **kw)
-  flags.DEFINE_boolean("allow_modified_export", False, "Run an --export_dir whose files differ from the SHA-256 "
-                       "its manifest recorded (or one exported before hashes were recorded), with a warning. The "
-                       "op allowlist is checked regardless (docs/security.md).", **kw)
-  flags.DEFINE_enum("mixed_precision", None, ["bfloat16", "float16"],
-                    "--backend=keras: compute in this precision (bfloat16 is ~1.8x faster on CPUs with "
-                    "AVX512-BF16; see tools/benchmark_animate.py).", **kw)
+  flags.DEFINE_boolean(
+      "allow_modified_export", False, "Run an --export_dir whose files differ from the SHA-256 "
+      "its manifest recorded (or one exported before hashes were recorded), with a warning. The "
+      "op allowlist is checked regardless (docs/security.md).", **kw)
+  flags.DEFINE_enum(
+      "mixed_precision", None, ["bfloat16", "float16"],
+      "--backend=keras: compute in this precision (bfloat16 is ~1.8x faster on CPUs with "
+      "AVX512-BF16; see tools/benchmark_animate.py).", **kw)
   flags.DEFINE_string("quantize", "float32", "TFLite (or ONNX) variant for --backend=tflite (onnx).", **kw)
 
 
 def define_flags(flag_values):
   """Defines the config flags (--crop among them) and the animation flags on `flag_values`."""
   define_backend_flags(flag_values)
-  flagfiles.define_section_flags(options_lib.AnimationOptions, flag_values,
+  flagfiles.define_section_flags(options_lib.AnimationOptions,
+                                 flag_values,
                                  skip=options_lib.AnimationOptions.MODEL_FIELDS)
 
 
@@ -58,15 +61,16 @@ def make_backend(flag_values, cfg):
     if cfg is None:
       print(f"using the built-in {builtin.CONFIG} model (trained on synthetic puppets)")
       return keras_backend.KerasBackend(builtin.load_builtin_model(dtype=flag_values.mixed_precision))
-    return keras_backend.KerasBackend(cli.load_model(cfg, cli.checkpoint_flag(flag_values),
-                                                     dtype=flag_values.mixed_precision))
+    return keras_backend.KerasBackend(
+        cli.load_model(cfg, cli.checkpoint_flag(flag_values), dtype=flag_values.mixed_precision))
   if not flag_values.export_dir:
     raise UsageError(f"--backend={flag_values.backend} needs --export_dir (a directory written by fomm_tf.export)")
   from fomm_tf.inference import exported_backends  # pylint: disable=import-outside-toplevel
   if flag_values.backend == "saved_model":
-    return exported_backends.SavedModelBackend(flag_values.export_dir,
-                                               allow_modified=flag_values.allow_modified_export)
-  return exported_backends.open_exported(flag_values.backend, flag_values.export_dir, flag_values.quantize,
+    return exported_backends.SavedModelBackend(flag_values.export_dir, allow_modified=flag_values.allow_modified_export)
+  return exported_backends.open_exported(flag_values.backend,
+                                         flag_values.export_dir,
+                                         flag_values.quantize,
                                          allow_modified=flag_values.allow_modified_export)
 
 
@@ -74,8 +78,7 @@ def use_samples(flag_values):
   """With no media, model or checkpoint flags, animate the built-in sample with the built-in model."""
   if flag_values.source_image or flag_values.driving_video:
     return False
-  if (flag_values.checkpoint is not None or cli.config_flags_given(flag_values)
-      or flag_values.backend != "keras"):
+  if (flag_values.checkpoint is not None or cli.config_flags_given(flag_values) or flag_values.backend != "keras"):
     return False
   flag_values.source_image = builtin.SAMPLE_SOURCE
   flag_values.driving_video = builtin.SAMPLE_DRIVING
@@ -94,7 +97,9 @@ def options_from_flags(flag_values, cfg):
   checkpoint = cli.checkpoint_flag(flag_values)
   if checkpoint is not None and not cli.config_flags_given(flag_values):
     raise UsageError("--checkpoint needs its config: pass --flagfile=configs/NAME.flags (or --config=NAME)")
-  options = flagfiles.section_from_flags(options_lib.AnimationOptions, flag_values, crop=crop_from_flags(flag_values, cfg),
+  options = flagfiles.section_from_flags(options_lib.AnimationOptions,
+                                         flag_values,
+                                         crop=crop_from_flags(flag_values, cfg),
                                          checkpoint=checkpoint)
   options.check()
   return options
@@ -125,7 +130,10 @@ def run(flag_values):
   visualizer = cfg.visualizer if cfg is not None else None
   bar = _BarProgress()
   try:
-    count = job.run(backend, options, progress=bar, radius=visualizer.kp_size if visualizer else 5,
+    count = job.run(backend,
+                    options,
+                    progress=bar,
+                    radius=visualizer.kp_size if visualizer else 5,
                     colormap=visualizer.colormap if visualizer else "gist_rainbow")
   finally:
     bar.close()

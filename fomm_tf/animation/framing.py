@@ -57,8 +57,14 @@ class FaceFraming(Framing):
     log: called with one line per thing the user should know (faces found, warnings about the video).
   """
 
-  def __init__(self, source_image, video, face_index=0, source_name="the source image", find_best_frame=False,
-               log=print, faces=None):
+  def __init__(self,
+               source_image,
+               video,
+               face_index=0,
+               source_name="the source image",
+               find_best_frame=False,
+               log=print,
+               faces=None):
     super().__init__("center")
     from fomm_tf import faces as faces_lib  # pylint: disable=import-outside-toplevel
     self.crop = "face"
@@ -92,12 +98,14 @@ class FaceFraming(Framing):
         index = next(counter)
         found_here = faces_lib.detect_faces(frame, max_faces=1)
         if found_here:
-          distance = float(np.sum((faces_lib.normalized_landmarks(found_here[0].landmarks) - target) ** 2))
+          distance = float(np.sum((faces_lib.normalized_landmarks(found_here[0].landmarks) - target)**2))
           if distance < self._best[1]:
             self._best = (index, distance)
         return found_here
 
-    self.video_placement, self.report = faces_lib.video_head_box(video, video.frame_size, detect=detect,
+    self.video_placement, self.report = faces_lib.video_head_box(video,
+                                                                 video.frame_size,
+                                                                 detect=detect,
                                                                  name=video.path)
     for warning in self.report.warnings:
       log(f"warning: {video.path}: {warning}")
@@ -121,8 +129,14 @@ class FaceFraming(Framing):
     return [p.box for p in self.source_placements], self.video_placement.box
 
 
-def make_framing(crop, source_image, video, face_index=0, source_name="the source image", find_best_frame=False,
-                 log=print, faces=None):
+def make_framing(crop,
+                 source_image,
+                 video,
+                 face_index=0,
+                 source_name="the source image",
+                 find_best_frame=False,
+                 log=print,
+                 faces=None):
   """The Framing for `--crop` (center, pad or face); `faces` (face crop only): see FaceFraming."""
   if crop not in CROPS:
     raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")

@@ -84,8 +84,13 @@ def _audio_and_fps(options, video):
 
 def _framing(options, source_image, video, log):
   """How the photo and the video become the model's square input (and, with faces, where results go back)."""
-  return framing_lib.make_framing(options.crop, source_image, video, options.face_index, options.source_image,
-                                  find_best_frame=options.find_best_frame and options.crop == "face", log=log,
+  return framing_lib.make_framing(options.crop,
+                                  source_image,
+                                  video,
+                                  options.face_index,
+                                  options.source_image,
+                                  find_best_frame=options.find_best_frame and options.crop == "face",
+                                  log=log,
                                   faces=options.face_selection())
 
 
@@ -138,19 +143,24 @@ def _frames(backend, options, framing, source_image, video, kp_initial, smoother
     from fomm_tf import faces  # pylint: disable=import-outside-toplevel
     paste = faces.PasteBack(source_image, framing.source_placement, options.max_output_size)
   source_panel = framing.source(source_image, size)
-  for result, driving, kp in pipeline.animate_with_keypoints(
-      backend, source_image, video, relative=options.relative, adapt_scale=options.adapt_scale,
-      batch_size=options.batch_size, kp_driving_initial=kp_initial, prepare_source=framing.source,
-      prepare_driving=framing.driving, kp_filter=smoother):
+  for result, driving, kp in pipeline.animate_with_keypoints(backend,
+                                                             source_image,
+                                                             video,
+                                                             relative=options.relative,
+                                                             adapt_scale=options.adapt_scale,
+                                                             batch_size=options.batch_size,
+                                                             kp_driving_initial=kp_initial,
+                                                             prepare_source=framing.source,
+                                                             prepare_driving=framing.driving,
+                                                             kp_filter=smoother):
     frame = result
     if options.visualize:
-      frame = visualization.side_by_side([source_panel, visualization.draw_keypoints(driving, kp, radius, colormap),
-                                          result])
+      frame = visualization.side_by_side(
+          [source_panel, visualization.draw_keypoints(driving, kp, radius, colormap), result])
     if paste is not None:
       frame = paste(np.clip(result, 0.0, 1.0))
     if options.output_shape is not None:
-      target = options.output_shape if not options.visualize else (options.output_shape[0],
-                                                                     options.output_shape[1] * 3)
+      target = options.output_shape if not options.visualize else (options.output_shape[0], options.output_shape[1] * 3)
       frame = media.resize_frame(frame, target)
     yield frame
 
@@ -159,8 +169,13 @@ def _group_frames(backend, options, framing, source_image, video, kp_initial, sm
   """The photo with every chosen face animated by the same driving face and pasted back, lazily (--faces)."""
   from fomm_tf import faces  # pylint: disable=import-outside-toplevel
   paste = faces.GroupPasteBack(source_image, framing.source_placements, options.max_output_size)
-  for crops in pipeline.animate_faces(
-      backend, framing.sources(source_image, backend.frame_shape[0]), video, relative=options.relative,
-      adapt_scale=options.adapt_scale, batch_size=options.batch_size, kp_driving_initial=kp_initial,
-      prepare_driving=framing.driving, kp_filter=smoother):
+  for crops in pipeline.animate_faces(backend,
+                                      framing.sources(source_image, backend.frame_shape[0]),
+                                      video,
+                                      relative=options.relative,
+                                      adapt_scale=options.adapt_scale,
+                                      batch_size=options.batch_size,
+                                      kp_driving_initial=kp_initial,
+                                      prepare_driving=framing.driving,
+                                      kp_filter=smoother):
     yield paste(np.clip(crops, 0.0, 1.0))

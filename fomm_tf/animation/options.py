@@ -42,8 +42,8 @@ def parse_size(text):
 def check_fps(fps, source):
   """The result frame rate, within the writer's limits (`source` says where it came from)."""
   if not video_writer.MIN_FPS <= fps <= video_writer.MAX_FPS:
-    raise UsageError(f"{source} is {fps:g} fps, outside {video_writer.MIN_FPS:g} to {video_writer.MAX_FPS:g}"
-                     + ("" if source == "--fps" else "; pass --fps"))
+    raise UsageError(f"{source} is {fps:g} fps, outside {video_writer.MIN_FPS:g} to {video_writer.MAX_FPS:g}" +
+                     ("" if source == "--fps" else "; pass --fps"))
   return fps
 
 
@@ -97,10 +97,13 @@ class MotionOptions(schema.Section):
   relative: bool = param(True, "Relative motion transfer (--norelative: absolute keypoints).")
   adapt_scale: bool = param(False, "Scale relative motion by the keypoints' convex-hull areas.")
   smooth: int = param(1, f"Average the driving keypoints over this many frames (1: off, up to {MAX_SMOOTH}); "
-                      "removes jitter, adds (N - 1) / 2 frames of lag.", check=schema.in_range(1, MAX_SMOOTH))
-  paste_back: bool = param(False, "--crop=face: the result is the whole photo with the animated head blended "
-                           "back in (at most --max_output_size on its long side).")
-  max_output_size: int = param(1024, "--paste_back, --faces: the longest side of the result.",
+                      "removes jitter, adds (N - 1) / 2 frames of lag.",
+                      check=schema.in_range(1, MAX_SMOOTH))
+  paste_back: bool = param(
+      False, "--crop=face: the result is the whole photo with the animated head blended "
+      "back in (at most --max_output_size on its long side).")
+  max_output_size: int = param(1024,
+                               "--paste_back, --faces: the longest side of the result.",
                                check=schema.in_range(16, MAX_OUTPUT_SIDE))
 
 
@@ -108,28 +111,36 @@ class MotionOptions(schema.Section):
 class AnimationOptions(MotionOptions):
   """What to animate and how: one job from a photo and a driving video to a result file."""
   source_image: Optional[str] = param(None, "The image to animate (PNG, JPEG, ...).")
-  driving_video: Optional[str] = param(None, "The motion: a video file (mp4, mov, avi, webm, mkv, gif), a folder "
-                                       "of frames or a horizontal frame strip.")
+  driving_video: Optional[str] = param(
+      None, "The motion: a video file (mp4, mov, avi, webm, mkv, gif), a folder "
+      "of frames or a horizontal frame strip.")
   result_video: str = param("animation.mp4", "Output .mp4/.mov/.mkv (H.264), .webm (VP9) or .gif.")
-  find_best_frame: bool = param(False, "Start from the driving frame whose pose best matches the source: face "
-                                "landmarks with --crop=face, else our own keypoints.")
-  best_frame: Optional[int] = param(None, "Use this driving frame (0-based) as the initial frame.",
+  find_best_frame: bool = param(
+      False, "Start from the driving frame whose pose best matches the source: face "
+      "landmarks with --crop=face, else our own keypoints.")
+  best_frame: Optional[int] = param(None,
+                                    "Use this driving frame (0-based) as the initial frame.",
                                     check=schema.at_least(0))
   audio: bool = param(False, "Copy the driving video's audio into the result.")
   batch_size: int = param(8, "Driving frames animated per step.", check=schema.at_least(1))
   fps: Optional[float] = param(None, f"Result frame rate, {video_writer.MIN_FPS:g} to {video_writer.MAX_FPS:g} "
-                               "(default: the driving video's).", check=_fps)
+                               "(default: the driving video's).",
+                               check=_fps)
   visualize: bool = param(False, "Write source | driving with keypoints | result side by side.")
   output_size: Optional[str] = param(None, f"Resize the result to N or HxW, at most {MAX_OUTPUT_SIDE} (default: "
-                                     "the model's frame size).", check=_size_text)
+                                     "the model's frame size).",
+                                     check=_size_text)
   crop: str = param("center", "How photos and videos become the model's square input: center, pad or face (the "
-                    "--crop of the config; see there).", check=schema.one_of(*framing.CROPS))
+                    "--crop of the config; see there).",
+                    check=schema.one_of(*framing.CROPS))
   face_index: int = param(0, "--crop=face: which face of the photo, largest first.", check=schema.at_least(0))
   faces: str = param("", "--crop=face on a group photo: 'all', or face indices such as 0,2 (largest first, as "
                      "--face_index counts): each face is animated by the same driving face and pasted back into the "
-                     "photo (faces under 48 px are skipped with a warning).", check=_faces)
+                     "photo (faces under 48 px are skipped with a warning).",
+                     check=_faces)
   crop_preview: Optional[str] = param(None, "Write PATH.png with the photo and a few driving frames, their crop "
-                                      "boxes drawn, and stop (nothing is animated).", check=_png)
+                                      "boxes drawn, and stop (nothing is animated).",
+                                      check=_png)
   checkpoint: Optional[str] = param(None, "The model's checkpoint, only checked: the result may not replace it.")
 
   # Filled by the command from the model's flags (--crop is a config flag), not flags of their own.

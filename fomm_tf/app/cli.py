@@ -23,15 +23,19 @@ def define_flags(flag_values):
   kw = {"flag_values": flag_values}
   flags.DEFINE_string("host", "127.0.0.1", "Address to serve on (127.0.0.1: this machine only).", **kw)
   flags.DEFINE_integer("port", 7860, "Port to serve on (0: any free port).", **kw)
-  flags.DEFINE_string("models", None, "A folder of models to offer besides the built-in one (see "
-                      "fomm_tf/app/models.py for what counts as a model).", **kw)
-  flags.DEFINE_boolean("allow_modified_export", False, "Offer export folders of --models whose files differ from "
-                       "the SHA-256 their manifest recorded, with a warning (docs/security.md).", **kw)
+  flags.DEFINE_string(
+      "models", None, "A folder of models to offer besides the built-in one (see "
+      "fomm_tf/app/models.py for what counts as a model).", **kw)
+  flags.DEFINE_boolean(
+      "allow_modified_export", False, "Offer export folders of --models whose files differ from "
+      "the SHA-256 their manifest recorded, with a warning (docs/security.md).", **kw)
   flags.DEFINE_integer("concurrency", 1, "Animations run at once; more wait in the queue.", **kw)
-  flags.DEFINE_integer("max_queue", 8, "Animations that may wait for their turn; one more is refused at once (the "
-                       "page says the app is busy, try again).", **kw)
-  flags.DEFINE_float("keep_files_minutes", 60.0, "Results and uploads are deleted this long after they were "
-                     "written (download a result before that).", **kw)
+  flags.DEFINE_integer(
+      "max_queue", 8, "Animations that may wait for their turn; one more is refused at once (the "
+      "page says the app is busy, try again).", **kw)
+  flags.DEFINE_float(
+      "keep_files_minutes", 60.0, "Results and uploads are deleted this long after they were "
+      "written (download a result before that).", **kw)
   flags.DEFINE_float("sweep_seconds", 60.0, "How often old results, uploads and empty session folders are "
                      "deleted.", **kw)
   flags.DEFINE_float("max_upload_mb", 50.0, "Largest upload accepted.", **kw)

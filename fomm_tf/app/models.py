@@ -145,5 +145,7 @@ def _build(entry, backend_name, precision, allow_modified_export):
     return keras_backend.KerasBackend(builtin.load_builtin_model(dtype=dtype))
   if entry.kind == "checkpoint":
     return keras_backend.KerasBackend(loading.load_model(entry.config, checkpoint=entry.path, dtype=dtype))
-  return exported_backends.open_exported(backend_name, entry.path, quantize=precision,
+  return exported_backends.open_exported(backend_name,
+                                         entry.path,
+                                         quantize=precision,
                                          allow_modified=allow_modified_export)

@@ -43,9 +43,7 @@ from fomm_tf.live import options as live_options  # pylint: disable=g-import-not
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 # System fonts only: the page requests nothing from outside the machine.
-THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
-                          font_mono=["ui-monospace", "monospace"])
-
+THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
 FACES_PLACEHOLDER = "Preview crop numbers the faces: 'all', or some of them such as '0, 2'"
 
@@ -99,8 +97,22 @@ class App:
 
   # -- events ----------------------------------------------------------------
 
-  def animate(self, source_image, driving_video, model, backend, relative, adapt_scale, find_best_frame, crop,
-              paste_back, smooth, audio, visualize, faces=None, request: gr.Request = None, progress=gr.Progress()):
+  def animate(self,
+              source_image,
+              driving_video,
+              model,
+              backend,
+              relative,
+              adapt_scale,
+              find_best_frame,
+              crop,
+              paste_back,
+              smooth,
+              audio,
+              visualize,
+              faces=None,
+              request: gr.Request = None,
+              progress=gr.Progress()):
     """Animates the upload; a generator, so that a Stop ends the job at its next frame.
 
     `faces`: "Faces to animate" (--faces: "all" or indices such as "0, 2", numbered on the crop preview);
@@ -112,14 +124,24 @@ class App:
     try:
       self._check_source(source_image)
       video = self._check_driving(driving_video)
-      options = options_lib.AnimationOptions(
-          source_image=source_image, driving_video=driving_video, result_video="animation.mp4",
-          relative=bool(relative), adapt_scale=bool(adapt_scale), find_best_frame=bool(find_best_frame),
-          audio=bool(audio), visualize=bool(visualize), crop=crop, paste_back=bool(paste_back), smooth=int(smooth),
-          faces=faces or "")
+      options = options_lib.AnimationOptions(source_image=source_image,
+                                             driving_video=driving_video,
+                                             result_video="animation.mp4",
+                                             relative=bool(relative),
+                                             adapt_scale=bool(adapt_scale),
+                                             find_best_frame=bool(find_best_frame),
+                                             audio=bool(audio),
+                                             visualize=bool(visualize),
+                                             crop=crop,
+                                             paste_back=bool(paste_back),
+                                             smooth=int(smooth),
+                                             faces=faces or "")
       options.check()
       engine = self.registry.backend(model, backend)
-      worker = _JobThread(engine, options, self.folders, session,
+      worker = _JobThread(engine,
+                          options,
+                          self.folders,
+                          session,
                           max_frames=int(self.limits.max_video_seconds * video.fps))
       worker.start()
       try:
@@ -179,10 +201,17 @@ class App:
         if not source_image:
           raise UsageError("choose a source image in the Animate tab first")
         image = self._check_source(source_image)
-        state = {"key": key, "animator": animator_lib.LiveAnimator(self.registry.backend(model, backend), image,
-                                                                   crop=crop,
-                                                                   smooth=live_options.DEFAULTS["smooth"]),
-                 "times": [], "latencies": []}
+        state = {
+            "key":
+                key,
+            "animator":
+                animator_lib.LiveAnimator(self.registry.backend(model, backend),
+                                          image,
+                                          crop=crop,
+                                          smooth=live_options.DEFAULTS["smooth"]),
+            "times": [],
+            "latencies": []
+        }
       start = time.monotonic()
       picture = state["animator"](frame)
     except FommError as error:
@@ -207,15 +236,22 @@ class App:
       with gr.Tab("Animate"):
         with gr.Row():
           # image_mode=None: Gradio passes the file on unconverted; fomm-tf's reader decodes it, with its limits.
-          source = gr.Image(label="Source photo", sources=["upload", "webcam"], type="filepath", image_mode=None,
+          source = gr.Image(label="Source photo",
+                            sources=["upload", "webcam"],
+                            type="filepath",
+                            image_mode=None,
                             elem_id="source")
           source.preprocess = _named_image_errors(source.preprocess)
           driving = gr.Video(label="Driving video", sources=["upload"], elem_id="driving")
         with gr.Row():
           model = gr.Dropdown(names, value=names[0], label="Model", elem_id="model")
-          backend = gr.Dropdown(self.registry.choice_labels(names[0]), value=self.registry.choice_labels(names[0])[0],
-                                label="Backend and precision", elem_id="backend")
-          crop = gr.Radio(list(framing_lib.CROPS), value=self.registry.entries[names[0]].crop, label="Crop",
+          backend = gr.Dropdown(self.registry.choice_labels(names[0]),
+                                value=self.registry.choice_labels(names[0])[0],
+                                label="Backend and precision",
+                                elem_id="backend")
+          crop = gr.Radio(list(framing_lib.CROPS),
+                          value=self.registry.entries[names[0]].crop,
+                          label="Crop",
                           elem_id="crop")
         with gr.Row():
           # The command line's defaults, from the same declarations.
@@ -226,14 +262,21 @@ class App:
           paste_back = gr.Checkbox(default("paste_back"), label="Paste back (face crop)", elem_id="paste_back")
           audio = gr.Checkbox(default("audio"), label="Keep audio", elem_id="audio")
           visualize = gr.Checkbox(default("visualize"), label="Side by side", elem_id="visualize")
-          smooth = gr.Slider(1, 9, value=default("smooth"), step=1, label="Keypoint smoothing (frames)",
+          smooth = gr.Slider(1,
+                             9,
+                             value=default("smooth"),
+                             step=1,
+                             label="Keypoint smoothing (frames)",
                              elem_id="smooth")
         with gr.Row():
           preview_button = gr.Button("Preview crop", elem_id="preview-btn")
           run_button = gr.Button("Animate", variant="primary", elem_id="run-btn")
           stop_button = gr.Button("Stop", variant="stop", elem_id="stop-btn")
-        faces = gr.Textbox("", label="Faces to animate (face crop of a group photo: each is pasted back into the "
-                           "photo; empty: the largest face only)", placeholder=FACES_PLACEHOLDER, elem_id="faces")
+        faces = gr.Textbox("",
+                           label="Faces to animate (face crop of a group photo: each is pasted back into the "
+                           "photo; empty: the largest face only)",
+                           placeholder=FACES_PLACEHOLDER,
+                           elem_id="faces")
         with gr.Row():
           preview = gr.Image(label="Crop preview", interactive=False, elem_id="preview")
           result = gr.Video(label="Result", interactive=False, elem_id="result")
@@ -243,22 +286,32 @@ class App:
 
         model.change(self.model_changed, model, [backend, crop])
         preview_button.click(self.preview_crop, [source, driving, crop], [preview, faces], api_name="preview_crop")
-        event = run_button.click(
-            self.animate, [source, driving, model, backend, relative, adapt_scale, find_best_frame, crop, paste_back,
-                           smooth, audio, visualize, faces], [result, status], api_name="animate")
+        event = run_button.click(self.animate, [
+            source, driving, model, backend, relative, adapt_scale, find_best_frame, crop, paste_back, smooth, audio,
+            visualize, faces
+        ], [result, status],
+                                 api_name="animate")
         stop_button.click(None, None, None, cancels=[event])
 
       with gr.Tab("Live"):
         gr.Markdown("The webcam drives the source photo of the Animate tab, frame by frame.")
         with gr.Row():
-          camera = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy", elem_id="cam",
+          camera = gr.Image(label="Webcam",
+                            sources=["webcam"],
+                            streaming=True,
+                            type="numpy",
+                            elem_id="cam",
                             webcam_options=gr.WebcamOptions(mirror=False))
           live_out = gr.Image(label="Animated", streaming=True, format="jpeg", elem_id="live-out")
         live_stats = gr.Markdown("", elem_id="live-stats")
         live_state = gr.State({})
         camera.stream(self.live_frame, [camera, source, model, backend, crop, live_state],
-                      [live_out, live_stats, live_state], stream_every=0.04, time_limit=600,
-                      concurrency_limit=1, show_progress="hidden", api_name="live")
+                      [live_out, live_stats, live_state],
+                      stream_every=0.04,
+                      time_limit=600,
+                      concurrency_limit=1,
+                      show_progress="hidden",
+                      api_name="live")
       blocks.unload(self._end_session)
     blocks.queue(default_concurrency_limit=self.limits.concurrency, max_size=self.limits.max_queue)
     return blocks
@@ -268,8 +321,14 @@ class App:
 
   def launch(self, host="127.0.0.1", port=None):
     """Serves the app (returns at once; `close()` stops it)."""
-    return self.blocks.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=True,
-                              inbrowser=False, quiet=True, ssr_mode=False, theme=THEME,
+    return self.blocks.launch(server_name=host,
+                              server_port=port,
+                              share=False,
+                              prevent_thread_lock=True,
+                              inbrowser=False,
+                              quiet=True,
+                              ssr_mode=False,
+                              theme=THEME,
                               max_file_size=f"{self.limits.max_upload_mb:g}mb",
                               allowed_paths=[self.folders.root, builtin.ASSETS_DIR])
 

@@ -41,7 +41,9 @@ class WorkFolders:
     # Creating a session's folders and removing empty ones (a job ending, the sweep) never interleave.
     self._lock = threading.Lock()
     self._stop = threading.Event()
-    self._sweeper = threading.Thread(target=self._sweep_loop, args=(sweep_every,), daemon=True,
+    self._sweeper = threading.Thread(target=self._sweep_loop,
+                                     args=(sweep_every,),
+                                     daemon=True,
                                      name="fomm-tf-app-sweeper")
 
   def set_busy_check(self, busy):
@@ -94,13 +96,21 @@ class WorkFolders:
 
   def leftovers(self):
     """Every file in a job folder: what a job that has ended must not leave (tests check it is empty)."""
-    return [os.path.join(d, n) for d, _, names in os.walk(self.sessions) for n in names
-            if os.path.basename(os.path.dirname(os.path.join(d, n))).startswith("job-")]
+    return [
+        os.path.join(d, n)
+        for d, _, names in os.walk(self.sessions)
+        for n in names
+        if os.path.basename(os.path.dirname(os.path.join(d, n))).startswith("job-")
+    ]
 
   def results(self):
     """Every finished result still kept."""
-    return [os.path.join(d, n) for d, _, names in os.walk(self.sessions) for n in names
-            if os.path.basename(os.path.dirname(d)) == "results"]
+    return [
+        os.path.join(d, n)
+        for d, _, names in os.walk(self.sessions)
+        for n in names
+        if os.path.basename(os.path.dirname(d)) == "results"
+    ]
 
   def sweep(self, max_age=None):
     """Deletes files older than `max_age` seconds (all of them with None) in results and, when nothing is queued

@@ -86,8 +86,10 @@ def _blocks(prefix, blocks):
 
 
 def _hourglass(prefix, hourglass):
-  return {**_blocks(f"{prefix}.encoder.down_blocks", hourglass.down_blocks),
-          **_blocks(f"{prefix}.decoder.up_blocks", hourglass.up_blocks)}
+  return {
+      **_blocks(f"{prefix}.encoder.down_blocks", hourglass.down_blocks),
+      **_blocks(f"{prefix}.decoder.up_blocks", hourglass.up_blocks)
+  }
 
 
 def kp_detector_entries(kp):
@@ -159,13 +161,14 @@ def check_state_dict(entries, state_dict, network, source):
   if missing:
     k = missing[0]
     raise CheckpointMismatchError(f"{source}: {network}.{k} is missing from the checkpoint (model expects "
-                       f"{list(entries[k].torch_shape)}; {len(missing)} missing key(s))")
+                                  f"{list(entries[k].torch_shape)}; {len(missing)} missing key(s))")
   converted = []
   for key, entry in entries.items():
     value = state_dict[key]
     if tuple(value.shape) != entry.torch_shape:
-      raise CheckpointMismatchError(f"{source}: {network}.{key} has shape {list(value.shape)} in the checkpoint but the "
-                         f"model for this config expects {list(entry.torch_shape)}")
+      raise CheckpointMismatchError(
+          f"{source}: {network}.{key} has shape {list(value.shape)} in the checkpoint but the "
+          f"model for this config expects {list(entry.torch_shape)}")
     if entry.variable is None:
       continue
     try:

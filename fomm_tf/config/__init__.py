@@ -18,6 +18,7 @@ from fomm_tf.config.fomm_config import FommConfig
 from fomm_tf.config.official import config_from_official
 from fomm_tf.errors import ConfigError
 
-__all__ = ["CONFIG_DIR", "FLAG_FIELDS", "SECTIONS", "ConfigError", "FommConfig", "config_from_flag_values",
-           "config_from_official", "define_flags", "given_config_flags", "known_configs", "load_config",
-           "resolve_config_path"]
+__all__ = [
+    "CONFIG_DIR", "FLAG_FIELDS", "SECTIONS", "ConfigError", "FommConfig", "config_from_flag_values",
+    "config_from_official", "define_flags", "given_config_flags", "known_configs", "load_config", "resolve_config_path"
+]

@@ -121,7 +121,9 @@ class FommConfig:
 
   def kp_detector_kwargs(self):
     m = self.model
-    return dict(num_kp=m.num_kp, num_channels=m.num_channels, estimate_jacobian=m.estimate_jacobian,
+    return dict(num_kp=m.num_kp,
+                num_channels=m.num_channels,
+                estimate_jacobian=m.estimate_jacobian,
                 **self.kp_detector.kwargs())
 
   def dense_motion_kwargs(self):
@@ -129,8 +131,11 @@ class FommConfig:
 
   def generator_kwargs(self):
     m = self.model
-    return dict(num_channels=m.num_channels, num_kp=m.num_kp, estimate_jacobian=m.estimate_jacobian,
-                align_corners=m.align_corners, dense_motion_params=self.dense_motion_kwargs(),
+    return dict(num_channels=m.num_channels,
+                num_kp=m.num_kp,
+                estimate_jacobian=m.estimate_jacobian,
+                align_corners=m.align_corners,
+                dense_motion_params=self.dense_motion_kwargs(),
                 **self.generator.kwargs())
 
   def discriminator_kwargs(self):

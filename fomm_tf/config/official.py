@@ -35,8 +35,8 @@ def config_from_official(params, base=None, source="<official config>"):
   """
   if not isinstance(params, dict):
     raise ConfigError(f"{source}: an official config is a mapping, got {type(params).__name__}")
-  if "model_params" not in params and any(k in params for k in ("common_params", "kp_detector_params",
-                                                                "generator_params")):
+  if "model_params" not in params and any(
+      k in params for k in ("common_params", "kp_detector_params", "generator_params")):
     params = {"model_params": params}
   changes = {}
   for name, where in fomm_config.FLAG_FIELDS.items():

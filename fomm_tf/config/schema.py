@@ -64,14 +64,18 @@ MAX_KEYPOINTS = 256
 
 
 def _at_most(limit):
+
   def check(value):
     return None if 0 < value <= limit else f"must be in [1, {limit}]"
+
   return check
 
 
 def _from_zero_to(limit):
+
   def check(value):
     return None if 0 <= value <= limit else f"must be in [0, {limit}]"
+
   return check
 
 
@@ -118,8 +122,10 @@ class Section:
 
   def kwargs(self):
     """The fields as a dict of constructor arguments (lists as lists)."""
-    return {f.name: list(v) if isinstance(v, tuple) else v for f, v in
-            ((f, getattr(self, f.name)) for f in dataclasses.fields(self))}
+    return {
+        f.name: list(v) if isinstance(v, tuple) else v
+        for f, v in ((f, getattr(self, f.name)) for f in dataclasses.fields(self))
+    }
 
 
 def _show(value):
@@ -182,8 +188,8 @@ def _coerce(field, value, section):
       return value
   except (TypeError, ValueError):
     what = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}
-    expected = (f"a comma-separated list of {'integers' if kind is int else 'numbers'}" if kind is not None
-                else what[field_type])
+    expected = (f"a comma-separated list of {'integers' if kind is int else 'numbers'}"
+                if kind is not None else what[field_type])
     raise section.ERROR(f"--{name} expects {expected}, got {_show(value) if not isinstance(value, str) else value!r}") \
         from None
   raise TypeError(f"config field {name} has unsupported type {field_type}")
@@ -200,11 +206,13 @@ class ModelConfig(Section):
   num_kp: int = param(10, "Number of keypoints K.", check=_at_most(MAX_KEYPOINTS))
   num_channels: int = param(3, "Image channels.", check=_at_most(4))
   estimate_jacobian: bool = param(True, "Predict a 2x2 Jacobian per keypoint.")
-  frame_shape: Tuple[int, ...] = param((256, 256, 3), "Frame height, width, channels.",
+  frame_shape: Tuple[int, ...] = param((256, 256, 3),
+                                       "Frame height, width, channels.",
                                        official="dataset_params.frame_shape")
   align_corners: bool = param(
       True, "Grid-sampling convention: True = the official checkpoints' training semantics (PyTorch 1.0); "
-      "False = the official code as it runs on PyTorch >= 1.3.", official="")
+      "False = the official code as it runs on PyTorch >= 1.3.",
+      official="")
 
   def __post_init__(self):
     super().__post_init__()
@@ -225,11 +233,14 @@ class KeypointDetectorConfig(Section):
   scale_factor: float = param(0.25, "Keypoint detector input downscale.", check=_one_over_n)
   num_blocks: int = param(5, "Keypoint hourglass depth.", check=_at_most(MAX_HOURGLASS_BLOCKS))
   single_jacobian_map: bool = param(False, "One Jacobian map shared by all keypoints.")
-  pad: int = param(0, "Padding of the keypoint/Jacobian heads: 0 or head_kernel_size // 2 (3 for 7x7).",
+  pad: int = param(0,
+                   "Padding of the keypoint/Jacobian heads: 0 or head_kernel_size // 2 (3 for 7x7).",
                    check=_non_negative)
   separable: bool = param(False, "Lite: depthwise-separable 3x3 convs in the keypoint hourglass.", official="")
-  head_kernel_size: int = param(7, "Kernel size of the keypoint/Jacobian heads (7 in the paper; lite: 3).",
-                                official="", check=_head_kernel)
+  head_kernel_size: int = param(7,
+                                "Kernel size of the keypoint/Jacobian heads (7 in the paper; lite: 3).",
+                                official="",
+                                check=_head_kernel)
 
   def __post_init__(self):
     super().__post_init__()
@@ -249,8 +260,10 @@ class DenseMotionConfig(Section):
   scale_factor: float = param(0.25, "Dense motion input downscale.", check=_one_over_n)
   kp_variance: float = param(0.01, "Variance of the keypoint Gaussians.", check=_positive)
   separable: bool = param(False, "Lite: depthwise-separable 3x3 convs in the dense motion hourglass.", official="")
-  head_kernel_size: int = param(7, "Kernel size of the mask and occlusion heads (7 in the paper; lite: 3).",
-                                official="", check=_head_kernel)
+  head_kernel_size: int = param(7,
+                                "Kernel size of the mask and occlusion heads (7 in the paper; lite: 3).",
+                                official="",
+                                check=_head_kernel)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,9 +277,12 @@ class GeneratorConfig(Section):
   num_bottleneck_blocks: int = param(6, "Generator residual blocks.", check=_from_zero_to(MAX_BOTTLENECK_BLOCKS))
   estimate_occlusion_map: bool = param(True, "Predict an occlusion map.")
   separable: bool = param(False, "Lite: depthwise-separable 3x3 convs in the generator's down, residual and up "
-                          "blocks.", official="")
-  head_kernel_size: int = param(7, "Kernel size of the generator's first and final convs (7 in the paper; lite: 3).",
-                                official="", check=_head_kernel)
+                          "blocks.",
+                          official="")
+  head_kernel_size: int = param(7,
+                                "Kernel size of the generator's first and final convs (7 in the paper; lite: 3).",
+                                official="",
+                                check=_head_kernel)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,41 +305,61 @@ class TrainConfig(Section):
   OFFICIAL = "train_params"
   num_epochs: int = param(100, "Training epochs.", check=_positive)
   num_repeats: int = param(75, "Repeats of the video list per epoch.", check=_positive)
-  epoch_milestones: Tuple[int, ...] = param((60, 90), "Epochs at which learning rates drop 10x.",
+  epoch_milestones: Tuple[int, ...] = param((60, 90),
+                                            "Epochs at which learning rates drop 10x.",
                                             check=_all_non_negative)
   lr_generator: float = param(2e-4, "Generator learning rate.", check=_non_negative)
   lr_discriminator: float = param(2e-4, "Discriminator learning rate.", check=_non_negative)
   lr_kp_detector: float = param(2e-4, "Keypoint detector learning rate.", check=_non_negative)
-  batch_size: int = param(40, "Global training batch size.", flag="train_batch_size",
-                          official="train_params.batch_size", check=_positive)
-  perceptual_scales: Tuple[float, ...] = param((1.0, 0.5, 0.25, 0.125), "Perceptual-loss pyramid scales.",
-                                               official="train_params.scales", check=_all_positive)
+  batch_size: int = param(40,
+                          "Global training batch size.",
+                          flag="train_batch_size",
+                          official="train_params.batch_size",
+                          check=_positive)
+  perceptual_scales: Tuple[float, ...] = param((1.0, 0.5, 0.25, 0.125),
+                                               "Perceptual-loss pyramid scales.",
+                                               official="train_params.scales",
+                                               check=_all_positive)
   checkpoint_freq: int = param(50, "Epochs between checkpoints of the official trainer.", check=_positive)
-  sigma_affine: float = param(0.05, "Equivariance transform: affine noise.",
-                              official="train_params.transform_params.sigma_affine", check=_non_negative)
-  sigma_tps: float = param(0.005, "Equivariance transform: TPS noise.",
-                           official="train_params.transform_params.sigma_tps", check=_non_negative)
-  points_tps: int = param(5, "Equivariance transform: TPS control grid size.",
-                          official="train_params.transform_params.points_tps", check=_positive)
-  loss_generator_gan: float = param(0.0, "Weight of the generator GAN loss.",
-                                    official="train_params.loss_weights.generator_gan", check=_non_negative)
-  loss_discriminator_gan: float = param(1.0, "Weight of the discriminator GAN loss.",
+  sigma_affine: float = param(0.05,
+                              "Equivariance transform: affine noise.",
+                              official="train_params.transform_params.sigma_affine",
+                              check=_non_negative)
+  sigma_tps: float = param(0.005,
+                           "Equivariance transform: TPS noise.",
+                           official="train_params.transform_params.sigma_tps",
+                           check=_non_negative)
+  points_tps: int = param(5,
+                          "Equivariance transform: TPS control grid size.",
+                          official="train_params.transform_params.points_tps",
+                          check=_positive)
+  loss_generator_gan: float = param(0.0,
+                                    "Weight of the generator GAN loss.",
+                                    official="train_params.loss_weights.generator_gan",
+                                    check=_non_negative)
+  loss_discriminator_gan: float = param(1.0,
+                                        "Weight of the discriminator GAN loss.",
                                         official="train_params.loss_weights.discriminator_gan",
                                         check=_non_negative)
-  loss_feature_matching: Tuple[float, ...] = param((10.0,) * 4, "Feature matching weights.",
+  loss_feature_matching: Tuple[float, ...] = param((10.0,) * 4,
+                                                   "Feature matching weights.",
                                                    official="train_params.loss_weights.feature_matching",
                                                    check=_all_non_negative)
-  loss_perceptual: Tuple[float, ...] = param((10.0,) * 5, "VGG19 relu1_1..relu5_1 weights.",
+  loss_perceptual: Tuple[float, ...] = param((10.0,) * 5,
+                                             "VGG19 relu1_1..relu5_1 weights.",
                                              official="train_params.loss_weights.perceptual",
                                              check=_all_non_negative)
   loss_pixel: float = param(
       0.0, "Weight of a plain L1 loss on each pyramid level (not in the paper; 0 in the official configs; used "
-      "where no ImageNet VGG19 weights are available, e.g. the built-in synthetic model).", official="",
+      "where no ImageNet VGG19 weights are available, e.g. the built-in synthetic model).",
+      official="",
       check=_non_negative)
-  loss_equivariance_value: float = param(10.0, "Equivariance (keypoint value) weight.",
+  loss_equivariance_value: float = param(10.0,
+                                         "Equivariance (keypoint value) weight.",
                                          official="train_params.loss_weights.equivariance_value",
                                          check=_non_negative)
-  loss_equivariance_jacobian: float = param(10.0, "Equivariance (Jacobian) weight.",
+  loss_equivariance_jacobian: float = param(10.0,
+                                            "Equivariance (Jacobian) weight.",
                                             official="train_params.loss_weights.equivariance_jacobian",
                                             check=_non_negative)
 
@@ -333,30 +369,39 @@ class DatasetConfig(Section):
   """Training sample selection and augmentation (the official `dataset_params`)."""
   OFFICIAL = "dataset_params"
   id_sampling: bool = param(False, "Sample an identity (name before '#') first.")
-  flip_horizontal: bool = param(True, "Random horizontal flips.",
+  flip_horizontal: bool = param(True,
+                                "Random horizontal flips.",
                                 official="dataset_params.augmentation_params.flip_param.horizontal_flip")
-  flip_time: bool = param(True, "Random time flips.",
+  flip_time: bool = param(True,
+                          "Random time flips.",
                           official="dataset_params.augmentation_params.flip_param.time_flip")
   flip_mode: str = param("official", "official: a time flip (p=0.5) excludes the horizontal flip, as the official "
                          "RandomFlip (50% time, 25% horizontal, never both); independent: two independent coins.",
-                         official="", check=lambda v: None if v in ("official", "independent")
-                         else "must be official or independent")
-  jitter_brightness: float = param(0.0, "Colour jitter: brightness.",
+                         official="",
+                         check=lambda v: None
+                         if v in ("official", "independent") else "must be official or independent")
+  jitter_brightness: float = param(0.0,
+                                   "Colour jitter: brightness.",
                                    official="dataset_params.augmentation_params.jitter_param.brightness",
                                    check=_non_negative)
-  jitter_contrast: float = param(0.0, "Colour jitter: contrast.",
+  jitter_contrast: float = param(0.0,
+                                 "Colour jitter: contrast.",
                                  official="dataset_params.augmentation_params.jitter_param.contrast",
                                  check=_non_negative)
-  jitter_saturation: float = param(0.0, "Colour jitter: saturation.",
+  jitter_saturation: float = param(0.0,
+                                   "Colour jitter: saturation.",
                                    official="dataset_params.augmentation_params.jitter_param.saturation",
                                    check=_non_negative)
-  jitter_hue: float = param(0.0, "Colour jitter: hue.",
+  jitter_hue: float = param(0.0,
+                            "Colour jitter: hue.",
                             official="dataset_params.augmentation_params.jitter_param.hue",
                             check=lambda v: None if 0 <= v <= 0.5 else "must be in [0, 0.5]")
-  resize_ratio: Tuple[float, ...] = param((), "Random resize ratio range before cropping (empty: off).",
+  resize_ratio: Tuple[float, ...] = param((),
+                                          "Random resize ratio range before cropping (empty: off).",
                                           official="dataset_params.augmentation_params.resize_param.ratio",
                                           check=_all_positive)
-  crop_size: Tuple[int, ...] = param((), "Random crop size after resizing (empty: off).",
+  crop_size: Tuple[int, ...] = param((),
+                                     "Random crop size after resizing (empty: off).",
                                      official="dataset_params.augmentation_params.crop_param.size",
                                      check=_all_positive)
 
@@ -365,16 +410,21 @@ class DatasetConfig(Section):
 class AnimationConfig(Section):
   """Animation and evaluation defaults (the official `animate_params` and `reconstruction_params`)."""
   OFFICIAL = "animate_params.normalization_params"
-  animate_num_pairs: int = param(50, "Pairs animated by evaluate --mode=animation.",
-                                 official="animate_params.num_pairs", check=_positive)
-  reconstruction_num_videos: int = param(1000, "Videos used by evaluate --mode=reconstruction.",
-                                         official="reconstruction_params.num_videos", check=_positive)
+  animate_num_pairs: int = param(50,
+                                 "Pairs animated by evaluate --mode=animation.",
+                                 official="animate_params.num_pairs",
+                                 check=_positive)
+  reconstruction_num_videos: int = param(1000,
+                                         "Videos used by evaluate --mode=reconstruction.",
+                                         official="reconstruction_params.num_videos",
+                                         check=_positive)
   adapt_movement_scale: bool = param(False, "Relative motion: scale by convex-hull area.")
   use_relative_movement: bool = param(True, "Relative motion transfer of keypoint values.")
   use_relative_jacobian: bool = param(True, "Relative motion transfer of Jacobians.")
   crop: str = param("center", "How animate makes photos and videos square: center (the centred square), pad (the "
                     "whole picture, black borders) or face (VoxCeleb-style head crops; the default of configs "
-                    "trained on faces).", official="",
+                    "trained on faces).",
+                    official="",
                     check=lambda v: None if v in ("center", "pad", "face") else "must be center, pad or face")
 
 

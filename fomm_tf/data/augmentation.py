@@ -67,66 +67,55 @@ class AugmentationParams:
   def __post_init__(self):
     for name in ("flip_time", "flip_horizontal"):
       if not isinstance(getattr(self, name), (bool, np.bool_)):
-        raise AugmentationError(
-            f"{name} must be a bool, got {getattr(self, name)!r}")
+        raise AugmentationError(f"{name} must be a bool, got {getattr(self, name)!r}")
     if self.flip_mode not in FLIP_MODES:
       raise AugmentationError(f"flip_mode must be one of {', '.join(FLIP_MODES)}, got {self.flip_mode!r}")
     for name in ("brightness", "contrast", "saturation", "hue"):
       value = getattr(self, name)
       if not checks.is_number(value) or not value >= 0:
-        raise AugmentationError(
-            f"jitter {name} must be a number >= 0, got {value!r}")
+        raise AugmentationError(f"jitter {name} must be a number >= 0, got {value!r}")
     if self.hue > 0.5:
-      raise AugmentationError(
-          f"jitter hue must be in [0, 0.5], got {self.hue}")
+      raise AugmentationError(f"jitter hue must be in [0, 0.5], got {self.hue}")
     if self.resize_ratio is not None:
       ratio = tuple(self.resize_ratio)
-      if (len(ratio) != 2 or not all(checks.is_number(r) for r in ratio)
-              or not 0 < ratio[0] <= ratio[1]):
-        raise AugmentationError(
-            f"resize_ratio must be (low, high) with 0 < low <= high, "
-            f"got {list(ratio)}")
-      object.__setattr__(self, "resize_ratio",
-                         (float(ratio[0]), float(ratio[1])))
+      if (len(ratio) != 2 or not all(checks.is_number(r) for r in ratio) or not 0 < ratio[0] <= ratio[1]):
+        raise AugmentationError(f"resize_ratio must be (low, high) with 0 < low <= high, "
+                                f"got {list(ratio)}")
+      object.__setattr__(self, "resize_ratio", (float(ratio[0]), float(ratio[1])))
       if self.crop_size is None:
         # Without a crop the frames of a batch would differ in size.
-        raise AugmentationError(
-            f"resize_ratio {list(ratio)} needs a crop_size to bring "
-            f"frames back to one size")
+        raise AugmentationError(f"resize_ratio {list(ratio)} needs a crop_size to bring "
+                                f"frames back to one size")
     if self.crop_size is not None:
       size = tuple(self.crop_size)
       if len(size) != 2 or not all(checks.is_positive_int(s) for s in size):
-        raise AugmentationError(
-            f"crop_size must be (height, width) of positive integers, "
-            f"got {list(size)}")
+        raise AugmentationError(f"crop_size must be (height, width) of positive integers, "
+                                f"got {list(size)}")
       object.__setattr__(self, "crop_size", (int(size[0]), int(size[1])))
 
   @classmethod
   def from_config(cls, cfg) -> "AugmentationParams":
     """Reads the dataset section of a FommConfig (empty tuples mean off)."""
-    return cls(
-        flip_time=bool(cfg.flip_time),
-        flip_horizontal=bool(cfg.flip_horizontal),
-        flip_mode=cfg.flip_mode,
-        brightness=float(cfg.jitter_brightness),
-        contrast=float(cfg.jitter_contrast),
-        saturation=float(cfg.jitter_saturation),
-        hue=float(cfg.jitter_hue),
-        resize_ratio=tuple(cfg.resize_ratio) if cfg.resize_ratio else None,
-        crop_size=tuple(cfg.crop_size) if cfg.crop_size else None)
+    return cls(flip_time=bool(cfg.flip_time),
+               flip_horizontal=bool(cfg.flip_horizontal),
+               flip_mode=cfg.flip_mode,
+               brightness=float(cfg.jitter_brightness),
+               contrast=float(cfg.jitter_contrast),
+               saturation=float(cfg.jitter_saturation),
+               hue=float(cfg.jitter_hue),
+               resize_ratio=tuple(cfg.resize_ratio) if cfg.resize_ratio else None,
+               crop_size=tuple(cfg.crop_size) if cfg.crop_size else None)
 
   def output_size(self, input_size: Tuple[int, int]) -> Tuple[int, int]:
     """(height, width) of augmented frames given the input frame size."""
-    return self.crop_size if self.crop_size is not None else tuple(
-        input_size)
+    return self.crop_size if self.crop_size is not None else tuple(input_size)
 
 
 def _check_clip(frames) -> np.ndarray:
   frames = np.asarray(frames)
   if frames.ndim != 4 or frames.shape[-1] != 3 or 0 in frames.shape:
-    raise AugmentationError(
-        f"a clip must be a non-empty (T, H, W, 3) array, got shape "
-        f"{frames.shape}")
+    raise AugmentationError(f"a clip must be a non-empty (T, H, W, 3) array, got shape "
+                            f"{frames.shape}")
   if not np.issubdtype(frames.dtype, np.floating):
     raise AugmentationError(f"a clip must be float, got {frames.dtype}")
   return frames.astype(np.float32, copy=False)
@@ -137,8 +126,11 @@ def _check_clip(frames) -> np.ndarray:
 # ----------------------------------------------------------------------------
 
 
-def random_flip(frames: np.ndarray, rng: np.random.Generator,
-                flip_time: bool, flip_horizontal: bool, mode: str = "official") -> np.ndarray:
+def random_flip(frames: np.ndarray,
+                rng: np.random.Generator,
+                flip_time: bool,
+                flip_horizontal: bool,
+                mode: str = "official") -> np.ndarray:
   """Reverses the frame order or mirrors all frames, as the official `RandomFlip` (see the module doc).
 
   Both coins are always tossed, so the generator advances the same way
@@ -155,8 +147,7 @@ def random_flip(frames: np.ndarray, rng: np.random.Generator,
   return np.ascontiguousarray(frames)
 
 
-def random_resize(frames: np.ndarray, rng: np.random.Generator,
-                  ratio: Tuple[float, float]) -> np.ndarray:
+def random_resize(frames: np.ndarray, rng: np.random.Generator, ratio: Tuple[float, float]) -> np.ndarray:
   """Scales all frames by one factor drawn uniformly from `ratio`.
 
   The new size is truncated to whole pixels (at least 1), as the official
@@ -169,8 +160,7 @@ def random_resize(frames: np.ndarray, rng: np.random.Generator,
   return np.stack([media.resize_frame(frame, size) for frame in frames])
 
 
-def random_crop(frames: np.ndarray, rng: np.random.Generator,
-                size: Tuple[int, int]) -> np.ndarray:
+def random_crop(frames: np.ndarray, rng: np.random.Generator, size: Tuple[int, int]) -> np.ndarray:
   """Crops one random (height, width) window out of all frames.
 
   Frames smaller than the window along an axis are first padded on both
@@ -183,14 +173,12 @@ def random_crop(frames: np.ndarray, rng: np.random.Generator,
   pad_y = max(0, crop_height - height)
   pad_x = max(0, crop_width - width)
   if pad_y or pad_x:
-    frames = np.pad(frames, ((0, 0), (pad_y // 2, pad_y - pad_y // 2),
-                             (pad_x // 2, pad_x - pad_x // 2), (0, 0)),
+    frames = np.pad(frames, ((0, 0), (pad_y // 2, pad_y - pad_y // 2), (pad_x // 2, pad_x - pad_x // 2), (0, 0)),
                     mode="edge")
     height, width = frames.shape[1:3]
   top = int(rng.integers(0, height - crop_height + 1))
   left = int(rng.integers(0, width - crop_width + 1))
-  return np.ascontiguousarray(
-      frames[:, top:top + crop_height, left:left + crop_width])
+  return np.ascontiguousarray(frames[:, top:top + crop_height, left:left + crop_width])
 
 
 # ----------------------------------------------------------------------------
@@ -235,8 +223,7 @@ def _rgb_planes_to_hsv(red, green, blue):
   # The channel holding the maximum decides the 60-degree sector; where two
   # channels tie, red wins over green, green over blue (as in colorsys).
   hue = (red - green) * inverse_chroma + np.float32(4.0)
-  np.copyto(hue, (blue - red) * inverse_chroma + np.float32(2.0),
-            where=value == green)
+  np.copyto(hue, (blue - red) * inverse_chroma + np.float32(2.0), where=value == green)
   np.copyto(hue, (green - blue) * inverse_chroma, where=value == red)
   hue *= np.float32(1.0 / 6.0)
   hue -= np.floor(hue)
@@ -280,16 +267,14 @@ def adjust_hue(frames: np.ndarray, shift: float) -> np.ndarray:
   """Rotates the hue of every pixel by `shift` turns (in [-0.5, 0.5])."""
   frames = _check_clip(frames)
   if not -0.5 <= shift <= 0.5:
-    raise AugmentationError(
-        f"hue shift must be in [-0.5, 0.5], got {shift}")
+    raise AugmentationError(f"hue shift must be in [-0.5, 0.5], got {shift}")
   hue, saturation, value = _rgb_planes_to_hsv(*_planes(frames))
   hue += np.float32(shift)
   rgb = np.stack(_hsv_planes_to_rgb(hue, saturation, value), axis=-1)
   return np.clip(rgb, 0.0, 1.0)
 
 
-def sample_jitter_factors(rng: np.random.Generator, brightness: float,
-                          contrast: float, saturation: float, hue: float):
+def sample_jitter_factors(rng: np.random.Generator, brightness: float, contrast: float, saturation: float, hue: float):
   """Draws torchvision ColorJitter parameters.
 
   Returns:
@@ -310,31 +295,29 @@ def sample_jitter_factors(rng: np.random.Generator, brightness: float,
   return order, factors
 
 
-def color_jitter(frames: np.ndarray, rng: np.random.Generator,
-                 brightness: float = 0.0, contrast: float = 0.0,
-                 saturation: float = 0.0, hue: float = 0.0) -> np.ndarray:
+def color_jitter(frames: np.ndarray,
+                 rng: np.random.Generator,
+                 brightness: float = 0.0,
+                 contrast: float = 0.0,
+                 saturation: float = 0.0,
+                 hue: float = 0.0) -> np.ndarray:
   """Applies torchvision-style ColorJitter, one draw for the whole clip."""
   frames = _check_clip(frames)
-  order, factors = sample_jitter_factors(rng, brightness, contrast,
-                                         saturation, hue)
-  adjustments = (adjust_brightness, adjust_contrast, adjust_saturation,
-                 adjust_hue)
+  order, factors = sample_jitter_factors(rng, brightness, contrast, saturation, hue)
+  adjustments = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
   for which in order:
     if factors[which] is not None:
       frames = adjustments[which](frames, factors[which])
   return frames
 
 
-def augment_clip(frames: np.ndarray, params: AugmentationParams,
-                 rng: np.random.Generator) -> np.ndarray:
+def augment_clip(frames: np.ndarray, params: AugmentationParams, rng: np.random.Generator) -> np.ndarray:
   """Flips, resizes, crops and colour-jitters a clip as `params` says."""
   frames = random_flip(frames, rng, params.flip_time, params.flip_horizontal, params.flip_mode)
   if params.resize_ratio is not None:
     frames = random_resize(frames, rng, params.resize_ratio)
   if params.crop_size is not None:
     frames = random_crop(frames, rng, params.crop_size)
-  if max(params.brightness, params.contrast, params.saturation,
-         params.hue) > 0:
-    frames = color_jitter(frames, rng, params.brightness, params.contrast,
-                          params.saturation, params.hue)
+  if max(params.brightness, params.contrast, params.saturation, params.hue) > 0:
+    frames = color_jitter(frames, rng, params.brightness, params.contrast, params.saturation, params.hue)
   return frames

@@ -95,8 +95,7 @@ def read_frames_at(path: str, indices: Sequence[int]) -> List[np.ndarray]:
       (including a video shorter than it), or a frame size differs.
   """
   if not indices or min(indices) < 0:
-    raise MediaError(
-        f"{path}: frame indices must be non-negative, got {list(indices)}")
+    raise MediaError(f"{path}: frame indices must be non-negative, got {list(indices)}")
   wanted = set(int(i) for i in indices)
   last = max(wanted)
   source = media.open_video(path)
@@ -104,14 +103,13 @@ def read_frames_at(path: str, indices: Sequence[int]) -> List[np.ndarray]:
   if isinstance(source, media.FrameFolderSource):
     if last >= len(source.frame_paths):
       raise MediaError(f"{path}: has {len(source.frame_paths)} "
-                             f"frames, frame {last} was requested")
+                       f"frames, frame {last} was requested")
     for index in sorted(wanted):
       frame = media.read_image(source.frame_paths[index])
       if frame.shape[:2] != source.frame_size:
-        raise MediaError(
-            f"{path}: frame {index} is {frame.shape[0]}x"
-            f"{frame.shape[1]}, but frame 0 is {source.frame_size[0]}"
-            f"x{source.frame_size[1]}")
+        raise MediaError(f"{path}: frame {index} is {frame.shape[0]}x"
+                         f"{frame.shape[1]}, but frame 0 is {source.frame_size[0]}"
+                         f"x{source.frame_size[1]}")
       frames[index] = frame
   else:
     stream = iter(source)
@@ -128,7 +126,7 @@ def read_frames_at(path: str, indices: Sequence[int]) -> List[np.ndarray]:
       stream.close()
     if last not in frames:
       raise MediaError(f"{path}: ended after {decoded} frames, "
-                             f"frame {last} was requested")
+                       f"frame {last} was requested")
   return [frames[int(i)] for i in indices]
 
 
@@ -140,10 +138,8 @@ class _PairSampler:
   and each result depends only on (seed, epoch, position).
   """
 
-  def __init__(self, index: VideoIndex,
-               params: augmentation.AugmentationParams,
-               frame_size: Tuple[int, int], seed: int, epoch: int,
-               skip_report: SkipCounter):
+  def __init__(self, index: VideoIndex, params: augmentation.AugmentationParams, frame_size: Tuple[int, int], seed: int,
+               epoch: int, skip_report: SkipCounter):
     self._index = index
     self._params = params
     self._frame_size = tuple(frame_size)
@@ -164,29 +160,27 @@ class _PairSampler:
     path = self._index.paths[video]
     indices = sample_frame_pair(rng, self._index.num_frames[video])
     frames = read_frames_at(path, [int(i) for i in indices])
-    frames = [frame if frame.shape[:2] == self._frame_size
-              else media.resize_frame(frame, self._frame_size)
-              for frame in frames]
+    frames = [
+        frame if frame.shape[:2] == self._frame_size else media.resize_frame(frame, self._frame_size)
+        for frame in frames
+    ]
     return np.stack(frames)
 
   def __call__(self, entry, position):
-    rng = np.random.default_rng(
-        [self._seed, self._epoch, _SAMPLE_STREAM, int(position)])
+    rng = np.random.default_rng([self._seed, self._epoch, _SAMPLE_STREAM, int(position)])
     for video in self._candidates(int(entry), rng):
       try:
         clip = self._load(video, rng)
       except MediaError as error:
         path = self._index.paths[video]
         if self._skip_report.record(path, error):
-          logging.warning("Skipping video %s: %s", path,
-                          one_line(error))
+          logging.warning("Skipping video %s: %s", path, one_line(error))
         continue
       clip = augmentation.augment_clip(clip, self._params, rng)
       return clip[0], clip[1], np.int32(video)
-    raise DatasetError(
-        f"{self._index.root} ({self._index.split} split): none of the "
-        f"{len(self._index.paths)} videos could be decoded for sample "
-        f"{int(position)}")
+    raise DatasetError(f"{self._index.root} ({self._index.split} split): none of the "
+                       f"{len(self._index.paths)} videos could be decoded for sample "
+                       f"{int(position)}")
 
 
 def batches_per_epoch(index: VideoIndex, num_repeats: int, batch_size: int) -> int:
@@ -194,12 +188,15 @@ def batches_per_epoch(index: VideoIndex, num_repeats: int, batch_size: int) -> i
   return len(index) * num_repeats // batch_size
 
 
-def make_train_dataset(cfg, root: Union[str, VideoIndex], batch_size: int,
+def make_train_dataset(cfg,
+                       root: Union[str, VideoIndex],
+                       batch_size: int,
                        seed: int = 0,
                        num_parallel_calls: int = tf.data.AUTOTUNE,
                        drop_remainder: bool = True,
                        skip_report: Optional[SkipCounter] = None,
-                       epoch: int = 0, split_seed: int = 0,
+                       epoch: int = 0,
+                       split_seed: int = 0,
                        start_batch: int = 0) -> tf.data.Dataset:
   """One epoch of training batches (from batch `start_batch` on).
 
@@ -230,8 +227,7 @@ def make_train_dataset(cfg, root: Union[str, VideoIndex], batch_size: int,
       one batch; all before any training step.
   """
   if not checks.is_positive_int(batch_size):
-    raise DatasetError(
-        f"batch_size must be a positive integer, got {batch_size!r}")
+    raise DatasetError(f"batch_size must be a positive integer, got {batch_size!r}")
   seed = check_seed(seed)
   epoch = check_seed(epoch, "epoch")
   start_batch = check_seed(start_batch, "start_batch")
@@ -245,41 +241,35 @@ def make_train_dataset(cfg, root: Union[str, VideoIndex], batch_size: int,
   if isinstance(root, VideoIndex):
     index = root
     if index.split != "train" or index.id_sampling != id_sampling:
-      raise DatasetError(
-          f"{index.root}: the VideoIndex is of the {index.split} split "
-          f"with id_sampling={index.id_sampling}; training needs the "
-          f"train split with id_sampling={id_sampling}")
+      raise DatasetError(f"{index.root}: the VideoIndex is of the {index.split} split "
+                         f"with id_sampling={index.id_sampling}; training needs the "
+                         f"train split with id_sampling={id_sampling}")
   else:
-    index = index_videos(root, "train", id_sampling, split_seed,
-                         skip_report)
+    index = index_videos(root, "train", id_sampling, split_seed, skip_report)
 
   num_samples = len(index) * num_repeats
   if drop_remainder and num_samples < batch_size:
-    raise DatasetError(
-        f"{index.root} (train split): {len(index)} "
-        f"{'identities' if index.id_sampling else 'videos'} x "
-        f"{num_repeats} repeats = {num_samples} samples, fewer than one "
-        f"batch of {batch_size}")
+    raise DatasetError(f"{index.root} (train split): {len(index)} "
+                       f"{'identities' if index.id_sampling else 'videos'} x "
+                       f"{num_repeats} repeats = {num_samples} samples, fewer than one "
+                       f"batch of {batch_size}")
 
   order_rng = np.random.default_rng([seed, epoch, _ORDER_STREAM])
-  entries = order_rng.permutation(
-      np.tile(np.arange(len(index), dtype=np.int32), num_repeats))
+  entries = order_rng.permutation(np.tile(np.arange(len(index), dtype=np.int32), num_repeats))
   positions = np.arange(num_samples, dtype=np.int64)
   first = min(start_batch * batch_size, num_samples)
   sampler = _PairSampler(index, params, frame_size, seed, epoch, skip_report)
   frame_shape = tuple(output_size) + (3,)
 
   def load(entry, position):
-    source, driving, video = tf.numpy_function(
-        sampler, [entry, position], (tf.float32, tf.float32, tf.int32),
-        name="decode_training_pair")
+    source, driving, video = tf.numpy_function(sampler, [entry, position], (tf.float32, tf.float32, tf.int32),
+                                               name="decode_training_pair")
     source.set_shape(frame_shape)
     driving.set_shape(frame_shape)
     video.set_shape(())
     return {"source": source, "driving": driving, "video_index": video}
 
   dataset = tf.data.Dataset.from_tensor_slices((entries[first:], positions[first:]))
-  dataset = dataset.map(load, num_parallel_calls=num_parallel_calls,
-                        deterministic=True)
+  dataset = dataset.map(load, num_parallel_calls=num_parallel_calls, deterministic=True)
   dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
   return dataset.prefetch(tf.data.AUTOTUNE)

@@ -73,7 +73,6 @@ _MAX_SCALE_AMPLITUDE = 0.12
 
 RngOrSeed = Union[int, np.integer, np.random.Generator]
 
-
 # ----------------------------------------------------------------------------
 # Textures.
 # ----------------------------------------------------------------------------
@@ -216,8 +215,8 @@ class Part:
     y = local_y - self.centre[1]
     hx, hy = self.half
     if self.kind == "ellipse":
-      radius = np.sqrt((x / hx) ** 2 + (y / hy) ** 2)
-      gradient = np.sqrt((x / hx**2) ** 2 + (y / hy**2) ** 2) / np.maximum(radius, 1e-6)
+      radius = np.sqrt((x / hx)**2 + (y / hy)**2)
+      gradient = np.sqrt((x / hx**2)**2 + (y / hy**2)**2) / np.maximum(radius, 1e-6)
       return (radius - 1.0) / np.maximum(gradient, 1e-6)
     if self.kind == "box":
       qx = np.abs(x) - hx
@@ -235,9 +234,9 @@ class Part:
     y = local_y - self.centre[1]
     hx, hy = self.half
     if self.kind == "ellipse":
-      return np.minimum((x / hx) ** 2 + (y / hy) ** 2, 1.0)
+      return np.minimum((x / hx)**2 + (y / hy)**2, 1.0)
     # Boxes and capsules are limbs lying along local x: shade across them like a cylinder.
-    return np.minimum((y / hy) ** 2, 1.0)
+    return np.minimum((y / hy)**2, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -479,8 +478,8 @@ def _pose(identity, motion, t):
     placements.append(_Placement(part, body_angle + head_angle, scale, head_centre))
 
   # Limb order is (left arm, right arm, left leg, right leg); see sample_identity.
-  keypoints = np.stack([centre, head_centre, joints[0], joints[1], joints[2], joints[3],
-                        ends[0], ends[1], ends[2], ends[3]])
+  keypoints = np.stack(
+      [centre, head_centre, joints[0], joints[1], joints[2], joints[3], ends[0], ends[1], ends[2], ends[3]])
   return placements, keypoints
 
 
@@ -543,8 +542,7 @@ def _check_count(value, name, minimum):
   return int(value)
 
 
-def render_video(rng_or_seed: RngOrSeed, num_frames: int, frame_size: int,
-                 identity: Optional[Identity] = None):
+def render_video(rng_or_seed: RngOrSeed, num_frames: int, frame_size: int, identity: Optional[Identity] = None):
   """Renders one synthetic video and its ground-truth keypoints.
 
   Args:
@@ -641,13 +639,19 @@ def _check_output_dir(output_dir, overwrite):
       raise DatasetError(f"output_dir {output_dir} is not empty; pass overwrite=True (--overwrite) to replace it")
     # Guard against wiping an unrelated directory by a typo in the path.
     if not os.path.isfile(os.path.join(output_dir, DATASET_JSON)):
-      raise DatasetError(
-          f"refusing to overwrite {output_dir}: it is not empty and has no {DATASET_JSON}, "
-          "so it does not look like a synthetic dataset")
+      raise DatasetError(f"refusing to overwrite {output_dir}: it is not empty and has no {DATASET_JSON}, "
+                         "so it does not look like a synthetic dataset")
 
 
-def write_dataset(output_dir: str, num_train: int, num_test: int, num_frames: int, frame_size: int,
-                  seed: int, fmt: str, videos_per_identity: int = 4, overwrite: bool = False) -> dict:
+def write_dataset(output_dir: str,
+                  num_train: int,
+                  num_test: int,
+                  num_frames: int,
+                  frame_size: int,
+                  seed: int,
+                  fmt: str,
+                  videos_per_identity: int = 4,
+                  overwrite: bool = False) -> dict:
   """Writes a train/test synthetic dataset with per-video keypoints and dataset.json.
 
   Layout: ``output_dir/{train,test}/<video>`` plus ``<name>.keypoints.npy`` next
@@ -719,11 +723,10 @@ def write_dataset(output_dir: str, num_train: int, num_test: int, num_frames: in
     description = {
         "generator": GENERATOR_NAME,
         "version": GENERATOR_VERSION,
-        "description": (
-            "Synthetic articulated puppets (textured torso, head with eyes and mouth, four hinged limbs) "
-            "over a static textured background. Body translates/rotates/scales and head and limbs rotate "
-            "about their joints along smooth sinusoids. Videos named id{N:03d}#{M:02d} share identity N; "
-            "test identities are disjoint from train identities."),
+        "description": ("Synthetic articulated puppets (textured torso, head with eyes and mouth, four hinged limbs) "
+                        "over a static textured background. Body translates/rotates/scales and head and limbs rotate "
+                        "about their joints along smooth sinusoids. Videos named id{N:03d}#{M:02d} share identity N; "
+                        "test identities are disjoint from train identities."),
         "seed": seed,
         "format": fmt,
         "num_train": num_train,
@@ -748,7 +751,5 @@ def write_dataset(output_dir: str, num_train: int, num_test: int, num_frames: in
       json.dump(description, handle, indent=2)
       handle.write("\n")
 
-
   total_frames = (num_train + num_test) * num_frames
-  return dict(description, output_dir=output_dir, seconds=seconds,
-              frames_per_second=total_frames / max(seconds, 1e-9))
+  return dict(description, output_dir=output_dir, seconds=seconds, frames_per_second=total_frames / max(seconds, 1e-9))

@@ -91,8 +91,7 @@ class SkipCounter:
 def check_seed(seed, name: str = "seed") -> int:
   """Returns `seed` as an int after checking it is a non-negative integer."""
   if not checks.is_non_negative_int(seed):
-    raise DatasetError(
-        f"{name} must be a non-negative integer, got {seed!r}")
+    raise DatasetError(f"{name} must be a non-negative integer, got {seed!r}")
   return int(seed)
 
 
@@ -112,8 +111,7 @@ def _list_videos(folder: str) -> List[str]:
   return [os.path.join(folder, name) for name in names if _is_video_name(folder, name)]
 
 
-def split_train_test(videos: List[str],
-                     seed: int) -> Tuple[List[str], List[str]]:
+def split_train_test(videos: List[str], seed: int) -> Tuple[List[str], List[str]]:
   """Seeded random 80/20 split; returns (train, test), each sorted.
 
   The test set gets ceil(20%) of the videos: the first of a
@@ -174,9 +172,8 @@ def _count_packets(path: str) -> int:
       stream = container.streams.video[0]
       return sum(1 for packet in container.demux(stream) if packet.size)
   except av.error.FFmpegError as error:
-    raise MediaError(
-        f"{path}: cannot count frames: "
-        f"{one_line(error)}") from error
+    raise MediaError(f"{path}: cannot count frames: "
+                     f"{one_line(error)}") from error
 
 
 def probe_video(path: str) -> int:
@@ -192,7 +189,7 @@ def probe_video(path: str) -> int:
     num_frames = _count_packets(path)
   if num_frames < 2:
     raise MediaError(f"{path}: has {num_frames} frame(s); a "
-                           f"training sample needs at least 2")
+                     f"training sample needs at least 2")
   return int(num_frames)
 
 
@@ -224,8 +221,11 @@ class VideoIndex:
     return len(self.entries)
 
 
-def index_videos(root: str, split: str = "train", id_sampling: bool = False,
-                 split_seed: int = 0, skip_report: Optional[SkipCounter] = None,
+def index_videos(root: str,
+                 split: str = "train",
+                 id_sampling: bool = False,
+                 split_seed: int = 0,
+                 skip_report: Optional[SkipCounter] = None,
                  num_workers: Optional[int] = None) -> VideoIndex:
   """Finds and probes the videos of a split (in parallel threads).
 
@@ -258,8 +258,7 @@ def index_videos(root: str, split: str = "train", id_sampling: bool = False,
       paths.append(path)
       frame_counts.append(num_frames)
       continue
-    logging.warning("Skipping video %s: %s", path,
-                    one_line(error))
+    logging.warning("Skipping video %s: %s", path, one_line(error))
     if skip_report is not None:
       skip_report.record(path, error)
   if not paths:
@@ -276,12 +275,14 @@ def index_videos(root: str, split: str = "train", id_sampling: bool = False,
   else:
     entry_names = tuple(paths)
     entries = tuple((index,) for index in range(len(paths)))
-  logging.info("%s: %d usable videos (%d rejected), %d %s; probed in %.1f s",
-               where, len(paths), len(videos) - len(paths), len(entries),
-               "identities" if id_sampling else "entries",
+  logging.info("%s: %d usable videos (%d rejected), %d %s; probed in %.1f s", where, len(paths),
+               len(videos) - len(paths), len(entries), "identities" if id_sampling else "entries",
                time.perf_counter() - start)
-  return VideoIndex(root=os.fspath(root), split=split,
-                    id_sampling=bool(id_sampling), paths=tuple(paths),
-                    num_frames=tuple(frame_counts), entries=entries,
+  return VideoIndex(root=os.fspath(root),
+                    split=split,
+                    id_sampling=bool(id_sampling),
+                    paths=tuple(paths),
+                    num_frames=tuple(frame_counts),
+                    entries=entries,
                     entry_names=entry_names,
                     num_rejected=len(videos) - len(paths))

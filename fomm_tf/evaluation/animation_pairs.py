@@ -39,7 +39,13 @@ def pair_file_name(source_name, driving_name):
   return f"{source_name}__{driving_name}.mp4"
 
 
-def animate_pair(backend, source_video, driving_video, output_path, batch_size=8, fit="crop", relative=True,
+def animate_pair(backend,
+                 source_video,
+                 driving_video,
+                 output_path,
+                 batch_size=8,
+                 fit="crop",
+                 relative=True,
                  adapt_scale=False):
   """Writes source | driving | animation for one pair; returns the number of frames written."""
   backend = pipeline.as_backend(backend)
@@ -48,8 +54,13 @@ def animate_pair(backend, source_video, driving_video, output_path, batch_size=8
   source_panel = pipeline.prepare_frame(source_image, size, fit)
   driving = media.open_video(driving_video.path)
   with video_writer.VideoWriter(output_path, driving.fps) as writer:
-    for result, driving_frame, _ in pipeline.animate_with_keypoints(
-        backend, source_image, driving, relative=relative, adapt_scale=adapt_scale, batch_size=batch_size, fit=fit):
+    for result, driving_frame, _ in pipeline.animate_with_keypoints(backend,
+                                                                    source_image,
+                                                                    driving,
+                                                                    relative=relative,
+                                                                    adapt_scale=adapt_scale,
+                                                                    batch_size=batch_size,
+                                                                    fit=fit):
       panels = visualization.side_by_side([source_panel, driving_frame, result])
       writer.write(np.clip(panels, 0.0, 1.0))
   return writer.frames_written

@@ -62,8 +62,10 @@ class GlobalAffineBackend(_DetectorBackend):
       grids.append((homogeneous @ affine.T).reshape(height, width, 2))
     grids = np.stack(grids)
     sources = np.repeat(source, len(grids), axis=0)
-    return grid_sample_lib.grid_sample(tf.constant(sources), tf.constant(grids),
-                                       align_corners=self.align_corners, padding_mode="reflection").numpy()
+    return grid_sample_lib.grid_sample(tf.constant(sources),
+                                       tf.constant(grids),
+                                       align_corners=self.align_corners,
+                                       padding_mode="reflection").numpy()
 
 
 METHODS = {"fomm": None, "no_motion": NoMotionBackend, "global_affine": GlobalAffineBackend}

@@ -40,8 +40,7 @@ from fomm_tf.io import files
 
 MODES = ("reconstruction", "animation", "visualize", "keypoints")
 VISUALIZE_DEFAULT_VIDEOS = 4
-KEYPOINT_CSV_COLUMNS = ("video", "frames", "num_keypoints", "akd", "mkr", "num_gt_found", "num_matched",
-                        "num_missing")
+KEYPOINT_CSV_COLUMNS = ("video", "frames", "num_keypoints", "akd", "mkr", "num_gt_found", "num_matched", "num_missing")
 
 
 def define_flags(flag_values):
@@ -52,19 +51,22 @@ def define_flags(flag_values):
   flags.DEFINE_string("output_dir", None, "Where results go (created if missing).", **kw)
   flags.DEFINE_enum("mode", "reconstruction", ["reconstruction", "animation", "visualize", "keypoints"],
                     "What to evaluate.", **kw)
-  flags.DEFINE_integer("max_videos", None, "Use at most this many test videos (in name order). Default: "
-                       "--reconstruction_num_videos for reconstruction, all for animation, 4 for visualize.", **kw)
+  flags.DEFINE_integer(
+      "max_videos", None, "Use at most this many test videos (in name order). Default: "
+      "--reconstruction_num_videos for reconstruction, all for animation, 4 for visualize.", **kw)
   flags.DEFINE_integer("batch_size", 8, "Frames per network call.", **kw)
-  flags.DEFINE_enum("backend", "keras", ["keras", *exported_backends.EXPORTED_BACKENDS],
-                    "What runs FOMM for reconstruction and animation: the Keras model (--checkpoint), or an export "
-                    "directory (--export_dir) through its SavedModel, TFLite or ONNX files (onnx: ONNX Runtime, "
-                    "needs pip install fomm-tf[onnx]).", **kw)
+  flags.DEFINE_enum(
+      "backend", "keras", ["keras", *exported_backends.EXPORTED_BACKENDS],
+      "What runs FOMM for reconstruction and animation: the Keras model (--checkpoint), or an export "
+      "directory (--export_dir) through its SavedModel, TFLite or ONNX files (onnx: ONNX Runtime, "
+      "needs pip install fomm-tf[onnx]).", **kw)
   flags.DEFINE_string("export_dir", None, "--backend=saved_model|tflite|onnx: a directory written by "
                       "python -m fomm_tf.export.", **kw)
   flags.DEFINE_string("quantize", "float32", "--backend=tflite|onnx: the variant to run.", **kw)
-  flags.DEFINE_enum("method", "fomm", ["fomm", "no_motion", "global_affine"],
-                    "Reconstruction: FOMM, or a baseline through the same evaluator (the source copied, or one "
-                    "global affine warp fitted to the model's keypoints).", **kw)
+  flags.DEFINE_enum(
+      "method", "fomm", ["fomm", "no_motion", "global_affine"],
+      "Reconstruction: FOMM, or a baseline through the same evaluator (the source copied, or one "
+      "global affine warp fitted to the model's keypoints).", **kw)
   flags.DEFINE_boolean("save_videos", False, "Reconstruction: also write source | driving | prediction videos.", **kw)
   flags.DEFINE_enum("fit", "crop", ["crop", "pad"],
                     "How non-square videos become square: centre crop or black padding (never stretched).", **kw)
@@ -73,13 +75,15 @@ def define_flags(flag_values):
   flags.DEFINE_integer("seed", 0, "Animation: seed of the pair shuffle.", **kw)
   flags.DEFINE_integer("num_frames", 4, "Visualize: frames per video in the keypoint grid, and rows of the "
                        "occlusion figure.", **kw)
-  flags.DEFINE_enum("keypoints", "ground_truth", ["ground_truth", "face"],
-                    "Reconstruction keypoint metrics: ground_truth (AKD against <video>.keypoints.npy where present) "
-                    "or face (AKD and MKR of the MediaPipe face mesh on real and generated frames; needs the faces "
-                    "extra; see fomm_tf/evaluation/face_metrics.py).", **kw)
-  flags.DEFINE_string("external_keypoints_dir", None, "--mode=keypoints: a folder of NAME_gt.npy and NAME_pred.npy "
-                      "keypoint arrays (T, N, 2) in pixels, NaN = not found (see "
-                      "fomm_tf/evaluation/keypoint_metrics.py).", **kw)
+  flags.DEFINE_enum(
+      "keypoints", "ground_truth", ["ground_truth", "face"],
+      "Reconstruction keypoint metrics: ground_truth (AKD against <video>.keypoints.npy where present) "
+      "or face (AKD and MKR of the MediaPipe face mesh on real and generated frames; needs the faces "
+      "extra; see fomm_tf/evaluation/face_metrics.py).", **kw)
+  flags.DEFINE_string(
+      "external_keypoints_dir", None, "--mode=keypoints: a folder of NAME_gt.npy and NAME_pred.npy "
+      "keypoint arrays (T, N, 2) in pixels, NaN = not found (see "
+      "fomm_tf/evaluation/keypoint_metrics.py).", **kw)
 
 
 def _check_common_flags(flag_values):
@@ -112,11 +116,19 @@ def _check_common_flags(flag_values):
 
 
 def _header(flag_values, cfg):
-  exported = ({"export_dir": os.path.abspath(flag_values.export_dir), "quantize": flag_values.quantize}
-              if flag_values.backend != "keras" else {})
-  return {"mode": flag_values.mode, "method": flag_values.method, "config": cfg.source,
-          "checkpoint": flag_values.checkpoint, "backend": flag_values.backend, **exported,
-          "dataset_root": os.path.abspath(flag_values.dataset_root), "fit": flag_values.fit}
+  exported = ({
+      "export_dir": os.path.abspath(flag_values.export_dir),
+      "quantize": flag_values.quantize
+  } if flag_values.backend != "keras" else {})
+  return {
+      "mode": flag_values.mode,
+      "method": flag_values.method,
+      "config": cfg.source,
+      "checkpoint": flag_values.checkpoint,
+      "backend": flag_values.backend,
+      **exported, "dataset_root": os.path.abspath(flag_values.dataset_root),
+      "fit": flag_values.fit
+  }
 
 
 def run_reconstruction(flag_values, cfg, model, videos, out):
@@ -124,8 +136,12 @@ def run_reconstruction(flag_values, cfg, model, videos, out):
   if flag_values.save_videos:
     video_dir = os.path.dirname(out.path(os.path.join("reconstruction", "_")))
   backend = model if flag_values.backend != "keras" else baselines.make_backend(flag_values.method, model)
-  rows, summary = reconstruction.evaluate_reconstruction(backend, videos, flag_values.batch_size, flag_values.fit,
-                                                         video_dir, face_keypoints=flag_values.keypoints == "face")
+  rows, summary = reconstruction.evaluate_reconstruction(backend,
+                                                         videos,
+                                                         flag_values.batch_size,
+                                                         flag_values.fit,
+                                                         video_dir,
+                                                         face_keypoints=flag_values.keypoints == "face")
   out.write_csv("reconstruction.csv", reconstruction.CSV_COLUMNS, rows)
   result = {**_header(flag_values, cfg), **summary, "videos": rows}
   out.write_json("reconstruction.json", result)
@@ -143,15 +159,25 @@ def run_animation(flag_values, cfg, model, videos, out):
   pairs = animation_pairs.choose_pairs(len(videos), num_pairs, flag_values.seed)
   video_dir = os.path.dirname(out.path(os.path.join("animation", "_")))
   backend = model if flag_values.backend != "keras" else keras_backend.KerasBackend(model)
-  rows = animation_pairs.animate_pairs(backend, videos, pairs, video_dir,
-                                       flag_values.batch_size, flag_values.fit, relative=cfg.animation.use_relative_movement,
+  rows = animation_pairs.animate_pairs(backend,
+                                       videos,
+                                       pairs,
+                                       video_dir,
+                                       flag_values.batch_size,
+                                       flag_values.fit,
+                                       relative=cfg.animation.use_relative_movement,
                                        adapt_scale=cfg.animation.adapt_movement_scale)
   for row in rows:
     row["file"] = os.path.join("animation", row["file"])
   out.write_csv("animation.csv", animation_pairs.CSV_COLUMNS, rows)
-  result = {**_header(flag_values, cfg), "seed": flag_values.seed, "relative": cfg.animation.use_relative_movement,
-            "adapt_scale": cfg.animation.adapt_movement_scale, "num_pairs": len(rows),
-            "layout": "each video: source frame 0 | driving frame | animation", "pairs": rows}
+  result = {
+      **_header(flag_values, cfg), "seed": flag_values.seed,
+      "relative": cfg.animation.use_relative_movement,
+      "adapt_scale": cfg.animation.adapt_movement_scale,
+      "num_pairs": len(rows),
+      "layout": "each video: source frame 0 | driving frame | animation",
+      "pairs": rows
+  }
   out.write_json("animation.json", result)
   return result, f"animated {len(rows)} pairs into {os.path.join(out.output_dir, 'animation')}"
 
@@ -171,13 +197,24 @@ def run_visualize(flag_values, cfg, model, videos, out):
 
   picked = figures.select_frames(videos[0].path, count, size, flag_values.fit)
   source = picked[0][1]  # frame_indices always starts at frame 0.
-  panels = figures.occlusion_rows(model, source, [frame for _, frame in picked], cfg.visualizer.kp_size, cfg.visualizer.colormap)
+  panels = figures.occlusion_rows(model, source, [frame for _, frame in picked], cfg.visualizer.kp_size,
+                                  cfg.visualizer.colormap)
   occlusion_labels = [(row, 1, f"t={index}") for row, (index, _) in enumerate(picked)]
   figures.save_figure(out.path(os.path.join("visualize", "occlusion.png")),
-                      figures.panel_grid(panels, cfg.visualizer.draw_border), size, column_titles=figures.OCCLUSION_COLUMNS,
+                      figures.panel_grid(panels, cfg.visualizer.draw_border),
+                      size,
+                      column_titles=figures.OCCLUSION_COLUMNS,
                       labels=occlusion_labels)
-  result = {**_header(flag_values, cfg), "keypoints_figure": {"videos": [v.name for v in videos], "frames": count},
-            "occlusion_figure": {"video": videos[0].name, "frames": [index for index, _ in picked]}}
+  result = {
+      **_header(flag_values, cfg), "keypoints_figure": {
+          "videos": [v.name for v in videos],
+          "frames": count
+      },
+      "occlusion_figure": {
+          "video": videos[0].name,
+          "frames": [index for index, _ in picked]
+      }
+  }
   return result, f"wrote figures to {os.path.join(out.output_dir, 'visualize')}"
 
 
@@ -185,9 +222,12 @@ def run_external_keypoints(flag_values):
   if not flag_values.external_keypoints_dir:
     raise EvaluationError("--mode=keypoints needs --external_keypoints_dir")
   rows, overall = keypoint_metrics.evaluate_external_keypoints(flag_values.external_keypoints_dir)
-  result = {"mode": "keypoints", "external_keypoints_dir": os.path.abspath(flag_values.external_keypoints_dir),
-            "averaging": "overall akd and mkr pool every (frame, keypoint) of every video", **overall,
-            "videos": rows}
+  result = {
+      "mode": "keypoints",
+      "external_keypoints_dir": os.path.abspath(flag_values.external_keypoints_dir),
+      "averaging": "overall akd and mkr pool every (frame, keypoint) of every video",
+      **overall, "videos": rows
+  }
   with staging.StagedOutput(flag_values.output_dir) as out:
     out.write_csv("keypoints.csv", KEYPOINT_CSV_COLUMNS, rows)
     out.write_json("keypoints.json", result)

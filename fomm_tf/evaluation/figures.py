@@ -71,8 +71,11 @@ def keypoint_grid(rows, radius=5, colormap="gist_rainbow", border=True):
   lengths = {len(row) for row in rows}
   if len(lengths) != 1:
     raise EvaluationError(f"keypoint grid: rows of different lengths {sorted(lengths)}")
-  lines = [visualization.side_by_side([visualization.draw_keypoints(frame, kp, radius, colormap)
-                                       for frame, kp in row], border) for row in rows]
+  lines = [
+      visualization.side_by_side([visualization.draw_keypoints(frame, kp, radius, colormap)
+                                  for frame, kp in row], border)
+      for row in rows
+  ]
   return np.concatenate(lines, axis=0)
 
 
@@ -135,12 +138,22 @@ def save_figure(path, image, cell_size, column_titles=(), labels=()):
   axes.set_axis_off()
   title_points = header * 0.6 * 72.0 / _DPI
   for column, title in enumerate(column_titles):
-    figure.text((column + 0.5) * cell_size / width, 1.0 - header / 2.0 / total, title, ha="center", va="center",
+    figure.text((column + 0.5) * cell_size / width,
+                1.0 - header / 2.0 / total,
+                title,
+                ha="center",
+                va="center",
                 fontsize=title_points)
   label_points = _label_font_points(cell_size)
   for row, column, text in labels:
-    axes.text(column * cell_size + 3, row * cell_size + 3, text, ha="left", va="top", color="white",
-              fontsize=label_points, bbox=dict(facecolor="black", alpha=0.6, pad=1.0, edgecolor="none"))
+    axes.text(column * cell_size + 3,
+              row * cell_size + 3,
+              text,
+              ha="left",
+              va="top",
+              color="white",
+              fontsize=label_points,
+              bbox=dict(facecolor="black", alpha=0.6, pad=1.0, edgecolor="none"))
   temp_path = path + ".partial.png"
   try:
     figure.savefig(temp_path, dpi=_DPI, format="png", facecolor="white")

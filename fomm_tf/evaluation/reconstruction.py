@@ -129,13 +129,25 @@ def evaluate_video(backend, video, batch_size=8, fit="crop", video_path=None, fa
     if writer is not None:
       writer.abort()
     raise
-  row = {"video": video.name, "frames": int(len(result["l1"])), "l1": float(result["l1"].mean()),
-         "akd": float("nan"), "akd_real": float("nan"), "num_gt_keypoints": 0, "akd_face": float("nan"),
-         "mkr_face": float("nan")}
+  row = {
+      "video": video.name,
+      "frames": int(len(result["l1"])),
+      "l1": float(result["l1"].mean()),
+      "akd": float("nan"),
+      "akd_real": float("nan"),
+      "num_gt_keypoints": 0,
+      "akd_face": float("nan"),
+      "mkr_face": float("nan")
+  }
   if collector is not None:
     face = collector.metrics()
-    row.update({"akd_face": face["akd"], "mkr_face": face["mkr"], "face_counts": {
-        k: face[k] for k in ("num_gt_found", "num_matched", "num_missing")}})
+    row.update({
+        "akd_face": face["akd"],
+        "mkr_face": face["mkr"],
+        "face_counts": {
+            k: face[k] for k in ("num_gt_found", "num_matched", "num_missing")
+        }
+    })
   if with_keypoints:
     gt = videos_lib.load_ground_truth_keypoints(video, row["frames"])
     row.update(_video_akd(result, gt, backend.frame_shape[0]))
@@ -155,10 +167,12 @@ def summarize(rows):
   keypoint_weight = lambda r: r["frames"] * r["num_gt_keypoints"]
   face = {}
   if any("face_counts" in r for r in rows):
-    pooled = keypoint_metrics.combine_keypoint_metrics(
-        [{**r["face_counts"], "akd": r["akd_face"]} for r in rows if "face_counts" in r])
+    pooled = keypoint_metrics.combine_keypoint_metrics([{
+        **r["face_counts"], "akd": r["akd_face"]
+    } for r in rows if "face_counts" in r])
     face = {"akd_face": pooled["akd"], "mkr_face": pooled["mkr"], "face_definition": face_metrics.DEFINITION}
-  return {**face,
+  return {
+      **face,
       "num_videos": len(rows),
       "num_frames": int(sum(r["frames"] for r in rows)),
       "l1": _weighted_mean(rows, "l1", lambda r: r["frames"]),
@@ -180,7 +194,7 @@ def evaluate_reconstruction(backend, videos, batch_size=8, fit="crop", video_dir
   for index, video in enumerate(videos):
     video_path = os.path.join(video_dir, video.name + ".mp4") if video_dir is not None else None
     row = evaluate_video(backend, video, batch_size, fit, video_path, face_keypoints)
-    logging.info("reconstruction %d/%d %s: %d frames, L1 %.5f", index + 1, len(videos), video.name,
-                 row["frames"], row["l1"])
+    logging.info("reconstruction %d/%d %s: %d frames, L1 %.5f", index + 1, len(videos), video.name, row["frames"],
+                 row["l1"])
     rows.append(row)
   return rows, summarize(rows)

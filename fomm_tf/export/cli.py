@@ -26,7 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def define_flags(flag_values):
   """Defines the config flags and the export flags on `flag_values`."""
-  cli.define_model_flags(flag_values, checkpoint_help="Official .pth.tar or a checkpoint of this project "
+  cli.define_model_flags(flag_values,
+                         checkpoint_help="Official .pth.tar or a checkpoint of this project "
                          "(default: random weights, with a warning).")
   kw = {"flag_values": flag_values}
   flags.DEFINE_string("output_dir", None, "Directory to create with the exported files.", **kw)
@@ -34,8 +35,9 @@ def define_flags(flag_values):
                     "(onnx needs pip install fomm-tf[onnx]).", **kw)
   flags.DEFINE_list("quantize", ["float32"], "TFLite variants: float32, float16, dynamic_int8, int8.", **kw)
   flags.DEFINE_boolean("overwrite", False, "Replace --output_dir when it holds a previous export.", **kw)
-  flags.DEFINE_list("representative_data", [], "Frames for int8 calibration and the error measurements: "
-                    ".npy arrays (N, H, W, 3), images or videos. Required for --quantize=int8.", **kw)
+  flags.DEFINE_list(
+      "representative_data", [], "Frames for int8 calibration and the error measurements: "
+      ".npy arrays (N, H, W, 3), images or videos. Required for --quantize=int8.", **kw)
   flags.DEFINE_integer("num_calibration_frames", 16, "Frames read from --representative_data.", **kw)
 
 
@@ -49,8 +51,8 @@ def run(flag_values):
   formats = exporter.parse_formats(flag_values.formats)
   exporter.require_formats(formats)
   quantizations = tflite_lib.parse_quantizations(flag_values.quantize) if "tflite" in formats else ()
-  inputs = [("checkpoint", cli.checkpoint_flag(flag_values))] + [
-      ("representative_data", path) for path in flag_values.representative_data]
+  inputs = [("checkpoint", cli.checkpoint_flag(flag_values))
+           ] + [("representative_data", path) for path in flag_values.representative_data]
   # Checked before the (slow) model build so that a refusal is immediate.
   exporter.check_output_dir(os.path.abspath(flag_values.output_dir), flag_values.overwrite, inputs)
   if flag_values.num_calibration_frames < 3:
@@ -62,11 +64,16 @@ def run(flag_values):
   if flag_values.representative_data:
     frames = exporter.load_representative_frames(flag_values.representative_data, model.frame_shape,
                                                  flag_values.num_calibration_frames)
-  manifest = exporter.export_model(model, flag_values.output_dir, formats=formats, quantizations=quantizations,
-                                   overwrite=flag_values.overwrite, representative_frames=frames,
+  manifest = exporter.export_model(model,
+                                   flag_values.output_dir,
+                                   formats=formats,
+                                   quantizations=quantizations,
+                                   overwrite=flag_values.overwrite,
+                                   representative_frames=frames,
                                    checkpoint=flag_values.checkpoint,
                                    num_calibration_frames=flag_values.num_calibration_frames,
-                                   progress=lambda message: print(message, flush=True), inputs=inputs)
+                                   progress=lambda message: print(message, flush=True),
+                                   inputs=inputs)
   print_summary(flag_values.output_dir, manifest)
   return manifest
 

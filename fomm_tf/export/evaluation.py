@@ -38,11 +38,11 @@ def check_frames(frames, frame_shape, what):
   expected = tuple(frame_shape)
   if frames.ndim != 4 or tuple(frames.shape[1:]) != expected or frames.shape[0] < 1:
     raise ExportError(f"{what}: expected frames of shape (N, {', '.join(map(str, expected))}), "
-                                     f"got {frames.shape}")
+                      f"got {frames.shape}")
   frames = frames.astype(np.float32)
   if not np.all(np.isfinite(frames)) or frames.min() < 0.0 or frames.max() > 1.0:
     raise ExportError(f"{what}: frame values must be finite and in [0, 1], got range "
-                                     f"[{np.nanmin(frames):.3g}, {np.nanmax(frames):.3g}]")
+                      f"[{np.nanmin(frames):.3g}, {np.nanmax(frames):.3g}]")
   return frames
 
 
@@ -58,23 +58,47 @@ def reference_inputs(functions, frames):
   kp_driving = _numpy(functions.detect_keypoints(tf.constant(driving)))
   kp_initial = {k: v[:1] for k, v in kp_driving.items()}
   flags = {name: np.array(True) for name in signatures_lib.NORMALIZE_FLAGS}
-  normalize_inputs = {"kp_source_value": kp_source["value"], "kp_source_jacobian": kp_source["jacobian"],
-                      "kp_driving_value": kp_driving["value"], "kp_driving_jacobian": kp_driving["jacobian"],
-                      "kp_driving_initial_value": kp_initial["value"],
-                      "kp_driving_initial_jacobian": kp_initial["jacobian"], **flags}
+  normalize_inputs = {
+      "kp_source_value": kp_source["value"],
+      "kp_source_jacobian": kp_source["jacobian"],
+      "kp_driving_value": kp_driving["value"],
+      "kp_driving_jacobian": kp_driving["jacobian"],
+      "kp_driving_initial_value": kp_initial["value"],
+      "kp_driving_initial_jacobian": kp_initial["jacobian"],
+      **flags
+  }
   kp_norm = _numpy(functions.normalize_kp(**{k: tf.constant(v) for k, v in normalize_inputs.items()}))
   state = _numpy(functions.encode_source(tf.constant(source)))
-  driven = {"kp_source_value": kp_source["value"], "kp_source_jacobian": kp_source["jacobian"],
-            "kp_driving_value": kp_norm["value"], "kp_driving_jacobian": kp_norm["jacobian"]}
+  driven = {
+      "kp_source_value": kp_source["value"],
+      "kp_source_jacobian": kp_source["jacobian"],
+      "kp_driving_value": kp_norm["value"],
+      "kp_driving_jacobian": kp_norm["jacobian"]
+  }
   return {
-      "detect_keypoints": {"image": np.concatenate([source, driving])},
+      "detect_keypoints": {
+          "image": np.concatenate([source, driving])
+      },
       "normalize_kp": normalize_inputs,
-      "encode_source": {"source": source},
-      "generate_from_state": {**state, **driven},
-      "generate": {"source": source, **driven},
-      "serving_default": {"source": source, "driving": driving, "kp_driving_initial_value": kp_initial["value"],
-                          "kp_driving_initial_jacobian": kp_initial["jacobian"], "relative": np.array(True),
-                          "adapt_scale": np.array(False)},
+      "encode_source": {
+          "source": source
+      },
+      "generate_from_state": {
+          **state,
+          **driven
+      },
+      "generate": {
+          "source": source,
+          **driven
+      },
+      "serving_default": {
+          "source": source,
+          "driving": driving,
+          "kp_driving_initial_value": kp_initial["value"],
+          "kp_driving_initial_jacobian": kp_initial["jacobian"],
+          "relative": np.array(True),
+          "adapt_scale": np.array(False)
+      },
   }
 
 
@@ -98,25 +122,34 @@ def calibration_inputs(functions, frames):
     frame = frames[i:i + 1]
     j = (i + 1) % count
     relative = np.array(i % 2 == 1)
-    norm_inputs = {"kp_source_value": kp[i]["value"], "kp_source_jacobian": kp[i]["jacobian"],
-                   "kp_driving_value": kp[j]["value"], "kp_driving_jacobian": kp[j]["jacobian"],
-                   "kp_driving_initial_value": kp[0]["value"], "kp_driving_initial_jacobian": kp[0]["jacobian"],
-                   "adapt_movement_scale": np.array(False), "use_relative_movement": relative,
-                   "use_relative_jacobian": relative}
+    norm_inputs = {
+        "kp_source_value": kp[i]["value"],
+        "kp_source_jacobian": kp[i]["jacobian"],
+        "kp_driving_value": kp[j]["value"],
+        "kp_driving_jacobian": kp[j]["jacobian"],
+        "kp_driving_initial_value": kp[0]["value"],
+        "kp_driving_initial_jacobian": kp[0]["jacobian"],
+        "adapt_movement_scale": np.array(False),
+        "use_relative_movement": relative,
+        "use_relative_jacobian": relative
+    }
     kp_norm = _numpy(functions.normalize_kp(**{k: tf.constant(v) for k, v in norm_inputs.items()}))
     state = _numpy(functions.encode_source(tf.constant(frame)))
     samples["detect_keypoints"].append({"image": frame})
     samples["encode_source"].append({"source": frame})
     samples["normalize_kp"].append(norm_inputs)
     samples["generate_from_state"].append({
-        **state, "kp_source_value": kp[i]["value"], "kp_source_jacobian": kp[i]["jacobian"],
-        "kp_driving_value": kp_norm["value"], "kp_driving_jacobian": kp_norm["jacobian"]})
+        **state, "kp_source_value": kp[i]["value"],
+        "kp_source_jacobian": kp[i]["jacobian"],
+        "kp_driving_value": kp_norm["value"],
+        "kp_driving_jacobian": kp_norm["jacobian"]
+    })
   return samples
 
 
 def psnr(actual, expected, peak=1.0):
   """Peak signal-to-noise ratio in dB (capped at MAX_PSNR_DB for identical arrays)."""
-  mse = float(np.mean((np.asarray(actual, np.float64) - np.asarray(expected, np.float64)) ** 2))
+  mse = float(np.mean((np.asarray(actual, np.float64) - np.asarray(expected, np.float64))**2))
   if mse == 0.0:
     return MAX_PSNR_DB
   return min(MAX_PSNR_DB, 10.0 * math.log10(peak * peak / mse))
@@ -127,7 +160,7 @@ def compare(actual, expected):
   missing = sorted(set(expected) - set(actual))
   if missing:
     raise ExportError(f"exported outputs lack {', '.join(missing)} "
-                                     f"(have {', '.join(sorted(actual))})")
+                      f"(have {', '.join(sorted(actual))})")
   result = {"max_abs_error": {}}
   for name in sorted(expected):
     a, e = np.asarray(actual[name], np.float64), np.asarray(expected[name], np.float64)

@@ -82,9 +82,17 @@ def _prepare_frames(model, representative_frames, quantizations, formats, num_ca
   return calibration, frames[:3], "representative frames 0 (source) and 1-2 (driving)"
 
 
-def export_model(model, output_dir, formats=FORMATS, quantizations=("float32",), overwrite=False,
-                 representative_frames=None, checkpoint=None, num_calibration_frames=16, progress=None,
-                 inputs=(), check_allowlist=True):
+def export_model(model,
+                 output_dir,
+                 formats=FORMATS,
+                 quantizations=("float32",),
+                 overwrite=False,
+                 representative_frames=None,
+                 checkpoint=None,
+                 num_calibration_frames=16,
+                 progress=None,
+                 inputs=(),
+                 check_allowlist=True):
   """Exports `model` (a FommModel) to `output_dir`; returns the manifest dict.
 
   Args:
@@ -118,8 +126,8 @@ def export_model(model, output_dir, formats=FORMATS, quantizations=("float32",),
   check_output_dir(os.path.abspath(output_dir), overwrite, inputs)
   if num_calibration_frames < 1:
     raise ExportError(f"num_calibration_frames must be >= 1, got {num_calibration_frames}")
-  calibration_frames, eval_frames, eval_description = _prepare_frames(
-      model, representative_frames, quantizations, formats, num_calibration_frames)
+  calibration_frames, eval_frames, eval_description = _prepare_frames(model, representative_frames, quantizations,
+                                                                      formats, num_calibration_frames)
   functions = signatures_lib.ExportFunctions(model)
   manifest = manifest_lib.base_manifest(model, checkpoint, formats, quantizations, eval_description)
   if "int8" in quantizations:
@@ -127,8 +135,9 @@ def export_model(model, output_dir, formats=FORMATS, quantizations=("float32",),
   inputs = evaluation.reference_inputs(functions, eval_frames)
   expected = {name: evaluation.run_keras(functions, name, inputs[name]) for name in inputs}
 
-  staged = files.staged_directory(output_dir, ExportError, replace_if=lambda path: overwrite and
-                                  _is_previous_export(path))
+  staged = files.staged_directory(output_dir,
+                                  ExportError,
+                                  replace_if=lambda path: overwrite and _is_previous_export(path))
   with staged as staging, tempfile.TemporaryDirectory() as scratch:
     keep_saved_model = "saved_model" in formats
     saved_model_dir = os.path.join(staging if keep_saved_model else scratch, layout.SAVED_MODEL)
@@ -141,14 +150,16 @@ def export_model(model, output_dir, formats=FORMATS, quantizations=("float32",),
     if quantizations:
       samples = (evaluation.calibration_inputs(functions, calibration_frames)
                  if calibration_frames is not None else None)
-      manifest["files"].update(_write_tflite(loaded, staging, quantizations, samples, inputs, expected,
-                                             report))
+      manifest["files"].update(_write_tflite(loaded, staging, quantizations, samples, inputs, expected, report))
       manifest["tflite_animation"] = _animation_errors(staging, manifest, quantizations, inputs["serving_default"],
                                                        expected["serving_default"])
     if "onnx" in formats:
       manifest["files"].update(_write_onnx(loaded, staging, inputs, expected, report))
-      manifest["onnx_animation"] = _animation_errors(staging, manifest, ("float32",), inputs["serving_default"],
-                                                     expected["serving_default"], kind="onnx")
+      manifest["onnx_animation"] = _animation_errors(staging,
+                                                     manifest, ("float32",),
+                                                     inputs["serving_default"],
+                                                     expected["serving_default"],
+                                                     kind="onnx")
     if check_allowlist:
       _check_allowlist(staging)
     # Every file's size and SHA-256: the backends refuse a file that differs (modified, or from another export).
@@ -179,8 +190,12 @@ def _describe_saved_model(loaded, inputs, expected):
   for name in layout.SAVED_MODEL_SIGNATURES:
     signature = loaded.signatures[name]
     outputs = signature(**{k: tf.constant(v) for k, v in inputs[name].items()})
-    signatures[name] = {**saved_model_lib.signature_io(signature),
-                        **evaluation.compare({k: v.numpy() for k, v in outputs.items()}, expected[name])}
+    signatures[name] = {
+        **saved_model_lib.signature_io(signature),
+        **evaluation.compare({
+            k: v.numpy() for k, v in outputs.items()
+        }, expected[name])
+    }
   return {"kind": "saved_model", "signatures": signatures}
 
 
@@ -202,16 +217,23 @@ def _write_tflite(loaded, staging, quantizations, samples, inputs, expected, rep
       relpath = layout.tflite_relpath(quantization, signature)
       if key not in converted:
         start = time.time()
-        converted[key] = tflite_lib.convert(
-            loaded.signatures[signature], loaded, actual_quantization, relpath,
-            representative_inputs=samples[signature] if samples is not None else None)
+        converted[key] = tflite_lib.convert(loaded.signatures[signature],
+                                            loaded,
+                                            actual_quantization,
+                                            relpath,
+                                            representative_inputs=samples[signature] if samples is not None else None)
         report(f"converted {relpath} in {time.time() - start:.1f} s")
       content = converted[key]
       files.write_bytes_atomically(os.path.join(staging, relpath), content, ExportError)
       outputs = _run_tflite(content, inputs[signature])
-      described[relpath] = {"kind": "tflite", "quantization": actual_quantization, "size_bytes": len(content),
-                        "operators": tflite_lib.operator_names(content), **tflite_lib.signature_io(content),
-                        **evaluation.compare(outputs, expected[signature])}
+      described[relpath] = {
+          "kind": "tflite",
+          "quantization": actual_quantization,
+          "size_bytes": len(content),
+          "operators": tflite_lib.operator_names(content),
+          **tflite_lib.signature_io(content),
+          **evaluation.compare(outputs, expected[signature])
+      }
   return described
 
 
@@ -229,9 +251,14 @@ def _write_onnx(loaded, staging, inputs, expected, report):
     session = exported_backends.onnx_session(content)
     names = [o.name for o in session.get_outputs()]
     outputs = dict(zip(names, session.run(names, inputs[signature])))
-    described[relpath] = {"kind": "onnx", "quantization": "float32", "converter": _converter_version(),
-                          "size_bytes": len(content), **onnx_export.describe(content),
-                          **evaluation.compare(outputs, expected[signature])}
+    described[relpath] = {
+        "kind": "onnx",
+        "quantization": "float32",
+        "converter": _converter_version(),
+        "size_bytes": len(content),
+        **onnx_export.describe(content),
+        **evaluation.compare(outputs, expected[signature])
+    }
   return described
 
 
@@ -251,9 +278,12 @@ def _animation_errors(staging, manifest, quantizations, inputs, expected, kind="
     kp_driving = backend.detect_keypoints(inputs["driving"])
     kp_initial = {"value": inputs["kp_driving_initial_value"], "jacobian": inputs["kp_driving_initial_jacobian"]}
     relative = bool(inputs["relative"])
-    kp_norm = backend.normalize_kp(kp_source, kp_driving, kp_initial,
+    kp_norm = backend.normalize_kp(kp_source,
+                                   kp_driving,
+                                   kp_initial,
                                    adapt_movement_scale=bool(inputs["adapt_scale"]),
-                                   use_relative_movement=relative, use_relative_jacobian=relative)
+                                   use_relative_movement=relative,
+                                   use_relative_jacobian=relative)
     prediction = backend.generate(backend.prepare_source(inputs["source"]), kp_source, kp_norm)
     errors[quantization] = evaluation.compare({"prediction": prediction}, expected)
   return errors
@@ -277,8 +307,7 @@ def load_representative_frames(paths, frame_shape, max_frames):
     if path.endswith(".npy"):
       # Memory-mapped: only the frames used are ever read, whatever the header claims.
       try:
-        array = np.load(files.check_regular_file(path, ExportError, ".npy file"), mmap_mode="r",
-                        allow_pickle=False)
+        array = np.load(files.check_regular_file(path, ExportError, ".npy file"), mmap_mode="r", allow_pickle=False)
       except (OSError, ValueError) as error:
         raise ExportError(f"{path}: not a readable .npy array: {one_line(error)}") from None
       if array.ndim != 4 or array.shape[-1] != frame_shape[2] or array.dtype.kind not in "fu":

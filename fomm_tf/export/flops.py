@@ -45,7 +45,6 @@ def animation_gflops(model):
   """
   functions = signatures_lib.ExportFunctions(model)
   per_signature = {name: signature_gflops(functions, name) for name in SIGNATURES}
-  further = (per_signature["detect_keypoints"] + per_signature["normalize_kp"]
-             + per_signature["generate_from_state"])
+  further = (per_signature["detect_keypoints"] + per_signature["normalize_kp"] + per_signature["generate_from_state"])
   first = further + per_signature["encode_source"] + per_signature["detect_keypoints"]
   return {"signatures": per_signature, "first_frame": first, "further_frame": further}

@@ -44,7 +44,9 @@ def base_manifest(model, checkpoint, formats, quantizations, evaluation_input):
   config = model.config
   return {
       "format_version": FORMAT_VERSION,
-      "config": {name: list(value) if isinstance(value, tuple) else value for name, value in config.flat().items()},
+      "config": {
+          name: list(value) if isinstance(value, tuple) else value for name, value in config.flat().items()
+      },
       "config_source": config.source,
       "checkpoint": os.path.abspath(checkpoint) if checkpoint else None,
       "frame_shape": list(model.frame_shape),

@@ -80,7 +80,9 @@ def convert(signature, what):
 
 def operator_names(model):
   """Sorted op types of a ModelProto, as 'Op' (standard domain) or 'domain:Op'."""
-  return sorted({n.op_type if n.domain in STANDARD_DOMAINS else f"{n.domain}:{n.op_type}" for n in export_checks.onnx_nodes(model)})
+  return sorted({
+      n.op_type if n.domain in STANDARD_DOMAINS else f"{n.domain}:{n.op_type}" for n in export_checks.onnx_nodes(model)
+  })
 
 
 def _drop_unused_opset_imports(model):
@@ -108,8 +110,8 @@ def _replace_deprecated_nearest_resize(model):
       continue
     attributes = {a.name: a for a in node.attribute}
     mode = attributes.get("coordinate_transformation_mode")
-    if (mode is None or mode.s != b"tf_half_pixel_for_nn" or "nearest_mode" not in attributes
-        or attributes["nearest_mode"].s != b"floor"):
+    if (mode is None or mode.s != b"tf_half_pixel_for_nn" or "nearest_mode" not in attributes or
+        attributes["nearest_mode"].s != b"floor"):
       continue
     scales = numpy_helper.to_array(initializers[node.input[2]])
     if scales.size and np.all(scales >= 1) and np.all(scales == np.round(scales)):
@@ -151,5 +153,10 @@ def describe(content):
     return dict(sorted(out.items()))
 
   opset = max(o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS)
-  return {"opset": int(opset), "inputs": values(model.graph.input), "outputs": values(model.graph.output),
-          "operators": operator_names(model), "domains": export_checks.onnx_domains(model)}
+  return {
+      "opset": int(opset),
+      "inputs": values(model.graph.input),
+      "outputs": values(model.graph.output),
+      "operators": operator_names(model),
+      "domains": export_checks.onnx_domains(model)
+  }

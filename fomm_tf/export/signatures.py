@@ -61,17 +61,24 @@ class ExportFunctions:
     jacobian = lambda name, batch=None: tf.TensorSpec((batch, s.num_kp, 2, 2), tf.float32, name=name)
     flag = lambda name: tf.TensorSpec((), tf.bool, name=name)
     kp = lambda prefix, batch=None: [value(prefix + "_value", batch), jacobian(prefix + "_jacobian", batch)]
-    state = [tf.TensorSpec((1,) + s.features, tf.float32, name="features"),
-             tf.TensorSpec((1,) + s.source_small, tf.float32, name="source_small")]
+    state = [
+        tf.TensorSpec((1,) + s.features, tf.float32, name="features"),
+        tf.TensorSpec((1,) + s.source_small, tf.float32, name="source_small")
+    ]
     return {
         "detect_keypoints": [frames("image")],
-        "normalize_kp": (kp("kp_source") + kp("kp_driving") + kp("kp_driving_initial") +
-                         [flag(n) for n in NORMALIZE_FLAGS]),
+        "normalize_kp":
+            (kp("kp_source") + kp("kp_driving") + kp("kp_driving_initial") + [flag(n) for n in NORMALIZE_FLAGS]),
         "generate": [frames("source")] + kp("kp_source") + kp("kp_driving"),
         "encode_source": [frames("source", 1)],
-        "generate_from_state": state + kp("kp_source", 1) + kp("kp_driving"),
-        "serving_default": [frames("source", 1), frames("driving"), *kp("kp_driving_initial", 1),
-                            flag("relative"), flag("adapt_scale")],
+        "generate_from_state":
+            state + kp("kp_source", 1) + kp("kp_driving"),
+        "serving_default": [
+            frames("source", 1),
+            frames("driving"), *kp("kp_driving_initial", 1),
+            flag("relative"),
+            flag("adapt_scale")
+        ],
     }
 
   def function(self, name):
@@ -85,14 +92,21 @@ class ExportFunctions:
     return {"value": out["value"], "jacobian": out["jacobian"]}
 
   def normalize_kp(self, kp_source_value, kp_source_jacobian, kp_driving_value, kp_driving_jacobian,
-                   kp_driving_initial_value, kp_driving_initial_jacobian, adapt_movement_scale,
-                   use_relative_movement, use_relative_jacobian):
-    out = normalize_lib.normalize_kp(
-        {"value": kp_source_value, "jacobian": kp_source_jacobian},
-        {"value": kp_driving_value, "jacobian": kp_driving_jacobian},
-        {"value": kp_driving_initial_value, "jacobian": kp_driving_initial_jacobian},
-        adapt_movement_scale=adapt_movement_scale, use_relative_movement=use_relative_movement,
-        use_relative_jacobian=use_relative_jacobian)
+                   kp_driving_initial_value, kp_driving_initial_jacobian, adapt_movement_scale, use_relative_movement,
+                   use_relative_jacobian):
+    out = normalize_lib.normalize_kp({
+        "value": kp_source_value,
+        "jacobian": kp_source_jacobian
+    }, {
+        "value": kp_driving_value,
+        "jacobian": kp_driving_jacobian
+    }, {
+        "value": kp_driving_initial_value,
+        "jacobian": kp_driving_initial_jacobian
+    },
+                                     adapt_movement_scale=adapt_movement_scale,
+                                     use_relative_movement=use_relative_movement,
+                                     use_relative_jacobian=use_relative_jacobian)
     return {"value": out["value"], "jacobian": out["jacobian"]}
 
   def encode_source(self, source):
@@ -100,18 +114,26 @@ class ExportFunctions:
 
   def generate_from_state(self, features, source_small, kp_source_value, kp_source_jacobian, kp_driving_value,
                           kp_driving_jacobian):
-    prediction = generation.generate_from_state(
-        self.model.generator, {"features": features, "source_small": source_small},
-        {"value": kp_source_value, "jacobian": kp_source_jacobian},
-        {"value": kp_driving_value, "jacobian": kp_driving_jacobian})
+    prediction = generation.generate_from_state(self.model.generator, {
+        "features": features,
+        "source_small": source_small
+    }, {
+        "value": kp_source_value,
+        "jacobian": kp_source_jacobian
+    }, {
+        "value": kp_driving_value,
+        "jacobian": kp_driving_jacobian
+    })
     return {"prediction": prediction}
 
   def generate(self, source, kp_source_value, kp_source_jacobian, kp_driving_value, kp_driving_jacobian):
     """Source and source keypoints of batch 1 (shared by every driving entry) or of the driving batch."""
     batch = tf.shape(kp_driving_value)[0]
     source = generation.tile_to(source, batch)
-    kp_source = {"value": generation.tile_to(kp_source_value, batch),
-                 "jacobian": generation.tile_to(kp_source_jacobian, batch)}
+    kp_source = {
+        "value": generation.tile_to(kp_source_value, batch),
+        "jacobian": generation.tile_to(kp_source_jacobian, batch)
+    }
     kp_driving = {"value": kp_driving_value, "jacobian": kp_driving_jacobian}
     out = self.model.generator(source, kp_source, kp_driving, training=False)
     return {"prediction": out["prediction"]}
@@ -120,10 +142,15 @@ class ExportFunctions:
                       adapt_scale):
     kp_source = self.detect_keypoints(source)
     kp_driving = self.detect_keypoints(driving)
-    kp_norm = self.normalize_kp(kp_source["value"], kp_source["jacobian"], kp_driving["value"],
-                                kp_driving["jacobian"], kp_driving_initial_value, kp_driving_initial_jacobian,
-                                adapt_movement_scale=adapt_scale, use_relative_movement=relative,
+    kp_norm = self.normalize_kp(kp_source["value"],
+                                kp_source["jacobian"],
+                                kp_driving["value"],
+                                kp_driving["jacobian"],
+                                kp_driving_initial_value,
+                                kp_driving_initial_jacobian,
+                                adapt_movement_scale=adapt_scale,
+                                use_relative_movement=relative,
                                 use_relative_jacobian=relative)
     state = self.encode_source(source)
-    return self.generate_from_state(state["features"], state["source_small"], kp_source["value"],
-                                    kp_source["jacobian"], kp_norm["value"], kp_norm["jacobian"])
+    return self.generate_from_state(state["features"], state["source_small"], kp_source["value"], kp_source["jacobian"],
+                                    kp_norm["value"], kp_norm["jacobian"])

@@ -44,7 +44,7 @@ def parse_quantizations(values):
   unknown = [v for v in values if v not in QUANTIZATIONS]
   if unknown:
     raise ExportError(f"--quantize: unknown quantisation {unknown[0]!r}; "
-                                     f"choose from {', '.join(QUANTIZATIONS)}")
+                      f"choose from {', '.join(QUANTIZATIONS)}")
   return tuple(q for q in QUANTIZATIONS if q in values)
 
 
@@ -56,7 +56,7 @@ def make_converter(concrete_function, trackable, quantization, representative_in
   """A TFLiteConverter for one concrete function, set up for `quantization`."""
   if quantization not in QUANTIZATIONS:
     raise ExportError(f"unknown quantisation {quantization!r}; "
-                                     f"choose from {', '.join(QUANTIZATIONS)}")
+                      f"choose from {', '.join(QUANTIZATIONS)}")
   converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_function], trackable)
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
   if quantization == "float16":
@@ -99,10 +99,10 @@ def _quantize_int8(converter, representative_inputs):
   options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=float_ops)
   with warnings.catch_warnings():
     # TensorFlow's calibration runs its own deprecated tf.lite.Interpreter; nothing to act on here.
-    warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated",
-                            category=UserWarning)
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=lambda: iter(representative_inputs), debug_options=options)
+    warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated", category=UserWarning)
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter,
+                                                         debug_dataset=lambda: iter(representative_inputs),
+                                                         debug_options=options)
     return debugger.get_nondebug_quantized_model()
 
 

@@ -127,8 +127,7 @@ def weighted_nms(boxes, keypoints, scores, iou_threshold):
     if group.size == 0:  # A degenerate box overlaps nothing, not even itself.
       group = order[:1]
     weights = scores[group] / scores[group].sum()
-    merged.append((weights @ boxes[group], float(scores[order[0]]),
-                   np.tensordot(weights, keypoints[group], axes=1)))
+    merged.append((weights @ boxes[group], float(scores[order[0]]), np.tensordot(weights, keypoints[group], axes=1)))
     order = order[(overlap <= iou_threshold) & (order != order[0])]
   return merged
 

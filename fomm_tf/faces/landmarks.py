@@ -29,8 +29,8 @@ def convex_hull_area(points):
     hull = []
     for x, y in chain:
       # Pop while the last two hull points and this one do not turn counter-clockwise.
-      while len(hull) >= 2 and ((hull[-1][0] - hull[-2][0]) * (y - hull[-2][1])
-                                - (hull[-1][1] - hull[-2][1]) * (x - hull[-2][0])) <= 0:
+      while len(hull) >= 2 and ((hull[-1][0] - hull[-2][0]) * (y - hull[-2][1]) - (hull[-1][1] - hull[-2][1]) *
+                                (x - hull[-2][0])) <= 0:
         hull.pop()
       hull.append((x, y))
     return hull[:-1]
@@ -70,7 +70,7 @@ def best_frame_index(source_landmarks, driving_landmarks):
   for index, landmarks in enumerate(driving_landmarks):
     if landmarks is None:
       continue
-    distance = float(np.sum((normalized_landmarks(landmarks) - source) ** 2))
+    distance = float(np.sum((normalized_landmarks(landmarks) - source)**2))
     if distance < best_distance:
       best, best_distance = index, distance
   if best is None:

@@ -76,7 +76,7 @@ class _Square:
       # Distances from the square's centre in units of its side; >= exp(-0.5 / (2 * 0.15^2)) ~ 1e-5 inside it.
       dy = ((np.arange(y1 - y0) + 0.5) / (y1 - y0) - 0.5)[self.within[0]]
       dx = ((np.arange(x1 - x0) + 0.5) / (x1 - x0) - 0.5)[self.within[1]]
-      self.owner = np.exp(-(dy[:, None] ** 2 + dx[None, :] ** 2) / (2.0 * OWNERSHIP_SIGMA ** 2))
+      self.owner = np.exp(-(dy[:, None]**2 + dx[None, :]**2) / (2.0 * OWNERSHIP_SIGMA**2))
 
 
 class GroupPasteBack:

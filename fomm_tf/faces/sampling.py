@@ -84,7 +84,11 @@ def warp(image, matrix, size, fill=0.0):
   # Pillow's affine transform maps output pixel centres as `matrix` does and samples bilinearly around
   # pixel centres, in C: 5x faster than the same in numpy. One float ("F") image per channel keeps full precision.
   coefficients = tuple(float(v) for v in matrix.ravel())
-  channels = [Image.fromarray(np.ascontiguousarray(region[..., c])).transform(
-      (size, size), Image.Transform.AFFINE, coefficients, Image.Resampling.BILINEAR, fillcolor=fill)
-              for c in range(3)]
+  channels = [
+      Image.fromarray(np.ascontiguousarray(region[..., c])).transform((size, size),
+                                                                      Image.Transform.AFFINE,
+                                                                      coefficients,
+                                                                      Image.Resampling.BILINEAR,
+                                                                      fillcolor=fill) for c in range(3)
+  ]
   return np.stack([np.asarray(channel, np.float32) for channel in channels], axis=2)

@@ -51,12 +51,18 @@ def _frames(runs):
   """'frame 4' or 'frames 3-7, 12, 20-25' for [(first, last)] runs, the first `MAX_RANGES` of them."""
   shown = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:MAX_RANGES])
   more = len(runs) - MAX_RANGES
-  return ("frame " if len(runs) == 1 and runs[0][0] == runs[0][1] else "frames ") + shown + (
-      f" and {more} more" if more > 0 else "")
+  return ("frame " if len(runs) == 1 and runs[0][0] == runs[0][1] else "frames ") + shown + (f" and {more} more"
+                                                                                             if more > 0 else "")
 
 
-def video_head_box(frames, image_size=None, detect=None, stride=1, max_side=None, name=None,
-                   margin=crop.HEAD_MARGIN, lift=crop.HEAD_LIFT):
+def video_head_box(frames,
+                   image_size=None,
+                   detect=None,
+                   stride=1,
+                   max_side=None,
+                   name=None,
+                   margin=crop.HEAD_MARGIN,
+                   lift=crop.HEAD_LIFT):
   """The head box for a whole driving video, reading its frames one at a time.
 
   Args:
@@ -115,8 +121,10 @@ def video_head_box(frames, image_size=None, detect=None, stride=1, max_side=None
     what = f"any of its {num_frames} frames" if num_frames else "it (it has no frames)"
     raise FaceError(f"{name}: no face found in {what}; use --crop=center to animate without face crops")
   all_boxes = np.array([box for _, box in boxes])
-  extent = np.concatenate([np.percentile(all_boxes[:, :2], EXTENT_PERCENTILE, axis=0),
-                           np.percentile(all_boxes[:, 2:], 100.0 - EXTENT_PERCENTILE, axis=0)])
+  extent = np.concatenate([
+      np.percentile(all_boxes[:, :2], EXTENT_PERCENTILE, axis=0),
+      np.percentile(all_boxes[:, 2:], 100.0 - EXTENT_PERCENTILE, axis=0)
+  ])
   placement = crop.head_box(extent, image_size, margin, lift)
   warnings = _warnings(missing, outside, jumps, stride, all_boxes, extent)
   return placement, TrackReport(num_frames, num_sampled, len(missing), tuple(warnings))
@@ -140,8 +148,8 @@ def _warnings(missing, outside, jumps, stride, boxes, extent):
   if jumps:
     pairs = ", ".join(f"{a}->{b}" for a, b in jumps[:MAX_RANGES])
     more = len(jumps) - MAX_RANGES
-    warnings.append(f"the face jumps between frames {pairs}" + (f" and {more} more" if more > 0 else "")
-                    + " (a camera cut?): one crop may not fit every shot")
+    warnings.append(f"the face jumps between frames {pairs}" + (f" and {more} more" if more > 0 else "") +
+                    " (a camera cut?): one crop may not fit every shot")
   if outside:
     warnings.append(f"the face leaves the frame in {_frames(_frame_runs(outside, stride))}")
   typical = float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])))

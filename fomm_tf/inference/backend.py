@@ -53,11 +53,15 @@ class Backend:
     """
     count, batch = sources_and_batch(kp_source, kp_driving)
     return np.concatenate([
-        self.generate(state[i], {k: v[i:i + 1] for k, v in kp_source.items()},
-                      {k: v[i * batch:(i + 1) * batch] for k, v in kp_driving.items()}) for i in range(count)])
+        self.generate(state[i], {
+            k: v[i:i + 1] for k, v in kp_source.items()
+        }, {
+            k: v[i * batch:(i + 1) * batch] for k, v in kp_driving.items()
+        }) for i in range(count)
+    ])
 
-  def normalize_kp(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
-                   use_relative_movement, use_relative_jacobian):
+  def normalize_kp(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale, use_relative_movement,
+                   use_relative_jacobian):
     # Imported here: it needs TensorFlow, which the exported backends (TFLite, ONNX) run without.
     from fomm_tf.ops import normalize_kp as normalize_lib  # pylint: disable=import-outside-toplevel
     out = normalize_lib.normalize_kp(kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,

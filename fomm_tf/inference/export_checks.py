@@ -64,8 +64,9 @@ def read_saved_model_proto(saved_model_dir):
   try:
     size = os.path.getsize(path)
     if size > MAX_SAVED_MODEL_PB_BYTES:
-      raise _file_error(path, f"a graph of {size} bytes is not one fomm-tf exports (at most "
-                              f"{MAX_SAVED_MODEL_PB_BYTES >> 20} MB)")
+      raise _file_error(
+          path, f"a graph of {size} bytes is not one fomm-tf exports (at most "
+          f"{MAX_SAVED_MODEL_PB_BYTES >> 20} MB)")
     with open(path, "rb") as f:
       data = f.read(MAX_SAVED_MODEL_PB_BYTES + 1)
   except OSError as error:
@@ -77,7 +78,7 @@ def read_saved_model_proto(saved_model_dir):
     raise _file_error(path, f"not a readable SavedModel (truncated or corrupt): {one_line(error)}") from None
   if len(proto.meta_graphs) != 1:
     raise _file_error(path, f"expected one meta graph, found {len(proto.meta_graphs)} (truncated or not a "
-                            "fomm-tf export)")
+                      "fomm-tf export)")
   return proto
 
 
@@ -136,8 +137,9 @@ def saved_model_ops(proto):
   functions = {f.signature.name: f for f in graph.library.function}
   graph_nodes = {node.name: node for node in graph.node}
   saver = meta_graph.saver_def
-  saver_roots = [_node_name(n) for n in (saver.save_tensor_name, saver.restore_op_name, saver.filename_tensor_name)
-                 if n]
+  saver_roots = [
+      _node_name(n) for n in (saver.save_tensor_name, saver.restore_op_name, saver.filename_tensor_name) if n
+  ]
   saver_nodes = _reachable_nodes(saver_roots, graph_nodes)
   calls = lambda names: [f for n in names for f in _called_functions(graph_nodes[n], functions)]
   saver_functions = _closure(calls(saver_nodes), functions)
@@ -160,8 +162,9 @@ def check_saved_model(saved_model_dir):
   allowed_saver = allowlist.SAVED_MODEL_OPS | allowlist.SAVED_MODEL_SAVER_OPS
   bad = (found["ops"] - allowlist.SAVED_MODEL_OPS) | (found["saver_ops"] - allowed_saver)
   if bad:
-    raise _file_error(path, f"refusing to run {_op_list(bad)}: fomm-tf exports never contain them, so this "
-                            "SavedModel was not written by fomm-tf and could read or write files; nothing was run")
+    raise _file_error(
+        path, f"refusing to run {_op_list(bad)}: fomm-tf exports never contain them, so this "
+        "SavedModel was not written by fomm-tf and could read or write files; nothing was run")
 
 
 def operator_names_of(buffer):
@@ -206,8 +209,9 @@ def check_tflite(path):
   """Refuses a .tflite file with a custom op or a builtin op that fomm-tf's exporter never writes."""
   bad = {name for name in tflite_ops(path) if name not in allowlist.TFLITE_OPS}
   if bad:
-    raise _file_error(path, f"refusing to run {_op_list(bad)}: fomm-tf exports never contain them (only builtin "
-                            "ops of its own exports are allowed); nothing was run")
+    raise _file_error(
+        path, f"refusing to run {_op_list(bad)}: fomm-tf exports never contain them (only builtin "
+        "ops of its own exports are allowed); nothing was run")
 
 
 def _op_list(names, shown=4):
@@ -261,8 +265,9 @@ def verify_files(export_dir, manifest, relpaths, allow_modified=False):
   """
   recorded = manifest.get("file_hashes")
   if not isinstance(recorded, dict):
-    _refuse_or_warn(f"{printable(os.path.join(export_dir, layout.MANIFEST))}: records no file hashes (written "
-                    "before fomm-tf checked exports); re-export it to have its files checked", allow_modified)
+    _refuse_or_warn(
+        f"{printable(os.path.join(export_dir, layout.MANIFEST))}: records no file hashes (written "
+        "before fomm-tf checked exports); re-export it to have its files checked", allow_modified)
     return
   for relpath in relpaths:
     path = os.path.join(export_dir, relpath)
@@ -272,11 +277,13 @@ def verify_files(export_dir, manifest, relpaths, allow_modified=False):
       continue
     size = os.path.getsize(path)
     if size != entry.get("size_bytes"):
-      _refuse_or_warn(f"{printable(path)}: {size} bytes, but the manifest recorded {entry.get('size_bytes')} at "
-                      "export (modified, truncated or from another export)", allow_modified)
+      _refuse_or_warn(
+          f"{printable(path)}: {size} bytes, but the manifest recorded {entry.get('size_bytes')} at "
+          "export (modified, truncated or from another export)", allow_modified)
     elif sha256_file(path) != entry["sha256"]:
-      _refuse_or_warn(f"{printable(path)}: its SHA-256 differs from the one recorded at export (modified or from "
-                      "another export)", allow_modified)
+      _refuse_or_warn(
+          f"{printable(path)}: its SHA-256 differs from the one recorded at export (modified or from "
+          "another export)", allow_modified)
 
 
 def onnx_graphs(graph):
@@ -330,18 +337,20 @@ def check_onnx(path, export_dir):
     raise _file_error(path, f"not an ONNX model ({one_line(error)})") from None
   foreign = [d for d in onnx_domains(model) if d not in ONNX_STANDARD_DOMAINS]
   if foreign:
-    raise _file_error(path, f"uses ops outside the standard ONNX domain ({', '.join(map(repr, foreign))}); "
-                      "fomm-tf's exports hold standard ops only")
+    raise _file_error(
+        path, f"uses ops outside the standard ONNX domain ({', '.join(map(repr, foreign))}); "
+        "fomm-tf's exports hold standard ops only")
   root = os.path.realpath(export_dir)
   for tensor in _onnx_tensors(model):
     if tensor.data_location != onnx.TensorProto.EXTERNAL:
       continue
     location = {entry.key: entry.value for entry in tensor.external_data}.get("location", "")
     target = os.path.realpath(os.path.join(os.path.dirname(path), location))
-    if (not location or os.path.isabs(location) or ".." in location.replace("\\", "/").split("/")
-        or os.path.commonpath([root, target]) != root):
-      raise _file_error(path, f"tensor {tensor.name!r} keeps its data in {location!r}, outside the export "
-                        "directory (an absolute path or ..); refused")
+    if (not location or os.path.isabs(location) or ".." in location.replace("\\", "/").split("/") or
+        os.path.commonpath([root, target]) != root):
+      raise _file_error(
+          path, f"tensor {tensor.name!r} keeps its data in {location!r}, outside the export "
+          "directory (an absolute path or ..); refused")
 
 
 def _refuse_or_warn(message, allow_modified):
@@ -363,8 +372,9 @@ def open_export(path, allow_modified=False):
   for candidate in (path, os.path.dirname(path), os.path.dirname(os.path.dirname(path))):
     if os.path.isfile(os.path.join(candidate, layout.MANIFEST)):
       return candidate, layout.read_manifest(candidate, allow_old=allow_modified)
-  _refuse_or_warn(f"{printable(path)}: no {layout.MANIFEST} here or above, so its files cannot be checked against "
-                  "the export that wrote them", allow_modified)
+  _refuse_or_warn(
+      f"{printable(path)}: no {layout.MANIFEST} here or above, so its files cannot be checked against "
+      "the export that wrote them", allow_modified)
   return path, None
 
 
@@ -376,8 +386,9 @@ def verify_saved_model_files(export_dir, manifest, allow_modified=False):
     prefix = layout.SAVED_MODEL + "/"
     missing = sorted(set(name for name in recorded if name.startswith(prefix)) - set(relpaths))
     if missing:
-      _refuse_or_warn(f"{printable(os.path.join(export_dir, missing[0]))}: missing (the manifest recorded it at "
-                      "export)", allow_modified)
+      _refuse_or_warn(
+          f"{printable(os.path.join(export_dir, missing[0]))}: missing (the manifest recorded it at "
+          "export)", allow_modified)
   verify_files(export_dir, manifest, relpaths, allow_modified)
 
 
@@ -389,8 +400,12 @@ def saved_model_signature_io(loaded_signature):
   """{'inputs': {name: {shape, dtype}}, 'outputs': {...}} of one signature of a loaded SavedModel."""
   _, input_specs = loaded_signature.structured_input_signature
   return {
-      "inputs": {name: _spec_json(spec) for name, spec in sorted(input_specs.items())},
-      "outputs": {name: _spec_json(spec) for name, spec in sorted(loaded_signature.structured_outputs.items())},
+      "inputs": {
+          name: _spec_json(spec) for name, spec in sorted(input_specs.items())
+      },
+      "outputs": {
+          name: _spec_json(spec) for name, spec in sorted(loaded_signature.structured_outputs.items())
+      },
   }
 
 
@@ -399,9 +414,12 @@ def tflite_runner_io(runner):
   import numpy as np  # pylint: disable=import-outside-toplevel
 
   def describe(details):
-    return {name: {"shape": [None if d < 0 else int(d) for d in info["shape_signature"]],
-                   "dtype": np.dtype(info["dtype"]).name}
-            for name, info in sorted(details.items())}
+    return {
+        name: {
+            "shape": [None if d < 0 else int(d) for d in info["shape_signature"]],
+            "dtype": np.dtype(info["dtype"]).name
+        } for name, info in sorted(details.items())
+    }
 
   return {"inputs": describe(runner.get_input_details()), "outputs": describe(runner.get_output_details())}
 
@@ -421,15 +439,16 @@ def check_io(path, signature, io, recorded):
     raise _file_error(path, f"the manifest has no record of signature {signature}, so it is not this export's")
   for side in ("inputs", "outputs"):
     if io[side] != recorded.get(side):
-      raise _file_error(path, f"{signature} {side} {_shapes(io[side])} differ from the manifest's "
-                              f"{_shapes(recorded.get(side))} (files from another export?)")
+      raise _file_error(
+          path, f"{signature} {side} {_shapes(io[side])} differ from the manifest's "
+          f"{_shapes(recorded.get(side))} (files from another export?)")
 
 
 def _shapes(tensors):
   if not isinstance(tensors, dict):
     return repr(tensors)
-  return ", ".join(f"{name} {info.get('shape') if isinstance(info, dict) else info}"
-                   for name, info in sorted(tensors.items()))
+  return ", ".join(
+      f"{name} {info.get('shape') if isinstance(info, dict) else info}" for name, info in sorted(tensors.items()))
 
 
 def check_consistent(path, io):
@@ -445,8 +464,14 @@ def check_consistent(path, io):
   if len(frame) != 3 or len(value) != 2 or None in frame or None in value:
     raise _file_error(path, f"detect_keypoints has image {frame} and value {value}, not a fomm-tf export's")
   num_kp = value[0]
-  expected = {"image": frame, "source": frame, "driving": frame, "prediction": frame,
-              "value": [num_kp, 2], "jacobian": [num_kp, 2, 2]}
+  expected = {
+      "image": frame,
+      "source": frame,
+      "driving": frame,
+      "prediction": frame,
+      "value": [num_kp, 2],
+      "jacobian": [num_kp, 2, 2]
+  }
   state = io["encode_source"]["outputs"]
   for signature, described in sorted(io.items()):
     for side in ("inputs", "outputs"):
@@ -456,7 +481,8 @@ def check_consistent(path, io):
         if name in ("features", "source_small") and signature != "encode_source":
           want = state.get(name, {}).get("shape", [None])[1:]
         if want is not None and info["shape"][1:] != want:
-          raise _file_error(path, f"{signature} {name} has shape {info['shape']}, but detect_keypoints gives "
-                                  f"{frame[0]}x{frame[1]}x{frame[2]} frames and {num_kp} keypoints (files of two "
-                                  "different exports?)")
+          raise _file_error(
+              path, f"{signature} {name} has shape {info['shape']}, but detect_keypoints gives "
+              f"{frame[0]}x{frame[1]}x{frame[2]} frames and {num_kp} keypoints (files of two "
+              "different exports?)")
   return tuple(frame), num_kp

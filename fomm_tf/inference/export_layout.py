@@ -49,7 +49,7 @@ def saved_model_dir(path):
     if os.path.isfile(os.path.join(candidate, "saved_model.pb")):
       return candidate
   raise ExportError(f"{path}: no SavedModel here (expected {os.path.join(path, SAVED_MODEL, 'saved_model.pb')}, "
-                   "written by python -m fomm_tf.export --formats=saved_model)")
+                    "written by python -m fomm_tf.export --formats=saved_model)")
 
 
 def tflite_dir(path, quantization):
@@ -76,7 +76,7 @@ def _variant_dir(path, quantization, kind, filenames, what):
   if not os.path.isdir(path):
     raise ExportError(f"{path}: no such export directory")
   raise ExportError(f"{path}: no {quantization!r} {what} variant (expected {', '.join(names)} in {variant}); "
-                   f"available: {', '.join(available) if available else 'none'}")
+                    f"available: {', '.join(available) if available else 'none'}")
 
 
 def read_manifest(directory, allow_old=False):

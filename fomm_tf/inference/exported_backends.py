@@ -46,15 +46,18 @@ def _check_kp(kp, num_kp, what):
   return {"value": value, "jacobian": jacobian}
 
 
-def _normalize_inputs(backend, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
-                      use_relative_movement, use_relative_jacobian):
+def _normalize_inputs(backend, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale, use_relative_movement,
+                      use_relative_jacobian):
   kp_source = _check_kp(kp_source, backend.num_kp, "normalize_kp kp_source")
   kp_driving = _check_kp(kp_driving, backend.num_kp, "normalize_kp kp_driving")
   kp_initial = _check_kp(kp_driving_initial, backend.num_kp, "normalize_kp kp_driving_initial")
   return {
-      "kp_source_value": kp_source["value"], "kp_source_jacobian": kp_source["jacobian"],
-      "kp_driving_value": kp_driving["value"], "kp_driving_jacobian": kp_driving["jacobian"],
-      "kp_driving_initial_value": kp_initial["value"], "kp_driving_initial_jacobian": kp_initial["jacobian"],
+      "kp_source_value": kp_source["value"],
+      "kp_source_jacobian": kp_source["jacobian"],
+      "kp_driving_value": kp_driving["value"],
+      "kp_driving_jacobian": kp_driving["jacobian"],
+      "kp_driving_initial_value": kp_initial["value"],
+      "kp_driving_initial_jacobian": kp_initial["jacobian"],
       "adapt_movement_scale": np.array(bool(adapt_movement_scale)),
       "use_relative_movement": np.array(bool(use_relative_movement)),
       "use_relative_jacobian": np.array(bool(use_relative_jacobian)),
@@ -76,8 +79,12 @@ def _generate_inputs(backend, state, kp_source, kp_driving):
   if kp_source["value"].shape[0] != 1:
     raise ValueError(f"generate: kp_source must be of the one prepared source, batch 1, "
                      f"got batch {kp_source['value'].shape[0]}")
-  return {**state, "kp_source_value": kp_source["value"], "kp_source_jacobian": kp_source["jacobian"],
-          "kp_driving_value": kp_driving["value"], "kp_driving_jacobian": kp_driving["jacobian"]}
+  return {
+      **state, "kp_source_value": kp_source["value"],
+      "kp_source_jacobian": kp_source["jacobian"],
+      "kp_driving_value": kp_driving["value"],
+      "kp_driving_jacobian": kp_driving["jacobian"]
+  }
 
 
 def _check_batch_options(batch_mode, num_threads):
@@ -121,7 +128,7 @@ class SavedModelBackend(backend_lib.Backend):
     missing = [name for name in needed if name not in self._model.signatures]
     if missing:
       raise ExportError(f"{self.path}: SavedModel lacks the signature(s) {', '.join(missing)} "
-                       f"(has {', '.join(sorted(self._model.signatures))})")
+                        f"(has {', '.join(sorted(self._model.signatures))})")
     io = {name: export_checks.saved_model_signature_io(self._model.signatures[name]) for name in needed}
     if manifest is not None:
       for name in needed:
@@ -142,8 +149,8 @@ class SavedModelBackend(backend_lib.Backend):
   def generate(self, state, kp_source, kp_driving):
     return self._run("generate_from_state", _generate_inputs(self, state, kp_source, kp_driving))["prediction"]
 
-  def normalize_kp(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
-                   use_relative_movement, use_relative_jacobian):
+  def normalize_kp(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale, use_relative_movement,
+                   use_relative_jacobian):
     inputs = _normalize_inputs(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
                                use_relative_movement, use_relative_jacobian)
     return backend_lib.check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)
@@ -168,7 +175,12 @@ class TFLiteBackend(backend_lib.Backend):
 
   name = "tflite"
 
-  def __init__(self, path, quantize="float32", num_threads=None, batch_mode="loop", allow_modified=False,
+  def __init__(self,
+               path,
+               quantize="float32",
+               num_threads=None,
+               batch_mode="loop",
+               allow_modified=False,
                manifest=None):
     from ai_edge_litert.interpreter import Interpreter
     threads = _check_batch_options(batch_mode, num_threads)
@@ -224,8 +236,8 @@ class TFLiteBackend(backend_lib.Backend):
     out = self._run_batched("generate_from_state", inputs, ("kp_driving_value", "kp_driving_jacobian"))
     return out["prediction"]
 
-  def normalize_kp(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
-                   use_relative_movement, use_relative_jacobian):
+  def normalize_kp(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale, use_relative_movement,
+                   use_relative_jacobian):
     inputs = _normalize_inputs(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
                                use_relative_movement, use_relative_jacobian)
     return backend_lib.check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)
@@ -252,8 +264,8 @@ def onnx_session(model, num_threads=None):
   options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
   what = model if isinstance(model, str) else "ONNX model"
   # ONNX Runtime's own errors (InvalidProtobuf, NoSuchFile, Fail, ...) derive from Exception directly.
-  runtime_errors = tuple(v for v in vars(ort.capi.onnxruntime_pybind11_state).values()
-                         if isinstance(v, type) and issubclass(v, Exception))
+  runtime_errors = tuple(
+      v for v in vars(ort.capi.onnxruntime_pybind11_state).values() if isinstance(v, type) and issubclass(v, Exception))
   try:
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
   except (OSError, ValueError, RuntimeError) + runtime_errors as error:
@@ -278,7 +290,12 @@ class OnnxBackend(backend_lib.Backend):
 
   name = "onnx"
 
-  def __init__(self, path, quantize="float32", num_threads=None, batch_mode="loop", allow_modified=False,
+  def __init__(self,
+               path,
+               quantize="float32",
+               num_threads=None,
+               batch_mode="loop",
+               allow_modified=False,
                manifest=None):
     threads = _check_batch_options(batch_mode, num_threads)
     import_onnxruntime()
@@ -328,8 +345,8 @@ class OnnxBackend(backend_lib.Backend):
     out = self._run_batched("generate_from_state", inputs, ("kp_driving_value", "kp_driving_jacobian"))
     return out["prediction"]
 
-  def normalize_kp(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
-                   use_relative_movement, use_relative_jacobian):
+  def normalize_kp(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale, use_relative_movement,
+                   use_relative_jacobian):
     inputs = _normalize_inputs(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
                                use_relative_movement, use_relative_jacobian)
     return backend_lib.check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)

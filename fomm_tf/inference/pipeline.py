@@ -36,8 +36,16 @@ def prepare_frame(frame, size, fit="crop"):
   return media.fit_frame(frame.astype(np.float32), size, fit)
 
 
-def animate_with_keypoints(model, source_image, driving_frames, relative=True, adapt_scale=False, batch_size=8,
-                           kp_driving_initial=None, fit="crop", prepare_source=None, prepare_driving=None,
+def animate_with_keypoints(model,
+                           source_image,
+                           driving_frames,
+                           relative=True,
+                           adapt_scale=False,
+                           batch_size=8,
+                           kp_driving_initial=None,
+                           fit="crop",
+                           prepare_source=None,
+                           prepare_driving=None,
                            kp_filter=None):
   """Like `animate`, but yields (result_frame, driving_frame, kp_driving_value) for visualisation.
 
@@ -66,15 +74,26 @@ def animate_with_keypoints(model, source_image, driving_frames, relative=True, a
       kp_driving = kp_filter(kp_driving)
     if kp_initial is None:
       kp_initial = {k: v[:1] for k, v in kp_driving.items()}
-    kp_norm = backend.normalize_kp(kp_source, kp_driving, kp_initial, adapt_movement_scale=adapt_scale,
-                                   use_relative_movement=relative, use_relative_jacobian=relative)
+    kp_norm = backend.normalize_kp(kp_source,
+                                   kp_driving,
+                                   kp_initial,
+                                   adapt_movement_scale=adapt_scale,
+                                   use_relative_movement=relative,
+                                   use_relative_jacobian=relative)
     prediction = backend.generate(state, kp_source, kp_norm)
     for i in range(len(frames)):
       yield prediction[i], frames[i], kp_driving["value"][i]
 
 
-def animate_faces(model, sources, driving_frames, relative=True, adapt_scale=False, batch_size=8,
-                  kp_driving_initial=None, prepare_driving=None, kp_filter=None):
+def animate_faces(model,
+                  sources,
+                  driving_frames,
+                  relative=True,
+                  adapt_scale=False,
+                  batch_size=8,
+                  kp_driving_initial=None,
+                  prepare_driving=None,
+                  kp_filter=None):
   """Animates F source crops (e.g. the faces of one photo) with the same driving frames; yields (F, S, S, 3).
 
   Per step the driving frames get one keypoint pass; each source has its own relative-motion transfer (its own
@@ -122,10 +141,16 @@ def animate_faces(model, sources, driving_frames, relative=True, adapt_scale=Fal
     results = []
     for state, kp_sources in groups:
       # Each source's own motion transfer; source-major, as generate_sources takes them.
-      norms = [backend.normalize_kp({k: v[i:i + 1] for k, v in kp_sources.items()}, kp_driving, kp_initial,
-                                    adapt_movement_scale=adapt_scale, use_relative_movement=relative,
-                                    use_relative_jacobian=relative)
-               for i in range(len(kp_sources["value"]))]
+      norms = [
+          backend.normalize_kp({
+              k: v[i:i + 1] for k, v in kp_sources.items()
+          },
+                               kp_driving,
+                               kp_initial,
+                               adapt_movement_scale=adapt_scale,
+                               use_relative_movement=relative,
+                               use_relative_jacobian=relative) for i in range(len(kp_sources["value"]))
+      ]
       kp_all = {k: np.concatenate([n[k] for n in norms]) for k in kp_driving}
       prediction = backend.generate_sources(state, kp_sources, kp_all)
       results.append(prediction.reshape((len(norms), len(frames)) + prediction.shape[1:]))
@@ -134,8 +159,14 @@ def animate_faces(model, sources, driving_frames, relative=True, adapt_scale=Fal
       yield results[:, i]
 
 
-def animate(model, source_image, driving_frames, relative=True, adapt_scale=False, batch_size=8,
-            kp_driving_initial=None, fit="crop"):
+def animate(model,
+            source_image,
+            driving_frames,
+            relative=True,
+            adapt_scale=False,
+            batch_size=8,
+            kp_driving_initial=None,
+            fit="crop"):
   """Animates `source_image` with the motion of `driving_frames`, yielding result frames lazily.
 
   Args:

@@ -56,15 +56,13 @@ def refuse_overwrite(outputs, inputs, directories=()):
   for out_name, out_path in outputs:
     for in_name, in_path in inputs:
       if _same(out_path, in_path):
-        raise errors.FileSafetyError(
-            f"--{out_name}={out_path} is the same file as --{in_name}="
-            f"{in_path}: refusing to overwrite an input (choose another output path)")
+        raise errors.FileSafetyError(f"--{out_name}={out_path} is the same file as --{in_name}="
+                                     f"{in_path}: refusing to overwrite an input (choose another output path)")
   for dir_name, dir_path in directories:
     for in_name, in_path in inputs:
       if _inside(in_path, dir_path):
-        raise errors.FileSafetyError(
-            f"--{dir_name}={dir_path} holds --{in_name}={in_path}: "
-            "refusing to write where an input lives (choose another output directory)")
+        raise errors.FileSafetyError(f"--{dir_name}={dir_path} holds --{in_name}={in_path}: "
+                                     "refusing to write where an input lives (choose another output directory)")
   refuse_writing_inside(directories, inputs)
 
 
@@ -73,9 +71,8 @@ def refuse_writing_inside(directories, inputs):
   for dir_name, dir_path in directories:
     for in_name, in_path in inputs:
       if in_path and os.path.isdir(in_path) and _inside(dir_path, in_path):
-        raise errors.FileSafetyError(
-            f"--{dir_name}={dir_path} is inside --{in_name}={in_path}: "
-            "refusing to write into an input folder (choose another output directory)")
+        raise errors.FileSafetyError(f"--{dir_name}={dir_path} is inside --{in_name}={in_path}: "
+                                     "refusing to write into an input folder (choose another output directory)")
 
 
 def check_regular_file(path, error_class, what="file"):

@@ -34,8 +34,7 @@ from fomm_tf.errors import one_line as _one_line
 DEFAULT_FPS = 25.0
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp"})
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".m4v", ".mov", ".avi", ".webm", ".mkv", ".gif"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".webm", ".mkv", ".gif"})
 FIT_MODES = ("crop", "pad")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -56,8 +55,7 @@ def is_image_path(path: str) -> bool:
 
   A horizontal frame strip is an image file too; `open_video` accepts it.
   """
-  return (_extension(path) in IMAGE_EXTENSIONS
-          and not os.path.isdir(path))
+  return (_extension(path) in IMAGE_EXTENSIONS and not os.path.isdir(path))
 
 
 def is_video_path(path: str) -> bool:
@@ -103,8 +101,7 @@ def read_image(path: str) -> np.ndarray:
   except OSError as error:
     raise MediaError(f"{path}: cannot read: {_one_line(error)}") from error
   # IHDR's bit depth is byte 24 of every PNG.
-  if (header.startswith(_PNG_SIGNATURE) and len(header) == 26
-          and header[24] == 16):
+  if (header.startswith(_PNG_SIGNATURE) and len(header) == 26 and header[24] == 16):
     return _read_png16(path, header)
   try:
     with Image.open(path) as image:
@@ -120,8 +117,7 @@ def read_image(path: str) -> np.ndarray:
                      f"fomm-tf accepts (resize it first; {_one_line(error)})") from error
   except (OSError, SyntaxError, ValueError) as error:
     # Pillow signals malformed files with any of these.
-    raise MediaError(
-        f"{path}: cannot read image: {_one_line(error)}") from error
+    raise MediaError(f"{path}: cannot read image: {_one_line(error)}") from error
 
 
 def _pil_to_rgb_float(image: Image.Image, path: str) -> np.ndarray:
@@ -163,8 +159,7 @@ def _read_png16(path: str, header: bytes) -> np.ndarray:
     decoder = av.CodecContext.create("png", "r")
     frames = decoder.decode(av.Packet(data)) + decoder.decode(None)
   except av.error.FFmpegError as error:
-    raise MediaError(
-        f"{path}: cannot read image: {_one_line(error)}") from error
+    raise MediaError(f"{path}: cannot read image: {_one_line(error)}") from error
   if not frames:
     raise MediaError(f"{path}: cannot read image: PNG decoder produced "
                      f"no picture")
@@ -187,8 +182,7 @@ def _check_frame(frame: np.ndarray, name: str = "frame") -> np.ndarray:
   return frame.astype(np.float32, copy=False)
 
 
-def _resize_channel_axis(channel: Image.Image, width: int,
-                         height: int) -> Image.Image:
+def _resize_channel_axis(channel: Image.Image, width: int, height: int) -> Image.Image:
   """Resizes one 'F' channel; area average to shrink, bilinear to enlarge.
 
   Pillow's BOX filter is exact area averaging when shrinking, and its
@@ -197,12 +191,10 @@ def _resize_channel_axis(channel: Image.Image, width: int,
   """
   in_width, in_height = channel.size
   if width != in_width:
-    resample = (Image.Resampling.BOX if width < in_width
-                else Image.Resampling.BILINEAR)
+    resample = (Image.Resampling.BOX if width < in_width else Image.Resampling.BILINEAR)
     channel = channel.resize((width, in_height), resample=resample)
   if height != in_height:
-    resample = (Image.Resampling.BOX if height < in_height
-                else Image.Resampling.BILINEAR)
+    resample = (Image.Resampling.BOX if height < in_height else Image.Resampling.BILINEAR)
     channel = channel.resize((width, height), resample=resample)
   return channel
 
@@ -216,8 +208,7 @@ def resize_frame(frame: np.ndarray, size: Sequence[int]) -> np.ndarray:
   """
   frame = _check_frame(frame)
   if len(size) != 2 or not all(checks.is_positive_int(s) for s in size):
-    raise MediaError(
-        f"size must be (height, width) of positive integers, got {size}")
+    raise MediaError(f"size must be (height, width) of positive integers, got {size}")
   height, width = int(size[0]), int(size[1])
   if frame.shape[:2] == (height, width):
     return frame.copy()
@@ -256,8 +247,7 @@ def fit_frame(frame: np.ndarray, size: int, mode: str = "crop") -> np.ndarray:
   else:
     side = max(height, width)
     top, left = (side - height) // 2, (side - width) // 2
-    square = np.pad(frame, ((top, side - height - top),
-                            (left, side - width - left), (0, 0)))
+    square = np.pad(frame, ((top, side - height - top), (left, side - width - left), (0, 0)))
   return resize_frame(square, (int(size), int(size)))
 
 
@@ -280,8 +270,7 @@ class VideoSource:
   (H, W, 3) frames in [0, 1] one at a time.
   """
 
-  def __init__(self, path: str, fps: float, num_frames: Optional[int],
-               frame_size: Tuple[int, int], has_audio: bool):
+  def __init__(self, path: str, fps: float, num_frames: Optional[int], frame_size: Tuple[int, int], has_audio: bool):
     self.path = path
     self.fps = float(fps)
     self.num_frames = num_frames
@@ -293,9 +282,8 @@ class VideoSource:
 
   def _check_size(self, frame: np.ndarray, what: str) -> np.ndarray:
     if frame.shape[:2] != self.frame_size:
-      raise MediaError(
-          f"{self.path}: {what} is {frame.shape[0]}x{frame.shape[1]}, "
-          f"but frame 0 is {self.frame_size[0]}x{self.frame_size[1]}")
+      raise MediaError(f"{self.path}: {what} is {frame.shape[0]}x{frame.shape[1]}, "
+                       f"but frame 0 is {self.frame_size[0]}x{self.frame_size[1]}")
     return frame
 
   def __repr__(self) -> str:
@@ -324,14 +312,12 @@ class ContainerVideoSource(VideoSource):
       first = next(_decode_frames(path, container, stream), None)
     if first is None:
       raise MediaError(f"{path}: no decodable frames")
-    super().__init__(path, fps, num_frames, first.shape[:2],
-                     has_audio_stream)
+    super().__init__(path, fps, num_frames, first.shape[:2], has_audio_stream)
 
   def __iter__(self) -> Iterator[np.ndarray]:
     container = _open_container(self.path)
     with container:
-      frames = _decode_frames(self.path, container,
-                              container.streams.video[0])
+      frames = _decode_frames(self.path, container, container.streams.video[0])
       for index, frame in enumerate(frames):
         # FFmpeg passes mid-stream resolution changes straight on.
         yield self._check_size(frame, f"frame {index}")
@@ -349,20 +335,15 @@ class FrameFolderSource(VideoSource):
       listing = os.listdir(path)
     except OSError as error:
       raise MediaError(f"{path}: cannot list the frame folder: {_one_line(error)}") from error
-    names = sorted(
-        (name for name in listing
-         if not name.startswith(".") and _extension(name)
-         in IMAGE_EXTENSIONS
-         and os.path.isfile(os.path.join(path, name))),
-        key=_natural_key)
+    names = sorted((name for name in listing if not name.startswith(".") and _extension(name) in IMAGE_EXTENSIONS and
+                    os.path.isfile(os.path.join(path, name))),
+                   key=_natural_key)
     if not names:
-      raise MediaError(
-          f"{path}: no decodable frames (the folder has no "
-          f"{'/'.join(sorted(IMAGE_EXTENSIONS))} files)")
+      raise MediaError(f"{path}: no decodable frames (the folder has no "
+                       f"{'/'.join(sorted(IMAGE_EXTENSIONS))} files)")
     self.frame_paths = [os.path.join(path, name) for name in names]
     first = self._read(0)
-    super().__init__(path, DEFAULT_FPS, len(names), first.shape[:2],
-                     False)
+    super().__init__(path, DEFAULT_FPS, len(names), first.shape[:2], False)
 
   def _read(self, index: int) -> np.ndarray:
     try:
@@ -383,13 +364,11 @@ class FrameStripSource(VideoSource):
     strip = read_image(path)
     height, width = strip.shape[:2]
     if width % height:
-      raise MediaError(
-          f"{path}: not a frame strip: width {width} is not a multiple "
-          f"of height {height}")
+      raise MediaError(f"{path}: not a frame strip: width {width} is not a multiple "
+                       f"of height {height}")
     # The strip is a single image, so it is decoded once and kept.
     self._strip = strip
-    super().__init__(path, DEFAULT_FPS, width // height,
-                     (height, height), False)
+    super().__init__(path, DEFAULT_FPS, width // height, (height, height), False)
 
   def __iter__(self) -> Iterator[np.ndarray]:
     side = self.frame_size[0]
@@ -408,8 +387,7 @@ def _open_container(path: str) -> "av.container.InputContainer":
   try:
     return av.open(path, mode="r")
   except av.error.FFmpegError as error:
-    raise MediaError(
-        f"{path}: cannot open as a video: {_one_line(error)}") from error
+    raise MediaError(f"{path}: cannot open as a video: {_one_line(error)}") from error
 
 
 def _gif_timing(path: str) -> Tuple[float, int]:
@@ -445,8 +423,7 @@ def _decode_frames(path: str, container, stream) -> Iterator[np.ndarray]:
     try:
       packet = next(packets, None)
       if packet is None:
-        _check_not_truncated(path, container, stream, index,
-                             packets_read)
+        _check_not_truncated(path, container, stream, index, packets_read)
         return
       packets_read += 1 if packet.size else 0
       frames = packet.decode()
@@ -462,8 +439,7 @@ def _decode_frames(path: str, container, stream) -> Iterator[np.ndarray]:
       index += 1
 
 
-def _check_not_truncated(path: str, container, stream, index: int,
-                         packets_read: int) -> None:
+def _check_not_truncated(path: str, container, stream, index: int, packets_read: int) -> None:
   """Raises if an MP4/MOV ended before the packets its index lists.
 
   FFmpeg treats missing data at the end of an MP4 as a normal end of file,
@@ -474,9 +450,8 @@ def _check_not_truncated(path: str, container, stream, index: int,
     return
   expected = len(stream.index_entries)
   if packets_read < expected:
-    raise MediaError(
-        f"{path}: frame {index} could not be decoded: the file ends "
-        f"early (truncated?) after {packets_read} of {expected} packets")
+    raise MediaError(f"{path}: frame {index} could not be decoded: the file ends "
+                     f"early (truncated?) after {packets_read} of {expected} packets")
 
 
 def _video_frame_to_float(frame: "av.VideoFrame") -> np.ndarray:
@@ -512,12 +487,10 @@ def open_video(path: str) -> VideoSource:
   return ContainerVideoSource(path)
 
 
-def read_video_frames(path: str,
-                      max_frames: Optional[int] = None) -> List[np.ndarray]:
+def read_video_frames(path: str, max_frames: Optional[int] = None) -> List[np.ndarray]:
   """Reads the first `max_frames` frames (all if None) into a list."""
   if max_frames is not None and not checks.is_positive_int(max_frames):
-    raise MediaError(
-        f"max_frames must be a positive integer or None, got {max_frames}")
+    raise MediaError(f"max_frames must be a positive integer or None, got {max_frames}")
   frames = []
   for frame in open_video(path):
     frames.append(frame)

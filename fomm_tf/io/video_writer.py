@@ -36,8 +36,8 @@ from fomm_tf.io import files
 
 __all__ = ["MIN_FPS", "MAX_FPS", "OUTPUT_EXTENSIONS", "VideoWriter"]
 
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast",
-                "medium", "slow", "slower", "veryslow", "placebo")
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
 # GIF delays are counted in hundredths of a second.
 MAX_GIF_FPS = 100
 # The frame rates a result may have: one frame per 10 s up to 1000 frames per second.
@@ -56,21 +56,30 @@ class _OutputFormat:
   container_options: Optional[dict] = None
 
 
-_H264 = dict(video_codec="libx264", pix_fmt="yuv420p", audio_codec="aac",
-             default_crf=18, max_crf=51)
+_H264 = dict(video_codec="libx264", pix_fmt="yuv420p", audio_codec="aac", default_crf=18, max_crf=51)
 # The index goes to the front so players can start before the download ends.
 _FASTSTART = {"movflags": "+faststart"}
 _OUTPUT_FORMATS = {
-    ".mp4": _OutputFormat(container="mp4", container_options=_FASTSTART,
-                          **_H264),
-    ".mov": _OutputFormat(container="mov", container_options=_FASTSTART,
-                          **_H264),
-    ".mkv": _OutputFormat(container="matroska", **_H264),
-    ".webm": _OutputFormat(container="webm", video_codec="libvpx-vp9",
-                           pix_fmt="yuv420p", audio_codec="libopus",
-                           default_crf=32, max_crf=63),
-    ".gif": _OutputFormat(container="gif", video_codec="gif", pix_fmt="pal8",
-                          audio_codec=None, default_crf=None, max_crf=None),
+    ".mp4":
+        _OutputFormat(container="mp4", container_options=_FASTSTART, **_H264),
+    ".mov":
+        _OutputFormat(container="mov", container_options=_FASTSTART, **_H264),
+    ".mkv":
+        _OutputFormat(container="matroska", **_H264),
+    ".webm":
+        _OutputFormat(container="webm",
+                      video_codec="libvpx-vp9",
+                      pix_fmt="yuv420p",
+                      audio_codec="libopus",
+                      default_crf=32,
+                      max_crf=63),
+    ".gif":
+        _OutputFormat(container="gif",
+                      video_codec="gif",
+                      pix_fmt="pal8",
+                      audio_codec=None,
+                      default_crf=None,
+                      max_crf=None),
 }
 OUTPUT_EXTENSIONS = frozenset(_OUTPUT_FORMATS)
 
@@ -129,8 +138,7 @@ class _AudioCopier:
     context.open()
     self._frame_size = context.frame_size or 1024
     self._output = output
-    self._resampler = av.AudioResampler(format=context.format,
-                                        layout=layout, rate=rate)
+    self._resampler = av.AudioResampler(format=context.format, layout=layout, rate=rate)
     self._fifo = av.AudioFifo()
     self._decoded = self._input.decode(self._in_stream)
 
@@ -173,8 +181,7 @@ class _AudioCopier:
     if remainder > 0:
       self._fill(remainder)
       # Only the last codec frame may be shorter than the frame size.
-      last = self._fifo.read(min(remainder, self._fifo.samples),
-                             partial=True)
+      last = self._fifo.read(min(remainder, self._fifo.samples), partial=True)
       if last is not None:
         self._encode(last)
     self._encode(None)
@@ -213,16 +220,20 @@ class VideoWriter:
       for a GIF; all raised here, before any frame is written.
   """
 
-  def __init__(self, path: str, fps: Union[int, float, fractions.Fraction],
-               audio_source: Optional[str] = None, *,
-               crf: Optional[int] = None, preset: str = "medium",
-               audio_bit_rate: int = 160_000, timestamps: bool = False):
+  def __init__(self,
+               path: str,
+               fps: Union[int, float, fractions.Fraction],
+               audio_source: Optional[str] = None,
+               *,
+               crf: Optional[int] = None,
+               preset: str = "medium",
+               audio_bit_rate: int = 160_000,
+               timestamps: bool = False):
     self.path = os.fspath(path)
     extension = os.path.splitext(self.path)[1].lower()
     if extension not in _OUTPUT_FORMATS:
-      raise MediaError(
-          f"{self.path}: unsupported output extension {extension!r} "
-          f"(use one of {', '.join(sorted(OUTPUT_EXTENSIONS))})")
+      raise MediaError(f"{self.path}: unsupported output extension {extension!r} "
+                       f"(use one of {', '.join(sorted(OUTPUT_EXTENSIONS))})")
     self._format = _OUTPUT_FORMATS[extension]
     self.fps = _fps_fraction(fps)
     if self._format.container == "gif" and self.fps > MAX_GIF_FPS:
@@ -241,15 +252,15 @@ class VideoWriter:
       raise MediaError(f"{self.path}: GIF cannot hold audio "
                        f"(audio_source={audio_source})")
 
-    self._audio = (_AudioCopier(os.fspath(audio_source))
-                   if audio_source is not None else None)
+    self._audio = (_AudioCopier(os.fspath(audio_source)) if audio_source is not None else None)
     self._container = None
     self._temp_path = None
     try:
       self._temp_path = files.create_temp_beside(self.path, MediaError, extension)
-      self._container = av.open(
-          self._temp_path, mode="w", format=self._format.container,
-          container_options=self._format.container_options)
+      self._container = av.open(self._temp_path,
+                                mode="w",
+                                format=self._format.container,
+                                container_options=self._format.container_options)
     except BaseException:
       self._discard()
       raise
@@ -274,8 +285,7 @@ class VideoWriter:
     return int(crf)
 
   def _add_video_stream(self, height: int, width: int) -> None:
-    stream = self._container.add_stream(self._format.video_codec,
-                                        rate=self.fps)
+    stream = self._container.add_stream(self._format.video_codec, rate=self.fps)
     stream.width, stream.height = width, height
     stream.pix_fmt = self._format.pix_fmt
     stream.codec_context.time_base = (fractions.Fraction(1, 1000) if self._timestamps else 1 / self.fps)
@@ -283,13 +293,10 @@ class VideoWriter:
       stream.options = {"crf": str(self._crf), "preset": self._preset}
     elif self._format.video_codec == "libvpx-vp9":
       # Bit rate 0 makes CRF a pure constant-quality target.
-      stream.options = {"crf": str(self._crf), "b": "0",
-                        "row-mt": "1"}
+      stream.options = {"crf": str(self._crf), "b": "0", "row-mt": "1"}
     self._stream = stream
     if self._audio is not None:
-      self._audio.add_output_stream(self._container,
-                                    self._format.audio_codec,
-                                    self._audio_bit_rate)
+      self._audio.add_output_stream(self._container, self._format.audio_codec, self._audio_bit_rate)
 
   # -- frames --------------------------------------------------------------
 
@@ -317,21 +324,16 @@ class VideoWriter:
 
   def _to_video_frame(self, rgb: np.ndarray) -> "av.VideoFrame":
     if self._format.pix_fmt == "pal8":
-      quantized = Image.fromarray(rgb).quantize(
-          colors=256, method=Image.Quantize.MEDIANCUT,
-          dither=Image.Dither.NONE)
-      colours = np.asarray(quantized.getpalette(),
-                           np.uint8).reshape(-1, 3)
+      quantized = Image.fromarray(rgb).quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+      colours = np.asarray(quantized.getpalette(), np.uint8).reshape(-1, 3)
       palette = np.zeros((256, 4), np.uint8)  # ARGB rows.
       palette[:, 0] = 255
       palette[:len(colours), 1:] = colours[:256]
-      return av.VideoFrame.from_ndarray(
-          (np.asarray(quantized), palette), format="pal8")
+      return av.VideoFrame.from_ndarray((np.asarray(quantized), palette), format="pal8")
     height, width = rgb.shape[:2]
     pad_rows, pad_columns = height % 2, width % 2
     if pad_rows or pad_columns:
-      rgb = np.pad(rgb, ((0, pad_rows), (0, pad_columns), (0, 0)),
-                   mode="edge")
+      rgb = np.pad(rgb, ((0, pad_rows), (0, pad_columns), (0, 0)), mode="edge")
     return av.VideoFrame.from_ndarray(rgb, format="rgb24")
 
   def write(self, frame: np.ndarray, seconds: Optional[float] = None) -> None:

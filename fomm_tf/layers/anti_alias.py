@@ -20,9 +20,10 @@ class AntiAliasDownsample(base.Layer):
     self._record(locals())
     self.scale = scale
     size = antialias.gaussian_kernel_size(scale)
-    self.kernel = self.add_weight(
-        name="kernel", shape=(size, size), trainable=False,
-        initializer=keras.initializers.Constant(antialias.gaussian_blur_kernel(scale)))
+    self.kernel = self.add_weight(name="kernel",
+                                  shape=(size, size),
+                                  trainable=False,
+                                  initializer=keras.initializers.Constant(antialias.gaussian_blur_kernel(scale)))
 
   def call(self, x):
     return antialias.anti_alias_downsample(x, self.scale, tf.cast(self.kernel, x.dtype))

@@ -48,7 +48,10 @@ class BatchNorm(keras.layers.BatchNormalization):
     self.moving_mean.assign(ops.cast(self.moving_mean, x.dtype) * self.momentum + mean * (1.0 - self.momentum))
     self.moving_variance.assign(
         ops.cast(self.moving_variance, x.dtype) * self.momentum + unbiased * (1.0 - self.momentum))
-    outputs = ops.batch_normalization(x, mean=mean, variance=variance, axis=self.axis,
+    outputs = ops.batch_normalization(x,
+                                      mean=mean,
+                                      variance=variance,
+                                      axis=self.axis,
                                       offset=ops.cast(self.beta, x.dtype) if self.center else None,
                                       scale=ops.cast(self.gamma, x.dtype) if self.scale else None,
                                       epsilon=self.epsilon)

@@ -7,11 +7,11 @@ from fomm_tf.layers import conv_blocks
 
 
 def encoder_filters(block_expansion, max_features, num_blocks):
-  return [min(max_features, block_expansion * (2 ** (i + 1))) for i in range(num_blocks)]
+  return [min(max_features, block_expansion * (2**(i + 1))) for i in range(num_blocks)]
 
 
 def decoder_filters(block_expansion, max_features, num_blocks):
-  return [min(max_features, block_expansion * (2 ** i)) for i in reversed(range(num_blocks))]
+  return [min(max_features, block_expansion * (2**i)) for i in reversed(range(num_blocks))]
 
 
 @base.register
@@ -28,10 +28,14 @@ class Hourglass(base.Layer):
     self._record(locals())
     self.block_expansion = block_expansion
     self.in_features = in_features
-    self.down_blocks = [self.sublayer(conv_blocks.DownBlock2d, f, separable=separable, name=f"down_block_{i}")
-                        for i, f in enumerate(encoder_filters(block_expansion, max_features, num_blocks))]
-    self.up_blocks = [self.sublayer(conv_blocks.UpBlock2d, f, separable=separable, name=f"up_block_{i}")
-                      for i, f in enumerate(decoder_filters(block_expansion, max_features, num_blocks))]
+    self.down_blocks = [
+        self.sublayer(conv_blocks.DownBlock2d, f, separable=separable, name=f"down_block_{i}")
+        for i, f in enumerate(encoder_filters(block_expansion, max_features, num_blocks))
+    ]
+    self.up_blocks = [
+        self.sublayer(conv_blocks.UpBlock2d, f, separable=separable, name=f"up_block_{i}")
+        for i, f in enumerate(decoder_filters(block_expansion, max_features, num_blocks))
+    ]
 
   @property
   def out_filters(self):

@@ -55,8 +55,11 @@ class Conv2D(keras.layers.Conv2D):
 
   def __init__(self, filters, kernel_size, kernel_initializer=None, bias_initializer=None, **kwargs):
     self._torch_bias = bias_initializer is None
-    super().__init__(filters, kernel_size, kernel_initializer=kernel_initializer or TorchConvKernel(),
-                     bias_initializer=bias_initializer or "zeros", **kwargs)
+    super().__init__(filters,
+                     kernel_size,
+                     kernel_initializer=kernel_initializer or TorchConvKernel(),
+                     bias_initializer=bias_initializer or "zeros",
+                     **kwargs)
 
   def build(self, input_shape):
     if self._torch_bias:

@@ -29,9 +29,12 @@ class SeparableConv2D(base.Layer):
     self._record(locals())
     self.filters = filters
     self.kernel_size = kernel_size
-    self.depthwise = self.sublayer(
-        keras.layers.DepthwiseConv2D, kernel_size, padding="same", use_bias=False,
-        depthwise_initializer=initializers.FanInUniform(kernel_size * kernel_size), name="depthwise")
+    self.depthwise = self.sublayer(keras.layers.DepthwiseConv2D,
+                                   kernel_size,
+                                   padding="same",
+                                   use_bias=False,
+                                   depthwise_initializer=initializers.FanInUniform(kernel_size * kernel_size),
+                                   name="depthwise")
     self.pointwise = self.sublayer(initializers.Conv2D, filters, 1, name="pointwise")
 
   def call(self, x):

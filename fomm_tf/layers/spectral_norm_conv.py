@@ -33,12 +33,17 @@ class SpectralNormConv2D(base.Layer):
     in_channels = int(input_shape[-1])
     k = self.kernel_size
     fan_in = in_channels * k * k
-    self.kernel = self.add_weight(name="kernel", shape=(k, k, in_channels, self.filters),
+    self.kernel = self.add_weight(name="kernel",
+                                  shape=(k, k, in_channels, self.filters),
                                   initializer=initializers.TorchConvKernel())
     self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer=initializers.FanInUniform(fan_in))
-    self.u = self.add_weight(name="u", shape=(self.filters,), trainable=False,
+    self.u = self.add_weight(name="u",
+                             shape=(self.filters,),
+                             trainable=False,
                              initializer=keras.initializers.RandomNormal())
-    self.v = self.add_weight(name="v", shape=(in_channels * k * k,), trainable=False,
+    self.v = self.add_weight(name="v",
+                             shape=(in_channels * k * k,),
+                             trainable=False,
                              initializer=keras.initializers.RandomNormal())
 
   def weight_matrix(self):

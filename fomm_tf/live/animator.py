@@ -68,8 +68,17 @@ class LiveAnimator:
     paste_back: return the whole photo with the animated head pasted in (crop="face" only).
   """
 
-  def __init__(self, backend, source_image, crop="center", relative=True, adapt_scale=False, reference="first",
-               auto_frames=50, smooth=1, paste_back=False, max_output_size=1024):
+  def __init__(self,
+               backend,
+               source_image,
+               crop="center",
+               relative=True,
+               adapt_scale=False,
+               reference="first",
+               auto_frames=50,
+               smooth=1,
+               paste_back=False,
+               max_output_size=1024):
     if reference not in REFERENCES:
       raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
     if crop not in framing_lib.CROPS:
@@ -105,8 +114,12 @@ class LiveAnimator:
     self.frames_animated = 0
     # The first call of a backend traces or allocates its graphs (seconds with Keras): done before the camera
     # starts, so the first camera frames are not held up.
-    self.backend.normalize_kp(self._kp_source, self._kp_source, self._kp_source, adapt_movement_scale=adapt_scale,
-                              use_relative_movement=relative, use_relative_jacobian=relative)
+    self.backend.normalize_kp(self._kp_source,
+                              self._kp_source,
+                              self._kp_source,
+                              adapt_movement_scale=adapt_scale,
+                              use_relative_movement=relative,
+                              use_relative_jacobian=relative)
     self.backend.generate(self._state, self._kp_source, self._kp_source)
 
   def retake_reference(self):
@@ -135,12 +148,15 @@ class LiveAnimator:
     with self._lock:
       kp = self._smoother(self.backend.detect_keypoints(driving))
       if self._kp_reference is None or (self.reference == "auto" and self.frames_animated < self.auto_frames):
-        distance = float(np.sum((best_frame.normalized_pose(kp["value"][0]) - self._source_pose) ** 2))
+        distance = float(np.sum((best_frame.normalized_pose(kp["value"][0]) - self._source_pose)**2))
         if self._kp_reference is None or distance < self._reference_distance:
           self._kp_reference, self._reference_distance = kp, distance
-      kp_norm = self.backend.normalize_kp(self._kp_source, kp, self._kp_reference,
+      kp_norm = self.backend.normalize_kp(self._kp_source,
+                                          kp,
+                                          self._kp_reference,
                                           adapt_movement_scale=self.adapt_scale,
-                                          use_relative_movement=self.relative, use_relative_jacobian=self.relative)
+                                          use_relative_movement=self.relative,
+                                          use_relative_jacobian=self.relative)
       prediction = np.clip(self.backend.generate(self._state, self._kp_source, kp_norm)[0], 0.0, 1.0)
       self.frames_animated += 1
     return self._paste(prediction) if self._paste is not None else prediction

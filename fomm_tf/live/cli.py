@@ -19,7 +19,6 @@ import signal
 import sys
 import threading
 
-
 from fomm_tf import builtin
 from fomm_tf import cli
 from fomm_tf.animation import cli as animation_cli
@@ -92,18 +91,26 @@ def run(flag_values):
   files.refuse_overwrite(outputs, inputs)
   source = media.read_image(source_path)
   backend = animation_cli.make_backend(flag_values, cfg)
-  animator = animator_lib.LiveAnimator(backend, source, crop=crop, relative=options.relative,
-                                       adapt_scale=options.adapt_scale, reference=options.reference,
-                                       auto_frames=options.auto_frames, smooth=options.smooth,
-                                       paste_back=options.paste_back, max_output_size=options.max_output_size)
+  animator = animator_lib.LiveAnimator(backend,
+                                       source,
+                                       crop=crop,
+                                       relative=options.relative,
+                                       adapt_scale=options.adapt_scale,
+                                       reference=options.reference,
+                                       auto_frames=options.auto_frames,
+                                       smooth=options.smooth,
+                                       paste_back=options.paste_back,
+                                       max_output_size=options.max_output_size)
   extra = []
   if options.preview:
     extra.append(_preview_output())
   if options.virtual_camera:
     extra.append(_virtual_camera_output(animator.source.shape[:2]))
   recorder = runner_lib.Recorder(options.record) if options.record else None
-  runner = runner_lib.LiveRunner(options.camera, animator, ([recorder] if recorder else []) + extra,
-                                 max_frames=options.max_frames, duration=options.duration,
+  runner = runner_lib.LiveRunner(options.camera,
+                                 animator, ([recorder] if recorder else []) + extra,
+                                 max_frames=options.max_frames,
+                                 duration=options.duration,
                                  report=lambda line: print(line, file=sys.stderr, flush=True))
   if sys.stdin is not None and sys.stdin.isatty():
     threading.Thread(target=_keyboard, args=(animator, runner), daemon=True).start()

@@ -129,8 +129,7 @@ class LiveRunner:
     duration: stop after this many seconds of camera time (None: no limit).
   """
 
-  def __init__(self, camera, animate, outputs=(), max_frames=None, duration=None, report=None,
-               report_every=1.0):
+  def __init__(self, camera, animate, outputs=(), max_frames=None, duration=None, report=None, report_every=1.0):
     self.camera = camera
     self.animate = animate
     self.outputs = list(outputs)

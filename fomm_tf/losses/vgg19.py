@@ -34,11 +34,9 @@ from fomm_tf.io import files
 from fomm_tf.layers import base
 
 # (Keras layer name, torchvision `features` index) of the convolutions up to relu5_1.
-CONVS = (("block1_conv1", 0), ("block1_conv2", 2),
-         ("block2_conv1", 5), ("block2_conv2", 7),
-         ("block3_conv1", 10), ("block3_conv2", 12), ("block3_conv3", 14), ("block3_conv4", 16),
-         ("block4_conv1", 19), ("block4_conv2", 21), ("block4_conv3", 23), ("block4_conv4", 25),
-         ("block5_conv1", 28))
+CONVS = (("block1_conv1", 0), ("block1_conv2", 2), ("block2_conv1", 5), ("block2_conv2", 7), ("block3_conv1", 10),
+         ("block3_conv2", 12), ("block3_conv3", 14), ("block3_conv4", 16), ("block4_conv1", 19), ("block4_conv2", 21),
+         ("block4_conv3", 23), ("block4_conv4", 25), ("block5_conv1", 28))
 FILTERS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
 OUTPUT_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -65,7 +63,11 @@ class VGG19Features(base.Layer):
     self.convs = {}
     for name, _ in CONVS:
       block = int(name[5])
-      self.convs[name] = self.sublayer(keras.layers.Conv2D, FILTERS[block], 3, padding="same", activation="relu",
+      self.convs[name] = self.sublayer(keras.layers.Conv2D,
+                                       FILTERS[block],
+                                       3,
+                                       padding="same",
+                                       activation="relu",
                                        name=name)
 
   def preprocess(self, images):
@@ -149,8 +151,7 @@ def random_weights(seed=RANDOM_SEED):
   for name, _ in CONVS:
     filters = FILTERS[int(name[5])]
     std = np.sqrt(2.0 / (in_channels * 9))
-    out[name] = [rng.normal(0.0, std, (3, 3, in_channels, filters)).astype(np.float32),
-                 np.zeros(filters, np.float32)]
+    out[name] = [rng.normal(0.0, std, (3, 3, in_channels, filters)).astype(np.float32), np.zeros(filters, np.float32)]
     in_channels = filters
   return out
 

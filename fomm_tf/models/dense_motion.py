@@ -42,17 +42,31 @@ class DenseMotionNetwork(base.Layer):
   occlusion heads smaller (`head_kernel_size`, 7 in the paper).
   """
 
-  def __init__(self, block_expansion, num_blocks, max_features, num_kp, num_channels,
-               estimate_occlusion_map=False, scale_factor=1, kp_variance=0.01, align_corners=True, separable=False,
-               head_kernel_size=7, **kwargs):
+  def __init__(self,
+               block_expansion,
+               num_blocks,
+               max_features,
+               num_kp,
+               num_channels,
+               estimate_occlusion_map=False,
+               scale_factor=1,
+               kp_variance=0.01,
+               align_corners=True,
+               separable=False,
+               head_kernel_size=7,
+               **kwargs):
     super().__init__(**kwargs)
     self._record(locals())
     self.num_kp = num_kp
     self.kp_variance = kp_variance
     self.align_corners = align_corners
-    self.hourglass = self.sublayer(hourglass.Hourglass, block_expansion,
-                                   in_features=(num_kp + 1) * (num_channels + 1), max_features=max_features,
-                                   num_blocks=num_blocks, separable=separable, name="hourglass")
+    self.hourglass = self.sublayer(hourglass.Hourglass,
+                                   block_expansion,
+                                   in_features=(num_kp + 1) * (num_channels + 1),
+                                   max_features=max_features,
+                                   num_blocks=num_blocks,
+                                   separable=separable,
+                                   name="hourglass")
     self.mask = self.sublayer(initializers.Conv2D, num_kp + 1, head_kernel_size, padding="same", name="mask")
     self.occlusion = (self.sublayer(initializers.Conv2D, 1, head_kernel_size, padding="same", name="occlusion")
                       if estimate_occlusion_map else None)

@@ -40,17 +40,28 @@ class DiscriminatorBlock(base.Layer):
 class Discriminator(base.Layer):
   """Returns (feature_maps, prediction_map) for (B, H, W, C) frames, optionally with keypoint heatmaps."""
 
-  def __init__(self, num_channels=3, block_expansion=64, num_blocks=4, max_features=512, sn=False,
-               use_kp=False, num_kp=10, kp_variance=0.01, **kwargs):
+  def __init__(self,
+               num_channels=3,
+               block_expansion=64,
+               num_blocks=4,
+               max_features=512,
+               sn=False,
+               use_kp=False,
+               num_kp=10,
+               kp_variance=0.01,
+               **kwargs):
     super().__init__(**kwargs)
     self._record(locals())
     self.sn = sn
     self.use_kp = use_kp
     self.kp_variance = kp_variance
     self.down_blocks = [
-        self.sublayer(DiscriminatorBlock, min(max_features, block_expansion * (2 ** (i + 1))), norm=(i != 0),
-                      pool=(i != num_blocks - 1), sn=sn, name=f"down_block_{i}")
-        for i in range(num_blocks)
+        self.sublayer(DiscriminatorBlock,
+                      min(max_features, block_expansion * (2**(i + 1))),
+                      norm=(i != 0),
+                      pool=(i != num_blocks - 1),
+                      sn=sn,
+                      name=f"down_block_{i}") for i in range(num_blocks)
     ]
     if sn:
       self.conv = self.sublayer(spectral_norm_conv.SpectralNormConv2D, 1, 1, name="conv")
@@ -76,16 +87,33 @@ class Discriminator(base.Layer):
 class MultiScaleDiscriminator(base.Layer):
   """One discriminator per pyramid scale; input and output keyed like the official module."""
 
-  def __init__(self, scales=(1,), num_channels=3, block_expansion=64, num_blocks=4, max_features=512, sn=False,
-               use_kp=False, num_kp=10, kp_variance=0.01, **kwargs):
+  def __init__(self,
+               scales=(1,),
+               num_channels=3,
+               block_expansion=64,
+               num_blocks=4,
+               max_features=512,
+               sn=False,
+               use_kp=False,
+               num_kp=10,
+               kp_variance=0.01,
+               **kwargs):
     super().__init__(**kwargs)
     self._record(locals())
     names = [antialias.scale_name(s) for s in scales]
-    self.discs = {name: self.sublayer(Discriminator, num_channels=num_channels, block_expansion=block_expansion,
-                                      num_blocks=num_blocks, max_features=max_features, sn=sn, use_kp=use_kp,
-                                      num_kp=num_kp, kp_variance=kp_variance,
-                                      name=f"disc_{name.replace('.', '_')}")
-                  for name in names}
+    self.discs = {
+        name:
+            self.sublayer(Discriminator,
+                          num_channels=num_channels,
+                          block_expansion=block_expansion,
+                          num_blocks=num_blocks,
+                          max_features=max_features,
+                          sn=sn,
+                          use_kp=use_kp,
+                          num_kp=num_kp,
+                          kp_variance=kp_variance,
+                          name=f"disc_{name.replace('.', '_')}") for name in names
+    }
 
   def call(self, pyramid, kp=None, training=False):
     out = {}

@@ -17,8 +17,14 @@ from fomm_tf.models import generator as generator_lib
 from fomm_tf.models import keypoint_detector as keypoint_detector_lib
 from fomm_tf.ops import antialias
 
-PRECISIONS = {None: None, "float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16",
-              "mixed_bfloat16": "mixed_bfloat16", "mixed_float16": "mixed_float16"}
+PRECISIONS = {
+    None: None,
+    "float32": "float32",
+    "bfloat16": "mixed_bfloat16",
+    "float16": "mixed_float16",
+    "mixed_bfloat16": "mixed_bfloat16",
+    "mixed_float16": "mixed_float16"
+}
 
 
 def dtype_policy(precision):
@@ -64,13 +70,12 @@ class FommModel(keras.Model):
     super().__init__(dtype=policy, **kwargs)
     self.config = config
     self.build_discriminator = bool(build_discriminator)
-    self.kp_detector = keypoint_detector_lib.KeypointDetector(name="kp_detector", dtype=policy,
+    self.kp_detector = keypoint_detector_lib.KeypointDetector(name="kp_detector",
+                                                              dtype=policy,
                                                               **config.kp_detector_kwargs())
-    self.generator = generator_lib.OcclusionAwareGenerator(name="generator", dtype=policy,
-                                                           **config.generator_kwargs())
-    self.discriminator = (discriminator_lib.MultiScaleDiscriminator(name="discriminator", dtype=policy,
-                                                                    **config.discriminator_kwargs())
-                          if build_discriminator else None)
+    self.generator = generator_lib.OcclusionAwareGenerator(name="generator", dtype=policy, **config.generator_kwargs())
+    self.discriminator = (discriminator_lib.MultiScaleDiscriminator(
+        name="discriminator", dtype=policy, **config.discriminator_kwargs()) if build_discriminator else None)
     self._build_networks()
     self._detect = tf.function(self._detect_impl, reduce_retracing=True)
     self._generate = tf.function(self._generate_impl, reduce_retracing=True)
@@ -99,8 +104,12 @@ class FommModel(keras.Model):
     return self.generator(inputs["source"], kp_source, kp_driving, training=training)
 
   def get_config(self):
-    return {"name": self.name, "config": self.config.to_dict(), "build_discriminator": self.build_discriminator,
-            "dtype": self.dtype_policy.name}
+    return {
+        "name": self.name,
+        "config": self.config.to_dict(),
+        "build_discriminator": self.build_discriminator,
+        "dtype": self.dtype_policy.name
+    }
 
   @classmethod
   def from_config(cls, config):

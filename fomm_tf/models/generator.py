@@ -26,34 +26,52 @@ class OcclusionAwareGenerator(base.Layer):
   the first and final convs smaller (`head_kernel_size`, 7 in the paper).
   """
 
-  def __init__(self, num_channels, num_kp, block_expansion, max_features, num_down_blocks,
-               num_bottleneck_blocks, estimate_occlusion_map=False, dense_motion_params=None,
-               estimate_jacobian=False, align_corners=True, separable=False, head_kernel_size=7, **kwargs):
+  def __init__(self,
+               num_channels,
+               num_kp,
+               block_expansion,
+               max_features,
+               num_down_blocks,
+               num_bottleneck_blocks,
+               estimate_occlusion_map=False,
+               dense_motion_params=None,
+               estimate_jacobian=False,
+               align_corners=True,
+               separable=False,
+               head_kernel_size=7,
+               **kwargs):
     super().__init__(**kwargs)
     self._record(locals())
     self.align_corners = align_corners
     if dense_motion_params is not None:
-      self.dense_motion_network = self.sublayer(
-          dense_motion_lib.DenseMotionNetwork, num_kp=num_kp, num_channels=num_channels,
-          estimate_occlusion_map=estimate_occlusion_map, align_corners=align_corners, name="dense_motion_network",
-          **dense_motion_params)
+      self.dense_motion_network = self.sublayer(dense_motion_lib.DenseMotionNetwork,
+                                                num_kp=num_kp,
+                                                num_channels=num_channels,
+                                                estimate_occlusion_map=estimate_occlusion_map,
+                                                align_corners=align_corners,
+                                                name="dense_motion_network",
+                                                **dense_motion_params)
     else:
       self.dense_motion_network = None
     # The first block sees the image (3 channels): a plain conv, whose cost is its kernel size.
     self.first = self.sublayer(conv_blocks.SameBlock2d, block_expansion, kernel_size=head_kernel_size, name="first")
     self.down_blocks = [
-        self.sublayer(conv_blocks.DownBlock2d, min(max_features, block_expansion * (2 ** (i + 1))),
-                      separable=separable, name=f"down_block_{i}")
-        for i in range(num_down_blocks)
+        self.sublayer(conv_blocks.DownBlock2d,
+                      min(max_features, block_expansion * (2**(i + 1))),
+                      separable=separable,
+                      name=f"down_block_{i}") for i in range(num_down_blocks)
     ]
     self.up_blocks = [
-        self.sublayer(conv_blocks.UpBlock2d, min(max_features, block_expansion * (2 ** (num_down_blocks - i - 1))),
-                      separable=separable, name=f"up_block_{i}")
-        for i in range(num_down_blocks)
+        self.sublayer(conv_blocks.UpBlock2d,
+                      min(max_features, block_expansion * (2**(num_down_blocks - i - 1))),
+                      separable=separable,
+                      name=f"up_block_{i}") for i in range(num_down_blocks)
     ]
-    bottleneck_filters = min(max_features, block_expansion * (2 ** num_down_blocks))
-    self.bottleneck = [self.sublayer(conv_blocks.ResBlock2d, bottleneck_filters, separable=separable, name=f"r{i}")
-                       for i in range(num_bottleneck_blocks)]
+    bottleneck_filters = min(max_features, block_expansion * (2**num_down_blocks))
+    self.bottleneck = [
+        self.sublayer(conv_blocks.ResBlock2d, bottleneck_filters, separable=separable, name=f"r{i}")
+        for i in range(num_bottleneck_blocks)
+    ]
     self.final = self.sublayer(initializers.Conv2D, num_channels, head_kernel_size, padding="same", name="final")
 
   def example_inputs(self, input_shape):
@@ -76,22 +94,25 @@ class OcclusionAwareGenerator(base.Layer):
     out = source_state["features"]
     result = {}
     if self.dense_motion_network is not None:
-      motion = self.dense_motion_network(source, kp_source, kp_driving, training=training,
+      motion = self.dense_motion_network(source,
+                                         kp_source,
+                                         kp_driving,
+                                         training=training,
                                          source_small=source_state["source_small"])
       result["mask"] = motion["mask"]
       result["sparse_deformed"] = motion["sparse_deformed"]
       deformation = motion["deformation"]
       result["deformation"] = deformation
       height, width = out.shape[1], out.shape[2]
-      out = grid_sample_lib.grid_sample(out, _resize_to(deformation, height, width),
-                                        align_corners=self.align_corners)
+      out = grid_sample_lib.grid_sample(out, _resize_to(deformation, height, width), align_corners=self.align_corners)
       if "occlusion_map" in motion:
         occlusion = motion["occlusion_map"]
         result["occlusion_map"] = occlusion
         out = out * tf.cast(_resize_to(occlusion, height, width), out.dtype)
       if with_deformed:
-        result["deformed"] = grid_sample_lib.grid_sample(
-            source, _resize_to(deformation, source.shape[1], source.shape[2]), align_corners=self.align_corners)
+        result["deformed"] = grid_sample_lib.grid_sample(source,
+                                                         _resize_to(deformation, source.shape[1], source.shape[2]),
+                                                         align_corners=self.align_corners)
     for block in self.bottleneck:
       out = block(out, training=training)
     for block in self.up_blocks:

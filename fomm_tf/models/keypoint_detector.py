@@ -21,9 +21,20 @@ class KeypointDetector(base.Layer):
   keypoint/Jacobian heads smaller (`head_kernel_size`, 7 in the paper).
   """
 
-  def __init__(self, block_expansion, num_kp, num_channels, max_features, num_blocks, temperature,
-               estimate_jacobian=False, scale_factor=1, single_jacobian_map=False, pad=0, separable=False,
-               head_kernel_size=7, **kwargs):
+  def __init__(self,
+               block_expansion,
+               num_kp,
+               num_channels,
+               max_features,
+               num_blocks,
+               temperature,
+               estimate_jacobian=False,
+               scale_factor=1,
+               single_jacobian_map=False,
+               pad=0,
+               separable=False,
+               head_kernel_size=7,
+               **kwargs):
     super().__init__(**kwargs)
     self._record(locals())
     self.num_kp = num_kp
@@ -32,17 +43,25 @@ class KeypointDetector(base.Layer):
       raise ValueError(f"KeypointDetector: pad must be 0 or {head_kernel_size // 2} for a {head_kernel_size}x"
                        f"{head_kernel_size} kernel, got {pad}")
     padding = "same" if pad else "valid"
-    self.predictor = self.sublayer(hourglass.Hourglass, block_expansion, in_features=num_channels,
-                                   max_features=max_features, num_blocks=num_blocks, separable=separable,
+    self.predictor = self.sublayer(hourglass.Hourglass,
+                                   block_expansion,
+                                   in_features=num_channels,
+                                   max_features=max_features,
+                                   num_blocks=num_blocks,
+                                   separable=separable,
                                    name="predictor")
     self.kp = self.sublayer(initializers.Conv2D, num_kp, head_kernel_size, padding=padding, name="kp")
     if estimate_jacobian:
       self.num_jacobian_maps = 1 if single_jacobian_map else num_kp
       # Identity Jacobians at initialisation: the one initialisation the official code overrides.
-      self.jacobian = self.sublayer(
-          initializers.Conv2D, 4 * self.num_jacobian_maps, head_kernel_size, padding=padding, name="jacobian",
-          kernel_initializer="zeros",
-          bias_initializer=keras.initializers.Constant(np.array([1, 0, 0, 1] * self.num_jacobian_maps, np.float32)))
+      self.jacobian = self.sublayer(initializers.Conv2D,
+                                    4 * self.num_jacobian_maps,
+                                    head_kernel_size,
+                                    padding=padding,
+                                    name="jacobian",
+                                    kernel_initializer="zeros",
+                                    bias_initializer=keras.initializers.Constant(
+                                        np.array([1, 0, 0, 1] * self.num_jacobian_maps, np.float32)))
     else:
       self.jacobian = None
     self.down = self.sublayer(anti_alias.AntiAliasDownsample, scale_factor, name="down") if scale_factor != 1 else None

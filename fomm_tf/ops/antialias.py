@@ -25,7 +25,7 @@ def gaussian_blur_kernel(scale):
   size = gaussian_kernel_size(scale)
   mean = (size - 1) / 2.0
   ax = np.arange(size, dtype=np.float32)
-  g = np.exp(-((ax - mean) ** 2) / np.float32(2 * sigma ** 2)).astype(np.float32)
+  g = np.exp(-((ax - mean)**2) / np.float32(2 * sigma**2)).astype(np.float32)
   kernel = g[:, None] * g[None, :]
   return (kernel / kernel.sum()).astype(np.float32)
 

@@ -92,5 +92,4 @@ def grid_sample(image, grid, align_corners=True, padding_mode="zeros"):
     weight = weight * tf.cast(inside, coord_dtype)
     return values * tf.cast(weight, image.dtype)[..., tf.newaxis]
 
-  return (tap(y0, x0, wy0 * wx0) + tap(y0, x1, wy0 * wx1) +
-          tap(y1, x0, wy1 * wx0) + tap(y1, x1, wy1 * wx1))
+  return (tap(y0, x0, wy0 * wx0) + tap(y0, x1, wy0 * wx1) + tap(y1, x0, wy1 * wx0) + tap(y1, x1, wy1 * wx1))

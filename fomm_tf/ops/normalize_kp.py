@@ -13,8 +13,12 @@ def movement_scale(kp_source_value, kp_driving_initial_value):
   return tf.sqrt(source_area) / tf.sqrt(driving_area)
 
 
-def normalize_kp(kp_source, kp_driving, kp_driving_initial, adapt_movement_scale=False,
-                 use_relative_movement=False, use_relative_jacobian=False):
+def normalize_kp(kp_source,
+                 kp_driving,
+                 kp_driving_initial,
+                 adapt_movement_scale=False,
+                 use_relative_movement=False,
+                 use_relative_jacobian=False):
   """Transfers the driving motion onto the source keypoints.
 
   Relative movement: value = (kp_d - kp_d0) * scale + kp_s; relative Jacobian:
@@ -40,7 +44,7 @@ def normalize_kp(kp_source, kp_driving, kp_driving_initial, adapt_movement_scale
     if tf.executing_eagerly() and not _is_tensor(adapt_movement_scale) and not bool(
         tf.reduce_all(tf.math.is_finite(scale))):
       raise AnimationError("adapt_movement_scale: the initial driving keypoints span no area (all collinear); "
-                       "use relative motion without --adapt_scale")
+                           "use relative motion without --adapt_scale")
     if _is_tensor(adapt_movement_scale):
       scale = tf.where(tf.cast(adapt_movement_scale, tf.bool), scale, tf.ones_like(scale))
     scale = scale[:, tf.newaxis, tf.newaxis]
@@ -50,8 +54,8 @@ def normalize_kp(kp_source, kp_driving, kp_driving_initial, adapt_movement_scale
   if _is_tensor(use_relative_movement):
     relative_value = tf.where(tf.cast(use_relative_movement, tf.bool), relative_value, value_d)
   kp_new["value"] = relative_value
-  if "jacobian" in kp_driving and kp_driving["jacobian"] is not None and (
-      _is_tensor(use_relative_jacobian) or use_relative_jacobian):
+  if "jacobian" in kp_driving and kp_driving["jacobian"] is not None and (_is_tensor(use_relative_jacobian) or
+                                                                          use_relative_jacobian):
     jac_diff = linalg.matmul_2x2(kp_driving["jacobian"], linalg.inverse_2x2(kp_driving_initial["jacobian"]))
     relative_jac = linalg.matmul_2x2(jac_diff, kp_source["jacobian"])
     if _is_tensor(use_relative_jacobian) or _is_tensor(use_relative_movement):

@@ -34,8 +34,7 @@ class RandomTransform:
   def _cast(self, dtype):
     if not self.tps:
       return tf.cast(self.theta, dtype), None, None
-    return (tf.cast(self.theta, dtype), tf.cast(self.control_points, dtype),
-            tf.cast(self.control_params, dtype))
+    return (tf.cast(self.theta, dtype), tf.cast(self.control_points, dtype), tf.cast(self.control_params, dtype))
 
   def warp_coordinates(self, coords):
     """Maps (B, N, 2) coordinates through the transform."""

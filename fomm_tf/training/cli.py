@@ -31,10 +31,10 @@ def define_flags(flag_values):
   flags.DEFINE_integer("num_cpu_replicas", 0, "Mirror over this many logical CPU devices (testing).", **kw)
   flagfiles.define_section_flags(options_lib.RunOptions, flag_values)
   # Distillation (docs/lite.md): the config flags describe the student, these the teacher and the losses.
-  flags.DEFINE_string("teacher_checkpoint", None,
-                      "Distill: the teacher's weights (an official .pth.tar, a fomm-tf checkpoint or .npz); the "
-                      "model trained is the student of the config flags, e.g. --flagfile=configs/vox-256-lite.flags.",
-                      **kw)
+  flags.DEFINE_string(
+      "teacher_checkpoint", None,
+      "Distill: the teacher's weights (an official .pth.tar, a fomm-tf checkpoint or .npz); the "
+      "model trained is the student of the config flags, e.g. --flagfile=configs/vox-256-lite.flags.", **kw)
   flags.DEFINE_string("teacher_config", None, "Distill: the teacher's config name or flagfile (e.g. vox-256).", **kw)
   flags.DEFINE_boolean("init_from_teacher", False,
                        "Distill: start the student from the teacher's weights where path and shape match.", **kw)
@@ -50,8 +50,8 @@ def define_flags(flag_values):
 def _distillation(flag_values, cfg):
   """(distill.Teacher, DistillWeights) from the distillation flags, or (None, None) to train."""
   from fomm_tf.training import distill  # pylint: disable=import-outside-toplevel
-  names = ["teacher_config", "init_from_teacher"] + [f"distill_{f.name}" for f in
-                                                     dataclasses.fields(distill.DistillWeights)]
+  names = ["teacher_config", "init_from_teacher"
+          ] + [f"distill_{f.name}" for f in dataclasses.fields(distill.DistillWeights)]
   if not flag_values.teacher_checkpoint:
     given = [name for name in names if flag_values[name].present]
     if given:
@@ -62,8 +62,8 @@ def _distillation(flag_values, cfg):
                      "e.g. vox-256)")
   teacher_cfg = flagfiles.load_config(flag_values.teacher_config)
   distill.check_pair(teacher_cfg, cfg)
-  weights = distill.DistillWeights(**{f.name: flag_values[f"distill_{f.name}"].value
-                                      for f in dataclasses.fields(distill.DistillWeights)})
+  weights = distill.DistillWeights(
+      **{f.name: flag_values[f"distill_{f.name}"].value for f in dataclasses.fields(distill.DistillWeights)})
   return distill.Teacher(teacher_cfg, flag_values.teacher_checkpoint), weights
 
 
@@ -80,8 +80,13 @@ def run(flag_values):
   cfg = cli.resolve_config(flag_values) or flagfiles.load_config(None)
   teacher, weights = _distillation(flag_values, cfg)
   strategy = strategy_lib.make_strategy(flag_values.num_cpu_replicas)
-  trainer = loop.Trainer(cfg, flag_values.dataset_root, flag_values.model_dir, options=options, strategy=strategy,
-                         teacher=teacher, distill_weights=weights,
+  trainer = loop.Trainer(cfg,
+                         flag_values.dataset_root,
+                         flag_values.model_dir,
+                         options=options,
+                         strategy=strategy,
+                         teacher=teacher,
+                         distill_weights=weights,
                          init_from_teacher=flag_values.init_from_teacher if teacher is not None else False)
   logging.info("training %d steps (%d per epoch) on %d replica(s), global batch %d", trainer.max_steps,
                trainer.steps_per_epoch, trainer.num_replicas, trainer.batch_size)

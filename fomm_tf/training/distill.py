@@ -153,8 +153,12 @@ class DistillationModel:
     kp_source = self.model.kp_detector(source, training=training)
     kp_driving = self.model.kp_detector(driving, training=training)
     generated = self.model.generator(source, kp_source, kp_driving, training=training)
-    generated.update({"kp_source": kp_source, "kp_driving": kp_driving,
-                      "teacher_prediction": teacher["prediction"], "teacher_kp_driving": teacher["kp_driving"]})
+    generated.update({
+        "kp_source": kp_source,
+        "kp_driving": kp_driving,
+        "teacher_prediction": teacher["prediction"],
+        "teacher_kp_driving": teacher["kp_driving"]
+    })
     names = set(self.loss_names())
     losses = {}
     if "keypoints" in names:

@@ -68,8 +68,7 @@ class TrainingModel:
     """Per-sample equivariance transform parameters, stateless under `seed` (2 ints)."""
     cfg = self.cfg
     theta = tf.random.stateless_normal([batch_size, 2, 3], seed=seed, stddev=cfg.sigma_affine) + tf.eye(2, 3)
-    params = tf.random.stateless_normal([batch_size, 1, cfg.points_tps ** 2], seed=seed + [0, 1],
-                                        stddev=cfg.sigma_tps)
+    params = tf.random.stateless_normal([batch_size, 1, cfg.points_tps**2], seed=seed + [0, 1], stddev=cfg.sigma_tps)
     return {"transform_theta": theta, "transform_params": params}
 
   def generator_losses(self, batch, training=True):
@@ -89,7 +88,8 @@ class TrainingModel:
     if cfg.loss_pixel != 0:
       losses["pixel"] = cfg.loss_pixel * tf.add_n([
           tf.reduce_mean(tf.abs(generated_pyramid[k] - real_pyramid[k]))
-          for k in (antialias.pyramid_key(s) for s in cfg.perceptual_scales)])
+          for k in (antialias.pyramid_key(s) for s in cfg.perceptual_scales)
+      ])
     if self.use_gan:
       kp = _detach_kp(kp_driving)
       disc = self.model.discriminator
@@ -109,8 +109,8 @@ class TrainingModel:
         losses["equivariance_value"] = cfg.loss_equivariance_value * equivariance.equivariance_value_loss(
             kp_driving, kp_transformed, transform)
       if cfg.loss_equivariance_jacobian != 0:
-        losses["equivariance_jacobian"] = cfg.loss_equivariance_jacobian * (
-            equivariance.equivariance_jacobian_loss(kp_driving, kp_transformed, transform))
+        losses["equivariance_jacobian"] = cfg.loss_equivariance_jacobian * (equivariance.equivariance_jacobian_loss(
+            kp_driving, kp_transformed, transform))
     return losses, generated
 
   def discriminator_losses(self, batch, generated, training=True):

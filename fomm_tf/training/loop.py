@@ -34,6 +34,7 @@ from fomm_tf.training import step as step_lib
 from fomm_tf.training import strategy as strategy_lib
 from fomm_tf.training import visualizer
 
+
 class TrainingInterrupted(errors.Interrupted):
   """SIGTERM/SIGINT arrived; a checkpoint was saved."""
 
@@ -58,8 +59,17 @@ class Trainer:
     init_from_teacher: a new distillation starts its student from the teacher's weights where the shapes allow.
   """
 
-  def __init__(self, cfg, dataset_root, model_dir, options=None, strategy=None, num_parallel_calls=None,
-               teacher=None, distill_weights=None, init_from_teacher=False, **option_values):
+  def __init__(self,
+               cfg,
+               dataset_root,
+               model_dir,
+               options=None,
+               strategy=None,
+               num_parallel_calls=None,
+               teacher=None,
+               distill_weights=None,
+               init_from_teacher=False,
+               **option_values):
     if options is not None and option_values:
       raise TypeError("give the run's options either as a RunOptions or as keyword arguments, not both")
     self.options = options = options or options_lib.RunOptions(**option_values)
@@ -76,8 +86,8 @@ class Trainer:
     if self.batch_size % self.num_replicas:
       raise UsageError(f"global batch size {self.batch_size} is not divisible by {self.num_replicas} replicas")
     # Checkpoint rotation deletes old checkpoints of model_dir, so the initial weights may not live there.
-    files.refuse_overwrite([], [("init_checkpoint", options.init_checkpoint)] + (
-        [("teacher_checkpoint", teacher.checkpoint)] if teacher is not None else []),
+    files.refuse_overwrite([], [("init_checkpoint", options.init_checkpoint)] +
+                           ([("teacher_checkpoint", teacher.checkpoint)] if teacher is not None else []),
                            directories=[("model_dir", self.model_dir)])
     files.refuse_writing_inside([("model_dir", self.model_dir)], [("dataset_root", dataset_root)])
     self.num_parallel_calls = num_parallel_calls or tf.data.AUTOTUNE
@@ -88,27 +98,32 @@ class Trainer:
 
     # Probes every video once, and fails before any model is built when the data is unusable.
     dataset_lib.train_frame_size(cfg)
-    self.video_index = video_index.index_videos(dataset_root, "train", cfg.dataset.id_sampling,
-                                                skip_report=self.skips)
+    self.video_index = video_index.index_videos(dataset_root, "train", cfg.dataset.id_sampling, skip_report=self.skips)
     self.steps_per_epoch = dataset_lib.batches_per_epoch(self.video_index, cfg.train.num_repeats, self.batch_size)
     if self.steps_per_epoch <= 0:
       raise DatasetError(f"{dataset_root}: fewer training samples per epoch than one batch of {self.batch_size}")
     self.max_steps = options.max_steps or cfg.train.num_epochs * self.steps_per_epoch
 
-    self.state = state_lib.TrainState(cfg, self.strategy, options.mixed_precision, options.vgg19_weights,
-                                      options.seed, options.init_checkpoint, build_discriminator=teacher is None)
+    self.state = state_lib.TrainState(cfg,
+                                      self.strategy,
+                                      options.mixed_precision,
+                                      options.vgg19_weights,
+                                      options.seed,
+                                      options.init_checkpoint,
+                                      build_discriminator=teacher is None)
     if teacher is None:
       self.teacher = None
       self.training_model = full_model.TrainingModel(self.state.model, self.state.vgg)
     else:
       with self.strategy.scope():
-        self.teacher = checkpoint_loading.load_model(teacher.config, checkpoint=teacher.checkpoint,
+        self.teacher = checkpoint_loading.load_model(teacher.config,
+                                                     checkpoint=teacher.checkpoint,
                                                      dtype=options.mixed_precision)
         if init_from_teacher:
           copied = distill.copy_matching_weights(self.teacher, self.state.model)
           logging.info("student: %d variables start from the teacher's", copied)
-      self.training_model = distill.DistillationModel(self.state.model, self.teacher, self.state.vgg,
-                                                      distill_weights or distill.DistillWeights())
+      self.training_model = distill.DistillationModel(self.state.model, self.teacher, self.state.vgg, distill_weights or
+                                                      distill.DistillWeights())
     self.metrics = metrics_lib.LossMetrics(self.training_model.loss_names())
     self.checkpoints = checkpoints_lib.Checkpoints(self.state.checkpoint, self.model_dir, options.keep_checkpoints,
                                                    self.chief, strategy_lib.worker_id(self.strategy))
@@ -119,8 +134,13 @@ class Trainer:
     self.train_step = step_lib.TrainStep(self.state, self.training_model, self.metrics, options.jit_compile)
 
   def _epoch_dataset(self, epoch, offset):
-    ds = dataset_lib.make_train_dataset(self.cfg, self.video_index, self.batch_size, seed=self.options.seed,
-                                        epoch=epoch, skip_report=self.skips, num_parallel_calls=self.num_parallel_calls,
+    ds = dataset_lib.make_train_dataset(self.cfg,
+                                        self.video_index,
+                                        self.batch_size,
+                                        seed=self.options.seed,
+                                        epoch=epoch,
+                                        skip_report=self.skips,
+                                        num_parallel_calls=self.num_parallel_calls,
                                         start_batch=offset)
     tm, seed, batch_size = self.training_model, self.options.seed, self.batch_size
 
@@ -180,8 +200,8 @@ class Trainer:
       self.state.epoch.assign(epoch)
       self.state.set_learning_rates(epoch)
       for batch in self._epoch_dataset(epoch, offset):
-        want_images = self.writer is not None and self.options.image_every > 0 and (
-            step == 0 or (step + 1) % self.options.image_every == 0)
+        want_images = self.writer is not None and self.options.image_every > 0 and (step == 0 or (step + 1) %
+                                                                                    self.options.image_every == 0)
         outputs = (self.train_step.run_with_outputs if want_images else self.train_step.run)(batch)
         step += 1
         if step % self.options.summary_every == 0 or step == 1 or step >= self.max_steps or want_images:
@@ -228,10 +248,15 @@ class Trainer:
   def _write_images(self, step, batch, outputs):
     local = lambda v: self.strategy.experimental_local_results(v)[0].numpy()
     local_batch = {k: local(batch[k]) for k in ("source", "driving")}
-    local_outputs = {k: ({kk: local(vv) for kk, vv in v.items()} if isinstance(v, dict) else local(v))
-                     for k, v in outputs.items()}
+    local_outputs = {
+        k: ({
+            kk: local(vv) for kk, vv in v.items()
+        } if isinstance(v, dict) else local(v)) for k, v in outputs.items()
+    }
     make_grid = visualizer.training_grid if self.teacher is None else visualizer.distillation_grid
-    grid = make_grid(local_batch, local_outputs, kp_size=self.cfg.visualizer.kp_size,
+    grid = make_grid(local_batch,
+                     local_outputs,
+                     kp_size=self.cfg.visualizer.kp_size,
                      colormap=self.cfg.visualizer.colormap)
     with self.writer.as_default(step=step):
       tf.summary.image("visualization", grid[np.newaxis], step=step)

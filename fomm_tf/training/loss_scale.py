@@ -13,13 +13,12 @@ import tensorflow as tf
 class DynamicLossScale(tf.Module):
   """A checkpointable dynamic loss scale (state: `scale`, `finite_steps`)."""
 
-  def __init__(self, initial_scale=2.0 ** 15, growth_interval=2000, name="loss_scale"):
+  def __init__(self, initial_scale=2.0**15, growth_interval=2000, name="loss_scale"):
     super().__init__(name=name)
     self.growth_interval = int(growth_interval)
     # Every replica computes the same update (the finiteness test is all-reduced), so the first one writes it.
     first = tf.VariableAggregation.ONLY_FIRST_REPLICA
-    self.scale = tf.Variable(float(initial_scale), trainable=False, dtype=tf.float32, name="scale",
-                             aggregation=first)
+    self.scale = tf.Variable(float(initial_scale), trainable=False, dtype=tf.float32, name="scale", aggregation=first)
     self.finite_steps = tf.Variable(0, trainable=False, dtype=tf.int64, name="finite_steps", aggregation=first)
 
   def scale_loss(self, loss):
@@ -34,8 +33,7 @@ class DynamicLossScale(tf.Module):
     if context is not None and context.num_replicas_in_sync > 1:
       finite = context.all_reduce(tf.distribute.ReduceOp.MIN, tf.cast(finite, tf.float32)) > 0.5
     grow = finite & (self.finite_steps + 1 >= self.growth_interval)
-    self.scale.assign(tf.where(finite, tf.where(grow, self.scale * 2.0, self.scale),
-                               tf.maximum(self.scale * 0.5, 1.0)))
+    self.scale.assign(tf.where(finite, tf.where(grow, self.scale * 2.0, self.scale), tf.maximum(self.scale * 0.5, 1.0)))
     self.finite_steps.assign(tf.where(finite & ~grow, self.finite_steps + 1, tf.zeros_like(self.finite_steps)))
     return grads, finite
 

@@ -22,26 +22,35 @@ def _not_blank(value):
 class RunOptions(schema.Section):
   """How long a training (or distillation) run goes, and how often it writes what."""
   ERROR = UsageError
-  max_steps: Optional[int] = param(None, "Stop after this many global steps (default: the config's epochs).",
+  max_steps: Optional[int] = param(None,
+                                   "Stop after this many global steps (default: the config's epochs).",
                                    check=schema.at_least(1))
-  batch_size: Optional[int] = param(None, "Global batch size (default: the config's train_batch_size).",
+  batch_size: Optional[int] = param(None,
+                                    "Global batch size (default: the config's train_batch_size).",
                                     check=schema.at_least(1))
-  vgg19_weights: str = param("imagenet", "VGG19 weights for the perceptual loss: imagenet (Keras download), a local "
-                             "Keras .h5, a local torchvision .pth (vgg19-dcbb9e9d.pth, the official trainer's), or "
-                             "random (smoke tests only); see fomm_tf/losses/vgg19.py for the input convention of "
-                             "each.")
-  mixed_precision: Optional[str] = param(None, "Mixed precision compute dtype: bfloat16 or float16.",
-                                         check=lambda v: None if v in (None, "bfloat16", "float16") else
-                                         "must be bfloat16 or float16")
+  vgg19_weights: str = param(
+      "imagenet", "VGG19 weights for the perceptual loss: imagenet (Keras download), a local "
+      "Keras .h5, a local torchvision .pth (vgg19-dcbb9e9d.pth, the official trainer's), or "
+      "random (smoke tests only); see fomm_tf/losses/vgg19.py for the input convention of "
+      "each.")
+  mixed_precision: Optional[str] = param(None,
+                                         "Mixed precision compute dtype: bfloat16 or float16.",
+                                         check=lambda v: None
+                                         if v in (None, "bfloat16", "float16") else "must be bfloat16 or float16")
   jit_compile: bool = param(False, "XLA-compile the training step.")
-  seed: int = param(0, "Seed of the initial weights, data order, augmentation and equivariance transforms.",
+  seed: int = param(0,
+                    "Seed of the initial weights, data order, augmentation and equivariance transforms.",
                     check=schema.at_least(0))
-  checkpoint_every: int = param(1000, "Steps between checkpoints (plus one at each epoch end).",
+  checkpoint_every: int = param(1000,
+                                "Steps between checkpoints (plus one at each epoch end).",
                                 check=schema.at_least(1))
-  keep_checkpoints: int = param(3, "How many of the latest checkpoints to keep (0: keep all).",
+  keep_checkpoints: int = param(3,
+                                "How many of the latest checkpoints to keep (0: keep all).",
                                 check=schema.at_least(0))
   summary_every: int = param(10, "Steps between TensorBoard scalars.", check=schema.at_least(1))
-  image_every: int = param(500, "Steps between TensorBoard image grids (0: never; the first is at step 1).",
+  image_every: int = param(500,
+                           "Steps between TensorBoard image grids (0: never; the first is at step 1).",
                            check=schema.at_least(0))
   init_checkpoint: Optional[str] = param(None, "Start from these weights (e.g. vox-256 for vox-adv-256); ignored "
-                                         "when resuming.", check=_not_blank)
+                                         "when resuming.",
+                                         check=_not_blank)

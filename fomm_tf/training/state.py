@@ -12,6 +12,7 @@ from fomm_tf.losses import vgg19 as vgg19_lib
 from fomm_tf.models import fomm_model
 from fomm_tf.training import loss_scale as loss_scale_lib
 
+
 def adam(learning_rate):
   # Official: torch Adam with betas (0.5, 0.999) and eps 1e-8.
   return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
@@ -29,7 +30,13 @@ class TrainState:
     checkpoint: the tf.train.Checkpoint of all of the above.
   """
 
-  def __init__(self, cfg, strategy, mixed_precision=None, vgg19_weights="imagenet", seed=0, init_checkpoint=None,
+  def __init__(self,
+               cfg,
+               strategy,
+               mixed_precision=None,
+               vgg19_weights="imagenet",
+               seed=0,
+               init_checkpoint=None,
                build_discriminator=True):
     self.cfg = cfg
     self.strategy = strategy
@@ -42,24 +49,33 @@ class TrainState:
       self.model = fomm_model.FommModel(cfg, build_discriminator=build_discriminator, dtype=dtype)
       if init_checkpoint:
         checkpoint_loading.load_weights(self.model, init_checkpoint)
-      self.vgg = (vgg19_lib.make_vgg19_features(vgg19_weights, dtype=dtype) if sum(train.loss_perceptual) != 0
-                  else None)
-      rates = {"kp_detector": train.lr_kp_detector, "generator": train.lr_generator,
-               "discriminator": train.lr_discriminator}
+      self.vgg = (vgg19_lib.make_vgg19_features(vgg19_weights, dtype=dtype)
+                  if sum(train.loss_perceptual) != 0 else None)
+      rates = {
+          "kp_detector": train.lr_kp_detector,
+          "generator": train.lr_generator,
+          "discriminator": train.lr_discriminator
+      }
       self.optimizers = {name: adam(rates[name]) for name in self.model.networks()}
       # Keras 3 optimizers must be built inside the scope before a custom loop's first step.
       for name, optimizer in self.optimizers.items():
         optimizer.build(self.variables(name))
       float16 = mixed_precision == "float16"
-      self.loss_scales = {name: loss_scale_lib.DynamicLossScale(name=f"{name}_loss_scale") if float16
-                          else loss_scale_lib.NoLossScale() for name in ("generator", "discriminator")}
+      self.loss_scales = {
+          name: loss_scale_lib.DynamicLossScale(name=f"{name}_loss_scale") if float16 else loss_scale_lib.NoLossScale()
+          for name in ("generator", "discriminator")
+      }
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
       self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     bags = {name: checkpoint_loading.VariableBag(net) for name, net in self.model.networks().items()}
-    opt_bags = {"optimizer_" + name: checkpoint_loading.VariableBag.from_optimizer(opt)
-                for name, opt in self.optimizers.items()}
-    scales = {f"{name}_loss_scale": scale for name, scale in self.loss_scales.items()
-              if isinstance(scale, loss_scale_lib.DynamicLossScale)}
+    opt_bags = {
+        "optimizer_" + name: checkpoint_loading.VariableBag.from_optimizer(opt) for name, opt in self.optimizers.items()
+    }
+    scales = {
+        f"{name}_loss_scale": scale
+        for name, scale in self.loss_scales.items()
+        if isinstance(scale, loss_scale_lib.DynamicLossScale)
+    }
     self.checkpoint = tf.train.Checkpoint(step=self.step, epoch=self.epoch, **bags, **opt_bags, **scales)
     self.base_lr = {name: rates[name] for name in self.optimizers}
 
@@ -69,7 +85,7 @@ class TrainState:
   def learning_rates(self, epoch):
     """MultiStepLR: x0.1 at each milestone epoch passed."""
     drops = sum(1 for m in self.cfg.train.epoch_milestones if epoch >= m)
-    return {name: lr * (0.1 ** drops) for name, lr in self.base_lr.items()}
+    return {name: lr * (0.1**drops) for name, lr in self.base_lr.items()}
 
   def set_learning_rates(self, epoch):
     for name, lr in self.learning_rates(epoch).items():

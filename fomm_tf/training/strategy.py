@@ -27,8 +27,7 @@ def make_strategy(num_cpu_replicas=0):
   if num_cpu_replicas > 1:
     devices = _split_cpu(num_cpu_replicas)
     # Ring all-reduce is what NCCL-less CPU replicas can use.
-    return tf.distribute.MirroredStrategy(devices=devices,
-                                          cross_device_ops=tf.distribute.ReductionToOneDevice())
+    return tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
   if len(gpus) == 1:
     return tf.distribute.OneDeviceStrategy("/gpu:0")
   return tf.distribute.get_strategy()
@@ -48,8 +47,8 @@ def is_chief(strategy):
   resolver = getattr(strategy, "cluster_resolver", None)
   if resolver is None or not resolver.task_type:
     return True
-  return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
-                                            and "chief" not in resolver.cluster_spec().as_dict())
+  return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0 and
+                                           "chief" not in resolver.cluster_spec().as_dict())
 
 
 def worker_id(strategy):

@@ -96,8 +96,8 @@ def _stack(blocks):
 def distillation_grid(batch, generated, max_samples=3, kp_size=5, colormap="gist_rainbow"):
   """The grid of a distillation: per sample one row source | teacher | student | real, with their keypoints."""
   count = min(max_samples, batch["source"].shape[0])
-  draw = lambda image, kp: np.clip(np.asarray(visualization.draw_keypoints(image, kp, kp_size, colormap),
-                                              np.float32), 0, 1)
+  draw = lambda image, kp: np.clip(np.asarray(visualization.draw_keypoints(image, kp, kp_size, colormap), np.float32),
+                                   0, 1)
   g = generated
   blocks = []
   for i in range(count):

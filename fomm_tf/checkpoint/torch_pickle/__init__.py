@@ -135,4 +135,3 @@ def read_torch_checkpoint(path, max_total_bytes=None):
         return legacy_format.read_legacy_checkpoint(path, mapped, max_total_bytes)
   raise CheckpointError(f"{path}: not a PyTorch checkpoint: starts with bytes {head[:8].hex(' ')}, "
                         "neither a zip archive nor a pickle")
-

@@ -8,7 +8,6 @@ from fomm_tf.checkpoint.torch_pickle import unpickler
 from fomm_tf.checkpoint.torch_pickle import values
 from fomm_tf.errors import CheckpointError
 
-
 # The contents of the format's first two pickles.
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL_VERSION = 1001
@@ -22,18 +21,21 @@ def read_legacy_checkpoint(path, file, max_total_bytes):
   corrupt length asks for.
   """
   file_size = len(file)
-  magic = unpickler.unpickle(file, file_size, f"{path}: not a PyTorch checkpoint: its first pickle",
+  magic = unpickler.unpickle(file,
+                             file_size,
+                             f"{path}: not a PyTorch checkpoint: its first pickle",
                              max_opcodes=limits.MAX_HEADER_PICKLE_OPCODES)
   if type(magic) is not int or magic != LEGACY_MAGIC_NUMBER:  # pylint: disable=unidiomatic-typecheck
     raise CheckpointError(f"{path}: not a PyTorch checkpoint: it starts with a pickle of {values.describe(magic)}, "
                           "not the legacy magic number")
-  protocol = unpickler.unpickle(file, file_size, f"{path} (protocol version)",
+  protocol = unpickler.unpickle(file,
+                                file_size,
+                                f"{path} (protocol version)",
                                 max_opcodes=limits.MAX_HEADER_PICKLE_OPCODES)
   if type(protocol) is not int or protocol != LEGACY_PROTOCOL_VERSION:  # pylint: disable=unidiomatic-typecheck
     raise CheckpointError(f"{path}: unsupported legacy protocol version {values.describe(protocol)} "
                           f"(expected {LEGACY_PROTOCOL_VERSION})")
-  sys_info = unpickler.unpickle(file, file_size, f"{path} (system info)",
-                                max_opcodes=limits.MAX_HEADER_PICKLE_OPCODES)
+  sys_info = unpickler.unpickle(file, file_size, f"{path} (system info)", max_opcodes=limits.MAX_HEADER_PICKLE_OPCODES)
   if not isinstance(sys_info, dict):
     raise CheckpointError(f"{path}: system info is a {type(sys_info).__name__}, not a dict")
   little_endian = sys_info.get("little_endian", True)
@@ -43,9 +45,11 @@ def read_legacy_checkpoint(path, file, max_total_bytes):
   source = f"{path} (pickled object)"
   registry = unpickler.StorageRegistry(source, legacy=True)
   obj = unpickler.unpickle(file, file_size, source, registry)
-  storage_keys = unpickler.unpickle(file, file_size, f"{path} (storage key list)",
-                                    max_opcodes=limits.MAX_HEADER_PICKLE_OPCODES
-                                    + limits.MAX_OPCODES_PER_STORAGE_KEY * len(registry.roots))
+  storage_keys = unpickler.unpickle(file,
+                                    file_size,
+                                    f"{path} (storage key list)",
+                                    max_opcodes=limits.MAX_HEADER_PICKLE_OPCODES +
+                                    limits.MAX_OPCODES_PER_STORAGE_KEY * len(registry.roots))
   if type(storage_keys) is not list:  # pylint: disable=unidiomatic-typecheck
     raise CheckpointError(f"{path}: storage key list is {values.describe(storage_keys)}, not a list of strings")
   for index, key in enumerate(storage_keys):

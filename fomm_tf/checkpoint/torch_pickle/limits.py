@@ -11,7 +11,6 @@ import numpy as np
 
 from fomm_tf.errors import CheckpointError
 
-
 # numpy's limit on array dimensions.
 MAX_TENSOR_DIMS = 64
 MAX_INT64 = (1 << 63) - 1

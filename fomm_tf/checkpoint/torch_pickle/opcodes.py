@@ -10,7 +10,6 @@ import struct
 from fomm_tf.checkpoint.torch_pickle import limits
 from fomm_tf.errors import CheckpointError
 
-
 # What _scan_pickle_opcodes does with each opcode (see _scan_actions).
 _PUT, _GET, _MEMOIZE, _MARK, _POP, _DUP, _INT, _SET, _TUPLE, _KEYED, _IN_PLACE, _OTHER = range(12)
 # Stack entries of _scan_pickle_opcodes: the tuple nesting depth (0: not a tuple), or this for a long integer.
@@ -19,11 +18,32 @@ _LONG_INT = -1
 
 def _scan_actions():
   """{pickletools opcode: (action, whether it pops to a mark, items it pops (below the mark), items it pushes)}."""
-  named = {"PUT": _PUT, "BINPUT": _PUT, "LONG_BINPUT": _PUT, "GET": _GET, "BINGET": _GET, "LONG_BINGET": _GET,
-           "MEMOIZE": _MEMOIZE, "MARK": _MARK, "POP": _POP, "DUP": _DUP, "EMPTY_SET": _SET, "ADDITEMS": _SET,
-           "FROZENSET": _SET, "EMPTY_TUPLE": _TUPLE, "TUPLE": _TUPLE, "TUPLE1": _TUPLE, "TUPLE2": _TUPLE,
-           "TUPLE3": _TUPLE, "SETITEM": _KEYED, "SETITEMS": _KEYED, "DICT": _KEYED, "APPEND": _IN_PLACE,
-           "APPENDS": _IN_PLACE, "BUILD": _IN_PLACE}
+  named = {
+      "PUT": _PUT,
+      "BINPUT": _PUT,
+      "LONG_BINPUT": _PUT,
+      "GET": _GET,
+      "BINGET": _GET,
+      "LONG_BINGET": _GET,
+      "MEMOIZE": _MEMOIZE,
+      "MARK": _MARK,
+      "POP": _POP,
+      "DUP": _DUP,
+      "EMPTY_SET": _SET,
+      "ADDITEMS": _SET,
+      "FROZENSET": _SET,
+      "EMPTY_TUPLE": _TUPLE,
+      "TUPLE": _TUPLE,
+      "TUPLE1": _TUPLE,
+      "TUPLE2": _TUPLE,
+      "TUPLE3": _TUPLE,
+      "SETITEM": _KEYED,
+      "SETITEMS": _KEYED,
+      "DICT": _KEYED,
+      "APPEND": _IN_PLACE,
+      "APPENDS": _IN_PLACE,
+      "BUILD": _IN_PLACE
+  }
   named.update(dict.fromkeys(["INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4"], _INT))
   actions = {}
   for opcode in pickletools.opcodes:

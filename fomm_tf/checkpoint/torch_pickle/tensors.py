@@ -19,9 +19,8 @@ def storage_array(raw, storage_type, numel, big_endian, source, record):
   dtype = limits.numpy_dtype(storage_type.dtype_name, source)
   needed = numel * dtype.itemsize
   if len(raw) < needed:
-    raise CheckpointError(
-        f"{source}: storage {record} holds {len(raw)} bytes but is declared as {numel} "
-        f"{dtype.name} elements ({needed} bytes)")
+    raise CheckpointError(f"{source}: storage {record} holds {len(raw)} bytes but is declared as {numel} "
+                          f"{dtype.name} elements ({needed} bytes)")
   array = np.frombuffer(raw, dtype=dtype, count=numel)
   if big_endian != (sys.byteorder == "big") and dtype.itemsize > 1:
     unsigned = np.dtype(f"u{dtype.itemsize}")
@@ -114,11 +113,9 @@ class _Resolver:
     name = _path_text(path)
     storage = tensor.storage
     if not isinstance(storage, values.StorageRef):
-      raise CheckpointError(
-          f"{self._source}: tensor '{name}' is built from a {type(storage).__name__}, not a storage")
+      raise CheckpointError(f"{self._source}: tensor '{name}' is built from a {type(storage).__name__}, not a storage")
     offset, size, stride = tensor.storage_offset, tensor.size, tensor.stride
-    if not (limits.is_count(offset)
-            and type(size) is tuple and type(stride) is tuple  # pylint: disable=unidiomatic-typecheck
+    if not (limits.is_count(offset) and type(size) is tuple and type(stride) is tuple  # pylint: disable=unidiomatic-typecheck
             and len(size) == len(stride) and all(limits.is_count(value) for value in size + stride)):
       raise CheckpointError(
           f"{self._source}: tensor '{name}' has invalid layout (offset {values.describe(offset)}, size "
@@ -143,10 +140,9 @@ class _Resolver:
           f"{self._source}: tensor '{name}' (size {list(size)}, stride {list(stride)}, offset {offset}) needs "
           f"{extent} elements but its storage {values.describe(storage.root_key)} holds {storage.numel}")
     if numel > storage.numel and numel * dtype.itemsize > limits.MAX_EXPANDED_TENSOR_BYTES:
-      raise CheckpointError(
-          f"{self._source}: tensor '{name}' (size {list(size)}, stride {list(stride)}) expands "
-          f"{storage.numel} storage elements to {numel} elements, more than "
-          f"{limits.MAX_EXPANDED_TENSOR_BYTES >> 20} MiB")
+      raise CheckpointError(f"{self._source}: tensor '{name}' (size {list(size)}, stride {list(stride)}) expands "
+                            f"{storage.numel} storage elements to {numel} elements, more than "
+                            f"{limits.MAX_EXPANDED_TENSOR_BYTES >> 20} MiB")
     start = storage.element_offset + offset
     return _TensorLayout(storage.root_key, dtype, start, storage.element_offset + storage.numel, size, stride,
                          numel * dtype.itemsize)
@@ -175,8 +171,10 @@ class _Resolver:
     if layout.nbytes == 0:
       return np.zeros(layout.size, layout.dtype)
     base = storage_arrays[layout.root_key][layout.start:layout.end]
-    view = np.lib.stride_tricks.as_strided(
-        base, shape=layout.size, strides=[step * layout.dtype.itemsize for step in layout.stride], writeable=False)
+    view = np.lib.stride_tricks.as_strided(base,
+                                           shape=layout.size,
+                                           strides=[step * layout.dtype.itemsize for step in layout.stride],
+                                           writeable=False)
     return view.copy()
 
 

@@ -57,17 +57,20 @@ def _rebuild_parameter_with_state(data, requires_grad, backward_hooks, state):
 
 
 _ALLOWED_GLOBALS = {
-    ("collections", "OrderedDict"): values.AllowedCallable("collections.OrderedDict", _new_ordered_dict),
-    ("torch._utils", "_rebuild_tensor"): values.AllowedCallable("torch._utils._rebuild_tensor", _rebuild_tensor),
-    ("torch._utils", "_rebuild_tensor_v2"): values.AllowedCallable(
-        "torch._utils._rebuild_tensor_v2", _rebuild_tensor_v2),
-    ("torch._utils", "_rebuild_parameter"): values.AllowedCallable(
-        "torch._utils._rebuild_parameter", _rebuild_parameter),
-    ("torch._utils", "_rebuild_parameter_with_state"): values.AllowedCallable(
-        "torch._utils._rebuild_parameter_with_state", _rebuild_parameter_with_state),
+    ("collections", "OrderedDict"):
+        values.AllowedCallable("collections.OrderedDict", _new_ordered_dict),
+    ("torch._utils", "_rebuild_tensor"):
+        values.AllowedCallable("torch._utils._rebuild_tensor", _rebuild_tensor),
+    ("torch._utils", "_rebuild_tensor_v2"):
+        values.AllowedCallable("torch._utils._rebuild_tensor_v2", _rebuild_tensor_v2),
+    ("torch._utils", "_rebuild_parameter"):
+        values.AllowedCallable("torch._utils._rebuild_parameter", _rebuild_parameter),
+    ("torch._utils", "_rebuild_parameter_with_state"):
+        values.AllowedCallable("torch._utils._rebuild_parameter_with_state", _rebuild_parameter_with_state),
 }
-_ALLOWED_GLOBALS.update({("torch", name): values.StorageType(name, dtype_name)
-                         for name, dtype_name in limits.STORAGE_DTYPE_NAMES.items()})
+_ALLOWED_GLOBALS.update({
+    ("torch", name): values.StorageType(name, dtype_name) for name, dtype_name in limits.STORAGE_DTYPE_NAMES.items()
+})
 
 
 def _as_str(value):
@@ -88,8 +91,8 @@ class StorageRegistry:
   def register(self, persistent_id):
     """Validates one persistent id and returns the values.StorageRef it names."""
     expected_length = 6 if self._legacy else 5
-    if (not isinstance(persistent_id, tuple) or len(persistent_id) != expected_length
-            or _as_str(persistent_id[0]) != "storage"):
+    if (not isinstance(persistent_id, tuple) or len(persistent_id) != expected_length or
+        _as_str(persistent_id[0]) != "storage"):
       raise CheckpointError(f"{self._source}: unsupported persistent id {values.describe_items(persistent_id)}")
     storage_type, root_key, location, numel = persistent_id[1:5]
     root_key, location = _as_str(root_key), _as_str(location)
@@ -97,8 +100,7 @@ class StorageRegistry:
       raise CheckpointError(
           f"{self._source}: persistent id {values.describe_items(persistent_id)} names no storage type")
     if not isinstance(root_key, str) or not isinstance(location, str) or not limits.is_count(numel):
-      raise CheckpointError(
-          f"{self._source}: malformed storage persistent id {values.describe_items(persistent_id)}")
+      raise CheckpointError(f"{self._source}: malformed storage persistent id {values.describe_items(persistent_id)}")
     known = self.roots.setdefault(root_key, (storage_type, numel))
     if known != (storage_type, numel):
       raise CheckpointError(
@@ -108,8 +110,8 @@ class StorageRegistry:
     if view_metadata is None:
       return values.StorageRef(root_key, storage_type, 0, numel)
     # Pre-1.0 checkpoints could save views into a larger storage: (view key, offset, size).
-    if not (isinstance(view_metadata, tuple) and len(view_metadata) == 3 and limits.is_count(view_metadata[1])
-            and limits.is_count(view_metadata[2]) and view_metadata[1] + view_metadata[2] <= numel):
+    if not (isinstance(view_metadata, tuple) and len(view_metadata) == 3 and limits.is_count(view_metadata[1]) and
+            limits.is_count(view_metadata[2]) and view_metadata[1] + view_metadata[2] <= numel):
       raise CheckpointError(f"{self._source}: storage {values.describe(root_key)} ({numel} elements) has invalid view "
                             f"{values.describe_items(view_metadata)}")
     return values.StorageRef(root_key, storage_type, view_metadata[1], view_metadata[2])
@@ -138,8 +140,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 # Errors a malformed or truncated pickle makes the unpickler raise (besides our own CheckpointError).
-_UNPICKLING_ERRORS = (pickle.UnpicklingError, EOFError, AttributeError, IndexError, KeyError, TypeError,
-                      ValueError, OverflowError, struct.error, RecursionError)
+_UNPICKLING_ERRORS = (pickle.UnpicklingError, EOFError, AttributeError, IndexError, KeyError, TypeError, ValueError,
+                      OverflowError, struct.error, RecursionError)
 
 
 def unpickle(stream, stream_size, source, storage_registry=None, max_opcodes=limits.MAX_PICKLE_OPCODES):

@@ -5,7 +5,6 @@ build. The descriptions live here too because they name storage types, and the
 stand-ins' repr is made of them.
 """
 
-
 # ---------------------------------------------------------------------------
 # Short descriptions of untrusted values, for messages. A repr could be
 # gigabytes (a list of many references to one long string), recurse past the

@@ -11,15 +11,15 @@ from fomm_tf.checkpoint.torch_pickle import unpickler
 from fomm_tf.checkpoint.torch_pickle import values
 from fomm_tf.errors import CheckpointError
 
-
 # The first bytes of a zip archive, by which read_torch_checkpoint tells this format.
 ZIP_MAGIC = b"PK\x03\x04"
 
 
 def _zip_data_folder(archive, path):
   """The archive's top folder: the one holding `data.pkl`; torch lets it have any name."""
-  folders = [name[:-len("/data.pkl")] for name in archive.namelist()
-             if name.endswith("/data.pkl") and name.count("/") == 1]
+  folders = [
+      name[:-len("/data.pkl")] for name in archive.namelist() if name.endswith("/data.pkl") and name.count("/") == 1
+  ]
   if len(folders) != 1:
     found = "no" if not folders else f"{len(folders)}"
     raise CheckpointError(
@@ -32,8 +32,12 @@ def _zip_data_folder(archive, path):
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError,
                struct.error, OverflowError, IndexError, KeyError)
 # Names of the compression methods zipfile knows; torch.load (miniz) reads only the first two.
-_ZIP_METHOD_NAMES = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2",
-                     zipfile.ZIP_LZMA: "lzma"}
+_ZIP_METHOD_NAMES = {
+    zipfile.ZIP_STORED: "stored",
+    zipfile.ZIP_DEFLATED: "deflate",
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "lzma"
+}
 
 
 def _read_zip_record(archive, name, path, file_size, limit=None, exact_size=None):
@@ -53,8 +57,8 @@ def _read_zip_record(archive, name, path, file_size, limit=None, exact_size=None
   # zipfile decompresses bzip2 and lzma a whole input chunk at a time, so a few
   # kB of a bomb become gigabytes before any size check; deflate it bounds.
   # torch writes every record stored and reads only stored or deflated ones.
-  if method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or (exact_size is not None
-                                                                   and method != zipfile.ZIP_STORED):
+  if method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or (exact_size is not None and
+                                                                  method != zipfile.ZIP_STORED):
     what = "storage records must be stored uncompressed" if exact_size is not None else \
         "torch.load reads only stored or deflate records"
     raise CheckpointError(f"{path}: record '{name}' is compressed with "
@@ -105,8 +109,10 @@ def read_zip_checkpoint(path, file, file_size, max_total_bytes):
     del pickled
 
     def read_storages():
-      sizes = {key: numel * limits.numpy_dtype(storage_type.dtype_name, path).itemsize
-               for key, (storage_type, numel) in registry.roots.items()}
+      sizes = {
+          key: numel * limits.numpy_dtype(storage_type.dtype_name, path).itemsize
+          for key, (storage_type, numel) in registry.roots.items()
+      }
       # Records may not overlap, so together they fit in the file; checked up
       # front, as zipfile only notices overlaps it happens to read.
       if sum(sizes.values()) > file_size:
