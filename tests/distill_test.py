@@ -43,16 +43,6 @@ def student_config():
   return testing.tiny_lite_config().replace(**STUDENT)
 
 
-def events(model_dir):
-  """[(tag, step, value)] of the run's TensorBoard event files, read back."""
-  out = []
-  for path in glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*")):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        out.append((value.tag, event.step, tf.make_ndarray(value.tensor)))
-  return out
-
-
 class DistillTest(tf.test.TestCase):
 
   @classmethod
@@ -129,7 +119,7 @@ class DistillTest(tf.test.TestCase):
     self.assertEqual(steps, [3, 6])
 
   def test_tensorboard_scalars_and_teacher_student_real_grid(self):
-    written = events(self.model_dir)
+    written = testing.tensorboard_events(self.model_dir)
     tags = {tag for tag, _, _ in written}
     for tag in ("loss/keypoints", "loss/deformation", "loss/occlusion", "loss/pixel", "loss/total"):
       self.assertIn(tag, tags)

@@ -11,6 +11,7 @@ written with PyAV and Pillow.
 
 import contextlib
 import functools
+import glob
 import io
 import json
 import os
@@ -262,6 +263,17 @@ def probe(path):
     has_audio = bool(container.streams.audio)
     frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
   return len(frames), fps, has_audio, frames[0].shape[:2]
+
+
+def tensorboard_events(model_dir):
+  """[(tag, step, value or image array)] of a run's TensorBoard event files (model_dir/train), read back."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  out = []
+  for path in glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        out.append((value.tag, event.step, tf.make_ndarray(value.tensor)))
+  return out
 
 
 # ----------------------------------------------------------------------------

@@ -100,16 +100,6 @@ def last_losses(stdout):
   return {k: float(v) for k, v in (part.split() for part in line.split(": ", 1)[1].split(", "))}
 
 
-def events(model_dir):
-  """[(tag, step, value or image array)] of the run's TensorBoard event files, read back."""
-  out = []
-  for path in glob.glob(os.path.join(model_dir, "train", "events.out.tfevents.*")):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        out.append((value.tag, event.step, tf.make_ndarray(value.tensor)))
-  return out
-
-
 class TrainTest(tf.test.TestCase):
 
   def test_every_loss_is_finite(self):
@@ -257,7 +247,7 @@ class FourStepRunTest(tf.test.TestCase):
     self.assertLen(list(fomm_tf.animate(model, frames[0], frames)), 3)
 
   def test_tensorboard_has_scalars_and_a_readable_image_grid_from_step_1(self):
-    written = events(self.model_dir)
+    written = testing.tensorboard_events(self.model_dir)
     tags = {tag for tag, _, _ in written}
     for tag in ("loss/perceptual", "loss/equivariance_value", "loss/equivariance_jacobian", "loss/total",
                 "learning_rate/generator", "learning_rate/kp_detector", "steps_per_second"):

@@ -156,7 +156,36 @@ class SavedModelBackend(backend_lib.Backend):
     return backend_lib.check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)
 
 
-class TFLiteBackend(backend_lib.Backend):
+class _SignatureFilesBackend(backend_lib.Backend):
+  """A Backend over one file per export signature (TFLite, ONNX): subclasses run a signature in `_run`, with
+  `frame_shape`, `batch_mode` set; batching, input checks and the Backend methods are shared."""
+
+  def _run(self, signature, inputs):
+    raise NotImplementedError
+
+  def _run_batched(self, signature, inputs, batched_names):
+    return _run_batched(self._run, self.batch_mode, signature, inputs, batched_names)
+
+  def detect_keypoints(self, frames):
+    frames = _check_frames(frames, self.frame_shape, "detect_keypoints")
+    return self._run_batched("detect_keypoints", {"image": frames}, ("image",))
+
+  def prepare_source(self, source):
+    return self._run("encode_source", {"source": _check_one_source(source, self.frame_shape)})
+
+  def generate(self, state, kp_source, kp_driving):
+    inputs = _generate_inputs(self, state, kp_source, kp_driving)
+    out = self._run_batched("generate_from_state", inputs, ("kp_driving_value", "kp_driving_jacobian"))
+    return out["prediction"]
+
+  def normalize_kp(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale, use_relative_movement,
+                   use_relative_jacobian):
+    inputs = _normalize_inputs(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
+                               use_relative_movement, use_relative_jacobian)
+    return backend_lib.check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)
+
+
+class TFLiteBackend(_SignatureFilesBackend):
   """Runs the four TFLite files of one quantisation variant with the LiteRT interpreter.
 
   Args:
@@ -221,27 +250,6 @@ class TFLiteBackend(backend_lib.Backend):
   def _run(self, signature, inputs):
     return self._runners[signature](**inputs)
 
-  def _run_batched(self, signature, inputs, batched_names):
-    return _run_batched(self._run, self.batch_mode, signature, inputs, batched_names)
-
-  def detect_keypoints(self, frames):
-    frames = _check_frames(frames, self.frame_shape, "detect_keypoints")
-    return self._run_batched("detect_keypoints", {"image": frames}, ("image",))
-
-  def prepare_source(self, source):
-    return self._run("encode_source", {"source": _check_one_source(source, self.frame_shape)})
-
-  def generate(self, state, kp_source, kp_driving):
-    inputs = _generate_inputs(self, state, kp_source, kp_driving)
-    out = self._run_batched("generate_from_state", inputs, ("kp_driving_value", "kp_driving_jacobian"))
-    return out["prediction"]
-
-  def normalize_kp(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale, use_relative_movement,
-                   use_relative_jacobian):
-    inputs = _normalize_inputs(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
-                               use_relative_movement, use_relative_jacobian)
-    return backend_lib.check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)
-
 
 def import_onnxruntime():
   """The onnxruntime module, or a one-line UsageError naming the extra to install."""
@@ -272,7 +280,7 @@ def onnx_session(model, num_threads=None):
     raise ExportError(f"{what}: not a usable ONNX model: {one_line(error)}") from None
 
 
-class OnnxBackend(backend_lib.Backend):
+class OnnxBackend(_SignatureFilesBackend):
   """Runs the four ONNX files of an export directory with ONNX Runtime (CPU).
 
   onnxruntime is an optional extra (pip install fomm-tf[onnx]); without it the
@@ -329,27 +337,6 @@ class OnnxBackend(backend_lib.Backend):
   def _run(self, signature, inputs):
     values = self._sessions[signature].run(self._outputs[signature], inputs)
     return dict(zip(self._outputs[signature], values))
-
-  def _run_batched(self, signature, inputs, batched_names):
-    return _run_batched(self._run, self.batch_mode, signature, inputs, batched_names)
-
-  def detect_keypoints(self, frames):
-    frames = _check_frames(frames, self.frame_shape, "detect_keypoints")
-    return self._run_batched("detect_keypoints", {"image": frames}, ("image",))
-
-  def prepare_source(self, source):
-    return self._run("encode_source", {"source": _check_one_source(source, self.frame_shape)})
-
-  def generate(self, state, kp_source, kp_driving):
-    inputs = _generate_inputs(self, state, kp_source, kp_driving)
-    out = self._run_batched("generate_from_state", inputs, ("kp_driving_value", "kp_driving_jacobian"))
-    return out["prediction"]
-
-  def normalize_kp(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale, use_relative_movement,
-                   use_relative_jacobian):
-    inputs = _normalize_inputs(self, kp_source, kp_driving, kp_driving_initial, adapt_movement_scale,
-                               use_relative_movement, use_relative_jacobian)
-    return backend_lib.check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)
 
 
 # What runs an export directory, by --backend name.

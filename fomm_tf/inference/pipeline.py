@@ -66,14 +66,8 @@ def animate_with_keypoints(model,
   # Everything that depends on the source alone is computed once per video.
   state = backend.prepare_source(source)
   kp_source = backend.detect_keypoints(source)
-  kp_initial = kp_driving_initial
-  for batch in batched(driving_frames, batch_size):
-    frames = np.stack([prepare_driving(f, height) for f in batch])
-    kp_driving = backend.detect_keypoints(frames)
-    if kp_filter is not None:
-      kp_driving = kp_filter(kp_driving)
-    if kp_initial is None:
-      kp_initial = {k: v[:1] for k, v in kp_driving.items()}
+  for frames, kp_driving, kp_initial in _driving_batches(backend, driving_frames, batch_size, height, prepare_driving,
+                                                         kp_filter, kp_driving_initial):
     kp_norm = backend.normalize_kp(kp_source,
                                    kp_driving,
                                    kp_initial,
@@ -83,6 +77,19 @@ def animate_with_keypoints(model,
     prediction = backend.generate(state, kp_source, kp_norm)
     for i in range(len(frames)):
       yield prediction[i], frames[i], kp_driving["value"][i]
+
+
+def _driving_batches(backend, driving_frames, batch_size, size, prepare_driving, kp_filter, kp_initial):
+  """(frames, their keypoints (filtered), the initial frame's keypoints) per batch of prepared driving frames; the
+  initial keypoints are the first frame's unless given."""
+  for batch in batched(driving_frames, batch_size):
+    frames = np.stack([prepare_driving(f, size) for f in batch])
+    kp_driving = backend.detect_keypoints(frames)
+    if kp_filter is not None:
+      kp_driving = kp_filter(kp_driving)
+    if kp_initial is None:
+      kp_initial = {k: v[:1] for k, v in kp_driving.items()}
+    yield frames, kp_driving, kp_initial
 
 
 def animate_faces(model,
@@ -130,27 +137,21 @@ def animate_faces(model,
   for start in range(0, count, group):
     part = sources[start:start + group]
     groups.append((backend.prepare_sources(part), backend.detect_keypoints(part)))
-  kp_initial = kp_driving_initial
-  for batch in batched(driving_frames, frames_per_step):
-    frames = np.stack([prepare_driving(f, size) for f in batch])
-    kp_driving = backend.detect_keypoints(frames)
-    if kp_filter is not None:
-      kp_driving = kp_filter(kp_driving)
-    if kp_initial is None:
-      kp_initial = {k: v[:1] for k, v in kp_driving.items()}
+  for frames, kp_driving, kp_initial in _driving_batches(backend, driving_frames, frames_per_step, size,
+                                                         prepare_driving, kp_filter, kp_driving_initial):
     results = []
     for state, kp_sources in groups:
       # Each source's own motion transfer; source-major, as generate_sources takes them.
-      norms = [
-          backend.normalize_kp({
-              k: v[i:i + 1] for k, v in kp_sources.items()
-          },
-                               kp_driving,
-                               kp_initial,
-                               adapt_movement_scale=adapt_scale,
-                               use_relative_movement=relative,
-                               use_relative_jacobian=relative) for i in range(len(kp_sources["value"]))
-      ]
+      norms = []
+      for i in range(len(kp_sources["value"])):
+        kp_source = {k: v[i:i + 1] for k, v in kp_sources.items()}
+        norms.append(
+            backend.normalize_kp(kp_source,
+                                 kp_driving,
+                                 kp_initial,
+                                 adapt_movement_scale=adapt_scale,
+                                 use_relative_movement=relative,
+                                 use_relative_jacobian=relative))
       kp_all = {k: np.concatenate([n[k] for n in norms]) for k in kp_driving}
       prediction = backend.generate_sources(state, kp_sources, kp_all)
       results.append(prediction.reshape((len(norms), len(frames)) + prediction.shape[1:]))
