@@ -125,8 +125,9 @@ class TorchvisionVGG19Test(testing.TestCase):
       kernel, bias = features.convs[name].get_weights()
       np.testing.assert_array_equal(np.transpose(kernel, (3, 2, 0, 1)), state[f"features.{index}.weight"])
       np.testing.assert_array_equal(bias, state[f"features.{index}.bias"])
-    # relu1_1 of an image is the first conv of the torchvision-normalised RGB image.
-    image = np.random.default_rng(4).random((1, 8, 8, 3)).astype(np.float32)
+    # relu1_1 of an image is the first conv of the torchvision-normalised RGB image. 32 pixels, so that every one
+    # of VGG's four poolings has a pixel to pool: oneDNN's MaxPool (AVX512 builds) refuses an empty output.
+    image = np.random.default_rng(4).random((1, 32, 32, 3)).astype(np.float32)
     normalised = (image - np.array(vgg19.TORCH_MEAN, np.float32)) / np.array(vgg19.TORCH_STD, np.float32)
     conv = tf.nn.conv2d(normalised, weights["block1_conv1"][0], 1, "SAME") + state["features.0.bias"]
     np.testing.assert_allclose(features(image)[0].numpy(), tf.nn.relu(conv).numpy(), atol=1e-5)
