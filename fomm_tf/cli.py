@@ -46,11 +46,14 @@ def parse_flags_or_exit(argv, flag_values=flags.FLAGS):
 
 
 @contextlib.contextmanager
-def signals_raise_interrupted():
-  """Within the block, SIGINT and SIGTERM raise errors.Interrupted (in the main thread)."""
+def signals_raise_interrupted(received=None):
+  """Within the block, SIGINT and SIGTERM raise errors.Interrupted (in the main thread); each signal number is also
+  appended to `received`."""
 
   def handler(signum, frame):
     del frame
+    if received is not None:
+      received.append(signum)
     raise errors.Interrupted(signum)
 
   previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -63,9 +66,10 @@ def signals_raise_interrupted():
 
 def run_command(run, handle_signals=True):
   """Calls run(); a FommError becomes `error: ...` and exit 1, a signal `interrupted: ...` and 128 + signum."""
+  received = []
   try:
     if handle_signals:
-      with signals_raise_interrupted():
+      with signals_raise_interrupted(received):
         return run()
     return run()
   except errors.FommError as error:
@@ -74,6 +78,14 @@ def run_command(run, handle_signals=True):
   except errors.Interrupted as interrupted:
     print_error(str(interrupted), prefix="interrupted")
     sys.exit(128 + interrupted.signum)
+  except Exception:  # pylint: disable=broad-except
+    if not received:
+      raise
+    # The handler's Interrupted, raised while native code (TensorFlow tracing) was running, can reach here as
+    # another exception (CPython's SystemError "bad argument to internal function"); the signal is what happened,
+    # and the staged output was removed on the way out as for any exception.
+    print_error(str(errors.Interrupted(received[0])), prefix="interrupted")
+    sys.exit(128 + received[0])
 
 
 def invoke(define_flags, run, argv, flag_values, handle_signals=True, before_run=None):
