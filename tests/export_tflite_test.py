@@ -138,7 +138,7 @@ class OpsTest(testing.TestCase):
     with self.assertRaisesRegex(
         errors.ExportError, r"invert.tflite: float32 conversion failed: needs TensorFlow select ops "
         r"\(MatrixInverse\)"):
-      tflite_lib.convert(loaded.signatures["invert"], loaded, "float32", "invert.tflite")
+      tflite_lib.convert(loaded.signatures["invert"], "float32", "invert.tflite")
 
 
 class TFLiteBackendTest(testing.TestCase):

@@ -218,7 +218,6 @@ def _write_tflite(loaded, staging, quantizations, samples, inputs, expected, rep
       if key not in converted:
         start = time.time()
         converted[key] = tflite_lib.convert(loaded.signatures[signature],
-                                            loaded,
                                             actual_quantization,
                                             relpath,
                                             representative_inputs=samples[signature] if samples is not None else None)
