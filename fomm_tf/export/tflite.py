@@ -69,8 +69,7 @@ def make_converter(concrete_function, quantization, representative_inputs=None):
   if quantization not in QUANTIZATIONS:
     raise ExportError(f"unknown quantisation {quantization!r}; "
                       f"choose from {', '.join(QUANTIZATIONS)}")
-  converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_function],
-                                                              _variable_owner(concrete_function))
+  converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_function], _variable_owner(concrete_function))
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
   if quantization == "float16":
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
