@@ -13,6 +13,7 @@ from fomm_tf import errors
 from fomm_tf.checkpoint import loading
 from fomm_tf.checkpoint import torch_pickle
 from tests import torch_writer
+from tools import convert_checkpoint
 from tests import testing
 
 
@@ -102,16 +103,12 @@ class CheckpointLoadingTest(tf.test.TestCase):
     self.assertAllEqual(
         official.generate(frames[:1], first(a), a)["prediction"],
         converted.generate(frames[:1], first(b), b)["prediction"])
-    again = subprocess.run([
-        sys.executable, "tools/convert_checkpoint.py", f"--flagfile={flagfile}", f"--checkpoint={testing.CHECKPOINT}",
-        f"--output={output}"
-    ],
-                           capture_output=True,
-                           text=True,
-                           cwd=testing.REPO_ROOT,
-                           timeout=300)
-    self.assertNotEqual(again.returncode, 0)
-    self.assertRegex(again.stderr, r"error: .*already exists there \(pass --overwrite")
+    # The same command again (in this process: the script's entry point was run above) refuses to overwrite.
+    again = testing.run_cli(convert_checkpoint, f"--flagfile={flagfile}", f"--checkpoint={testing.CHECKPOINT}",
+                            f"--output={output}")
+    code, _, stderr = again
+    self.assertEqual(code, 1, stderr[-2000:])
+    self.assertRegex(stderr.strip().splitlines()[-1], r"^error: .*already exists there \(pass --overwrite")
     # A converted checkpoint loaded into another config fails clearly.
     self.assertLoadFails(output, r"does not fit this config", cfg=fomm_tf.load_config("vox-256"))
 

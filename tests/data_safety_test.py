@@ -294,23 +294,15 @@ class BrokenOwnFormatsTest(testing.TestCase):
         self.assertRefused(prefix, r".")
 
   def test_train_refuses_to_resume_from_a_damaged_checkpoint(self):
-    flagfile = testing.write_tiny_flagfile(self.tmp_dir())
-    dataset = os.path.join(self.tmp_dir(), "data")
-    synthetic.write_dataset(dataset, num_train=2, num_test=1, num_frames=4, frame_size=64, seed=0, fmt="mp4")
-    model_dir = self.tmp_dir()
-    small = ("--max_steps=1", "--batch_size=1", "--vgg19_weights=random", "--loss_perceptual=1,0,0,0,0",
-             "--perceptual_scales=1", "--kp_num_blocks=2", "--dm_num_blocks=2", "--gen_num_bottleneck_blocks=1",
-             "--id_sampling=false")
-    code, _, stderr = testing.run_cli(train_cli, f"--flagfile={flagfile}", f"--dataset_root={dataset}",
-                                      f"--model_dir={model_dir}", *small)
-    self.assertEqual(code, 0, stderr[-2000:])
-    data_file = [f for f in os.listdir(model_dir) if ".data-" in f][0]
+    model_dir = os.path.join(self.tmp_dir(), "run")
+    shutil.copytree(testing.tiny_training_run(), model_dir)
+    data_file = [f for f in os.listdir(model_dir) if f.startswith("ckpt-6.data-")][0]
     with open(os.path.join(model_dir, data_file), "r+b") as f:
       f.truncate(os.path.getsize(os.path.join(model_dir, data_file)) // 2)
     listing = sorted(os.listdir(model_dir))
     self.assertErrorLine(
-        testing.run_cli(train_cli, f"--flagfile={flagfile}", f"--dataset_root={dataset}", f"--model_dir={model_dir}",
-                        *small[1:], "--max_steps=2"), r"cannot resume from .*ckpt-1: .*damaged")
+        testing.run_cli(train_cli, *testing.train_args(model_dir, *testing.TINY_RUN_ARGS[1:], "--max_steps=7")),
+        r"cannot resume from .*ckpt-6: .*damaged")
     self.assertEqual(sorted(os.listdir(model_dir)), listing)
 
 

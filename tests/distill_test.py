@@ -15,7 +15,6 @@ from absl.testing import absltest
 
 import fomm_tf
 from fomm_tf.checkpoint import loading as checkpoint_loading
-from fomm_tf.data import synthetic
 from fomm_tf.models import fomm_model
 from fomm_tf.training import cli as train_cli
 from fomm_tf.training import distill
@@ -49,15 +48,7 @@ class DistillTest(tf.test.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cls.root = testing.make_class_dir("distill_test_")
-    cls.dataset = os.path.join(cls.root, "data")
-    synthetic.write_dataset(cls.dataset,
-                            num_train=4,
-                            num_test=2,
-                            num_frames=8,
-                            frame_size=64,
-                            seed=0,
-                            fmt="mp4",
-                            videos_per_identity=2)
+    cls.dataset = testing.tiny_dataset()[1]
     cls.teacher_flags = testing.write_tiny_flagfile(cls.root)
     cls.teacher_checkpoint = os.path.join(cls.root, "teacher", "weights")
     checkpoint_loading.save_weights(testing.tiny_model(), cls.teacher_checkpoint)

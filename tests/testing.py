@@ -5,11 +5,14 @@ Tests derive from `testing.TestCase`. Every test gets its own temp folder
 class-level data goes into `make_class_dir()`, and `AnimateFixtures` writes the
 tiny flagfile, a photo and a driving video that the command tests share.
 Expensive objects (models, fixture arrays) are cached per process with
-`functools.cache`, the one caching mechanism here; media are real files
-written with PyAV and Pillow.
+`functools.cache`; expensive files (exports, a trained tiny run) are made once
+per test run for all pytest workers with `shared_artifact`. Media are real
+files written with PyAV and Pillow.
 """
 
+import atexit
 import contextlib
+import fcntl
 import functools
 import glob
 import io
@@ -55,6 +58,38 @@ def make_temp_dir(test_case, prefix):
 def make_class_dir(prefix):
   """A fresh temp folder for data a whole test class shares (remove it in tearDownClass)."""
   return tempfile.mkdtemp(prefix=prefix)
+
+
+@functools.cache
+def _shared_root():
+  """The run's shared folder (conftest.py makes it before the workers start), or this process's own."""
+  root = os.environ.get("FOMM_TEST_SHARED_DIR")
+  if root is None:  # Not under pytest (a test module run as a script): shared within this process only.
+    root = tempfile.mkdtemp(prefix="fomm_test_shared_")
+    atexit.register(shutil.rmtree, root, True)
+  return root
+
+
+def shared_artifact(name, make):
+  """The folder `name`, made by `make(folder)` once per test run and shared by every pytest worker.
+
+  The first caller makes it while holding a file lock (a second caller waits for it rather than making it
+  again); a `make` that fails leaves nothing, so the next caller tries again. Users only read it: a test that
+  changes files copies them first.
+  """
+  root = _shared_root()
+  path = os.path.join(root, name)
+  with open(os.path.join(root, name + ".lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not os.path.isdir(path):
+      staging = tempfile.mkdtemp(prefix=name + ".making.", dir=root)
+      try:
+        make(staging)
+      except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+      os.rename(staging, path)
+  return path
 
 
 def write_tiny_flagfile(directory):
@@ -139,6 +174,57 @@ def write_fixture_flagfile(directory, align_corners=True):
         value = str(value).lower()
       f.write(f"--{name}={value}\n")
   return path
+
+
+# ----------------------------------------------------------------------------
+# Training: one small dataset and one short run of the tiny model, shared by the whole test run.
+
+# A shallower tiny network and a pixel loss instead of VGG: a training step traces in seconds.
+SMALL_NET = ("--loss_perceptual=0,0,0,0,0", "--loss_pixel=1", "--gen_num_bottleneck_blocks=1", "--kp_num_blocks=2",
+             "--dm_num_blocks=2")
+# The shared run: six steps of SMALL_NET at batch 2, a checkpoint after every step, all kept, every step's losses
+# in TensorBoard.
+TINY_RUN_ARGS = ("--max_steps=6", "--batch_size=2", "--checkpoint_every=1", "--keep_checkpoints=0", *SMALL_NET)
+
+
+def _write_tiny_dataset(folder):
+  from fomm_tf.data import synthetic  # pylint: disable=import-outside-toplevel
+  write_tiny_flagfile(folder)
+  synthetic.write_dataset(os.path.join(folder, "data"),
+                          num_train=4,
+                          num_test=2,
+                          num_frames=8,
+                          frame_size=64,
+                          seed=0,
+                          fmt="mp4",
+                          videos_per_identity=2)
+
+
+def tiny_dataset():
+  """(tiny flagfile, synthetic dataset root: 4 training and 2 test videos of 8 frames at 64x64), shared."""
+  folder = shared_artifact("tiny_dataset", _write_tiny_dataset)
+  return os.path.join(folder, "tiny.flags"), os.path.join(folder, "data")
+
+
+def train_args(model_dir, *extra):
+  """The arguments of `python -m fomm_tf.train` for the tiny model on tiny_dataset() (random VGG, one scale)."""
+  flagfile, dataset = tiny_dataset()
+  return (f"--flagfile={flagfile}", f"--dataset_root={dataset}", f"--model_dir={model_dir}", "--vgg19_weights=random",
+          "--loss_perceptual=1,0,0,0,0", "--perceptual_scales=1", "--noid_sampling", "--num_repeats=4",
+          "--image_every=0", *extra)
+
+
+def _train_tiny_run(folder):
+  from fomm_tf.training import cli as train_cli  # pylint: disable=import-outside-toplevel
+  code, _, stderr = run_cli(train_cli, *train_args(os.path.join(folder, "run"), "--summary_every=1", *TINY_RUN_ARGS))
+  if code != 0:
+    raise AssertionError(f"the shared tiny training run failed:\n{stderr[-3000:]}")
+
+
+def tiny_training_run():
+  """The model_dir of `python -m fomm_tf.train` with train_args() and TINY_RUN_ARGS: checkpoints ckpt-1 to
+  ckpt-6 and TensorBoard losses at every step. Shared: read it, or copy it to change it."""
+  return os.path.join(shared_artifact("tiny_training_run", _train_tiny_run), "run")
 
 
 # ----------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """Training: every loss, falling losses, resume equality, signals, NaN handling, TensorBoard, distribution."""
 
-import functools
 import glob
 import json
 import os
@@ -19,24 +18,12 @@ from absl.testing import absltest
 import fomm_tf
 from fomm_tf import config as config_lib
 from fomm_tf import errors
-from fomm_tf.data import synthetic
 from fomm_tf.training import loop as trainer_lib
 from tests import testing
 
 
-@functools.lru_cache(maxsize=None)
 def dataset_root():
-  """A small synthetic dataset, written once per test process into its own folder."""
-  root = os.path.join(testing.make_class_dir("train_test_dataset_"), "data")
-  synthetic.write_dataset(root,
-                          num_train=4,
-                          num_test=2,
-                          num_frames=8,
-                          frame_size=64,
-                          seed=0,
-                          fmt="mp4",
-                          videos_per_identity=2)
-  return root
+  return testing.tiny_dataset()[1]
 
 
 def tiny_config(**overrides):
@@ -73,26 +60,14 @@ def free_port():
     return s.getsockname()[1]
 
 
-@functools.lru_cache(maxsize=None)
-def tiny_flagfile():
-  return testing.write_tiny_flagfile(testing.make_class_dir("train_test_flags_"))
-
-
 def train_cmd(model_dir, *extra):
-  return [
-      sys.executable, "-m", "fomm_tf.train", f"--flagfile={tiny_flagfile()}", f"--dataset_root={dataset_root()}",
-      f"--model_dir={model_dir}", "--vgg19_weights=random", "--loss_perceptual=1,0,0,0,0", "--perceptual_scales=1",
-      "--noid_sampling", "--num_repeats=4", "--image_every=0", *extra
-  ]
+  return [sys.executable, "-m", "fomm_tf.train", *testing.train_args(model_dir, *extra)]
 
 
 # Synchronised batch norm makes every replica graph pay one all-reduce per
 # batch-norm call, which is slow to build on CPU: distributed runs use a
 # shallower network and no VGG.
-SMALL_NET = [
-    "--loss_perceptual=0,0,0,0,0", "--loss_pixel=1", "--gen_num_bottleneck_blocks=1", "--kp_num_blocks=2",
-    "--dm_num_blocks=2"
-]
+SMALL_NET = testing.SMALL_NET
 
 
 def last_losses(stdout):
@@ -279,8 +254,12 @@ class TrainProcessTest(testing.TestCase):
     return proc.stdout
 
   def test_two_cpu_replicas_match_one(self):
-    one = last_losses(
-        self.run_ok(train_cmd(self.create_tempdir().full_path, "--max_steps=2", "--batch_size=2", *SMALL_NET)))
+    # One replica: step 2 of the shared run (same data, seed, batch and network; checkpoints change no weights).
+    one = {
+        tag.split("/", 1)[1]: float(value)
+        for tag, step, value in testing.tensorboard_events(testing.tiny_training_run())
+        if step == 2 and tag.startswith("loss/") and tag != "loss/total"
+    }
     two = last_losses(
         self.run_ok(
             train_cmd(self.create_tempdir().full_path, "--max_steps=2", "--batch_size=2", "--num_cpu_replicas=2",
@@ -338,9 +317,9 @@ class TrainFaultsTest(testing.TestCase):
   run_ok = TrainProcessTest.run_ok
 
   def test_kill_9_at_random_moments_resumes_step_exact_from_the_newest_complete_checkpoint(self):
-    args = ("--max_steps=6", "--batch_size=2", "--checkpoint_every=1", "--keep_checkpoints=0", *SMALL_NET)
-    reference_dir = self.create_tempdir().full_path
-    self.run_ok(train_cmd(reference_dir, *args))
+    # The shared run is the uninterrupted reference.
+    args = testing.TINY_RUN_ARGS
+    reference_dir = testing.tiny_training_run()
     rng = np.random.default_rng(7)
     model_dir = self.create_tempdir().full_path
     kills = 0
@@ -377,9 +356,14 @@ class TrainFaultsTest(testing.TestCase):
   def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(self):
     from tests import data_safety_test  # pylint: disable=import-outside-toplevel
     args = ("--batch_size=2", "--checkpoint_every=1", "--keep_checkpoints=0", "--summary_every=1000", *SMALL_NET)
-    probe = self.create_tempdir().full_path
-    self.run_ok(train_cmd(probe, "--max_steps=1", *args))
-    used = sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(probe) for name in names)
+    # What a one-step run writes, from the shared run of these arguments: its step-1 checkpoint, the checkpoint
+    # index and the TensorBoard events (of six steps: a little more than one step's).
+    reference = testing.tiny_training_run()
+    used = sum(
+        os.path.getsize(os.path.join(root, name))
+        for root, _, names in os.walk(reference)
+        for name in names
+        if not name.startswith("ckpt-") or name.startswith("ckpt-1."))
     # Room for the first run's files and a little more, not for a second checkpoint.
     disk = self.create_tempdir().full_path
     script = [
