@@ -6,11 +6,8 @@ must contain every op those exports hold (else the backends would refuse fomm-tf
 else (so it stays as tight as it can be).
 """
 
-import shutil
-
 from absl.testing import absltest
 
-from fomm_tf.export import op_inventory
 from fomm_tf.inference import export_allowlist as allowlist
 from tests import testing
 
@@ -20,13 +17,8 @@ class AllowlistTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.scratch = testing.make_class_dir("export_allowlist_test_")
-    cls.found, cls.configs = op_inventory.inventory(cls.scratch, report=lambda line: None)
-
-  @classmethod
-  def tearDownClass(cls):
-    shutil.rmtree(cls.scratch)
-    super().tearDownClass()
+    # op_inventory.inventory's exports, shared with lite_test (which runs the lite structure's files).
+    cls.found, cls.configs, _ = testing.structure_exports()
 
   def test_every_official_config_is_covered(self):
     from fomm_tf.config import flagfiles  # pylint: disable=import-outside-toplevel

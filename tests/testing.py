@@ -176,6 +176,32 @@ def write_fixture_flagfile(directory, align_corners=True):
   return path
 
 
+def _export_structures(folder):
+  from fomm_tf.export import op_inventory  # pylint: disable=import-outside-toplevel
+  found, configs, exports = op_inventory.inventory(folder, report=lambda line: None)
+  with open(os.path.join(folder, "inventory.json"), "w") as f:
+    json.dump(
+        {
+            "found": {
+                key: sorted(ops) for key, ops in found.items()
+            },
+            "configs": configs,
+            "exports": {
+                name: os.path.basename(directory) for names, _, directory in exports for name in names
+            }
+        }, f)
+
+
+def structure_exports():
+  """op_inventory.inventory's exports of every official structure (shrunk, seeded, every quantisation), shared:
+  (found: {kind: set of op types}, config names, {config name: its structure's export directory})."""
+  folder = shared_artifact("structure_exports", _export_structures)
+  with open(os.path.join(folder, "inventory.json")) as f:
+    data = json.load(f)
+  found = {key: set(ops) for key, ops in data["found"].items()}
+  return found, data["configs"], {name: os.path.join(folder, sub) for name, sub in data["exports"].items()}
+
+
 # ----------------------------------------------------------------------------
 # Training: one small dataset and one short run of the tiny model, shared by the whole test run.
 

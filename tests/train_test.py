@@ -190,13 +190,18 @@ class FourStepRunTest(tf.test.TestCase):
   def test_keep_checkpoints_keeps_the_newest(self):
     self.assertEqual(checkpoint_steps(self.model_dir), [2, 3, 4])
 
+  def test_keep_checkpoints_0_keeps_every_one(self):
+    self.assertEqual(checkpoint_steps(testing.tiny_training_run()), [1, 2, 3, 4, 5, 6])
+
   def test_resume_matches_uninterrupted_run(self):
+    # A run stopped after step 2 left the straight run's step-2 checkpoint: resume from a copy of it.
     model_dir = self.create_tempdir().full_path
+    for path in glob.glob(os.path.join(self.model_dir, "ckpt-2.*")):
+      shutil.copy(path, model_dir)
+    with open(os.path.join(model_dir, "checkpoint"), "w") as f:  # the index a CheckpointManager writes
+      f.write('model_checkpoint_path: "ckpt-2"\n')
     # The image grid's steps run a second graph (which also returns the outputs), rounding differently:
     # the same image_every as the straight run keeps the comparison exact.
-    first = make_trainer(model_dir, max_steps=2, checkpoint_every=1, keep_checkpoints=0, image_every=2)
-    first.train()
-    self.assertEqual(checkpoint_steps(model_dir), [1, 2])  # 0 keeps every checkpoint.
     resumed = make_trainer(model_dir, max_steps=4, image_every=2)
     self.assertEqual(int(resumed.state.step.numpy()), 2)
     self.assertIsNotNone(resumed.restored_from)

@@ -24,7 +24,7 @@ def main(argv):
   del argv
   from fomm_tf.export import op_inventory  # pylint: disable=import-outside-toplevel
   with tempfile.TemporaryDirectory(prefix="allowlist_") as scratch:
-    found, configs = op_inventory.inventory(scratch, report=lambda line: print(line, flush=True))
+    found, configs, _ = op_inventory.inventory(scratch, report=lambda line: print(line, flush=True))
   text = op_inventory.render_allowlist(found, configs)
   with open(TARGET) as f:
     current = f.read()

@@ -58,15 +58,7 @@ def reference_inputs(functions, frames):
   kp_driving = _numpy(functions.detect_keypoints(tf.constant(driving)))
   kp_initial = {k: v[:1] for k, v in kp_driving.items()}
   flags = {name: np.array(True) for name in signatures_lib.NORMALIZE_FLAGS}
-  normalize_inputs = {
-      "kp_source_value": kp_source["value"],
-      "kp_source_jacobian": kp_source["jacobian"],
-      "kp_driving_value": kp_driving["value"],
-      "kp_driving_jacobian": kp_driving["jacobian"],
-      "kp_driving_initial_value": kp_initial["value"],
-      "kp_driving_initial_jacobian": kp_initial["jacobian"],
-      **flags
-  }
+  normalize_inputs = layout.normalize_kp_inputs(kp_source, kp_driving, kp_initial, **flags)
   kp_norm = _numpy(functions.normalize_kp(**{k: tf.constant(v) for k, v in normalize_inputs.items()}))
   state = _numpy(functions.encode_source(tf.constant(source)))
   driven = {

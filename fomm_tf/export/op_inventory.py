@@ -79,15 +79,19 @@ def export_ops(export_dir):
 
 
 def inventory(scratch, report=print):
-  """(op sets as export_ops returns them, config names) of exports of every official structure, written into the
-  folder `scratch` (with every TFLite quantisation; the exporter's own allowlist check is off: this makes it)."""
+  """(op sets as export_ops returns them, config names, [(config names, shrunk config, export directory)]) of
+  exports of every official structure, written into the folder `scratch` (SavedModel and every TFLite
+  quantisation, the weights seeded with 0; the exporter's own allowlist check is off: this makes the list).
+
+  ONNX files are not exported: the ONNX check allows the standard domain, not a list of ops.
+  """
   import keras  # pylint: disable=import-outside-toplevel
   from fomm_tf.export import evaluation  # pylint: disable=import-outside-toplevel
   from fomm_tf.export import exporter  # pylint: disable=import-outside-toplevel
   from fomm_tf.export import tflite  # pylint: disable=import-outside-toplevel
   from fomm_tf.checkpoint import loading  # pylint: disable=import-outside-toplevel
   found = {"saved_model": set(), "saved_model_saver": set(), "tflite": set()}
-  configs = []
+  configs, exports = [], []
   for i, (names, config) in enumerate(official_structures()):
     report(f"exporting the structure of {', '.join(names)}")
     keras.utils.set_random_seed(0)
@@ -96,6 +100,7 @@ def inventory(scratch, report=print):
     directory = os.path.join(scratch, str(i))
     exporter.export_model(model,
                           directory,
+                          formats=("saved_model", "tflite"),
                           quantizations=tflite.QUANTIZATIONS,
                           representative_frames=frames,
                           progress=lambda message: None,
@@ -103,8 +108,9 @@ def inventory(scratch, report=print):
     for key, ops in export_ops(directory).items():
       found[key] |= ops
     configs += names
+    exports.append((names, config, directory))
   found["saved_model_saver"] -= found["saved_model"]
-  return found, configs
+  return found, configs, exports
 
 
 def render_allowlist(found, configs):

@@ -34,6 +34,15 @@ SAVED_MODEL_SIGNATURES = ("detect_keypoints", "normalize_kp", "generate", "encod
                           "serving_default")
 
 
+def normalize_kp_inputs(kp_source, kp_driving, kp_driving_initial, **flags):
+  """The normalize_kp signature's inputs by name: each keypoint set's value and Jacobian, then `flags`."""
+  inputs = {}
+  for prefix, kp in (("kp_source", kp_source), ("kp_driving", kp_driving), ("kp_driving_initial", kp_driving_initial)):
+    inputs[f"{prefix}_value"] = kp["value"]
+    inputs[f"{prefix}_jacobian"] = kp["jacobian"]
+  return {**inputs, **flags}
+
+
 def tflite_relpath(quantization, signature):
   return "/".join((TFLITE, quantization, TFLITE_FILES[signature]))
 

@@ -51,17 +51,12 @@ def _normalize_inputs(backend, kp_source, kp_driving, kp_driving_initial, adapt_
   kp_source = _check_kp(kp_source, backend.num_kp, "normalize_kp kp_source")
   kp_driving = _check_kp(kp_driving, backend.num_kp, "normalize_kp kp_driving")
   kp_initial = _check_kp(kp_driving_initial, backend.num_kp, "normalize_kp kp_driving_initial")
-  return {
-      "kp_source_value": kp_source["value"],
-      "kp_source_jacobian": kp_source["jacobian"],
-      "kp_driving_value": kp_driving["value"],
-      "kp_driving_jacobian": kp_driving["jacobian"],
-      "kp_driving_initial_value": kp_initial["value"],
-      "kp_driving_initial_jacobian": kp_initial["jacobian"],
-      "adapt_movement_scale": np.array(bool(adapt_movement_scale)),
-      "use_relative_movement": np.array(bool(use_relative_movement)),
-      "use_relative_jacobian": np.array(bool(use_relative_jacobian)),
-  }
+  return layout.normalize_kp_inputs(kp_source,
+                                    kp_driving,
+                                    kp_initial,
+                                    adapt_movement_scale=np.array(bool(adapt_movement_scale)),
+                                    use_relative_movement=np.array(bool(use_relative_movement)),
+                                    use_relative_jacobian=np.array(bool(use_relative_jacobian)))
 
 
 def _check_one_source(source, frame_shape):
@@ -163,6 +158,23 @@ class _SignatureFilesBackend(backend_lib.Backend):
   def _run(self, signature, inputs):
     raise NotImplementedError
 
+  @staticmethod
+  def _checked_export(model_paths, allow_modified, manifest, check_file):
+    """(export directory, manifest) of `model_paths`, the files of one variant: with no `manifest` given (the
+    exporter passes the one it is writing, of files it has just made) the export's manifest is read, the files'
+    hashes are verified against it and each file passes `check_file(path, export directory)` before any runtime
+    reads it."""
+    variant_dir = os.path.dirname(model_paths[0])
+    if manifest is not None:
+      return os.path.dirname(os.path.dirname(os.path.abspath(variant_dir))), manifest
+    export_dir, manifest = export_checks.open_export(variant_dir, allow_modified)
+    if manifest is not None:
+      export_checks.verify_files(export_dir, manifest, [os.path.relpath(p, export_dir) for p in model_paths],
+                                 allow_modified)
+    for model_path in model_paths:
+      check_file(model_path, export_dir)
+    return export_dir, manifest
+
   def _run_batched(self, signature, inputs, batched_names):
     return _run_batched(self._run, self.batch_mode, signature, inputs, batched_names)
 
@@ -219,15 +231,8 @@ class TFLiteBackend(_SignatureFilesBackend):
     self._interpreters = {}
     self._runners = {}
     model_paths = [os.path.join(self.path, filename) for filename in layout.TFLITE_FILES.values()]
-    if manifest is None:
-      export_dir, manifest = export_checks.open_export(self.path, allow_modified)
-      if manifest is not None:
-        export_checks.verify_files(export_dir, manifest, [os.path.relpath(p, export_dir) for p in model_paths],
-                                   allow_modified)
-      for model_path in model_paths:
-        export_checks.check_tflite(model_path)
-    else:
-      export_dir = os.path.dirname(os.path.dirname(os.path.abspath(self.path)))
+    export_dir, manifest = self._checked_export(model_paths, allow_modified, manifest,
+                                                lambda path, _: export_checks.check_tflite(path))
     io = {}
     for signature, filename in layout.TFLITE_FILES.items():
       model_path = os.path.join(self.path, filename)
@@ -313,13 +318,7 @@ class OnnxBackend(_SignatureFilesBackend):
     self._sessions = {}
     self._outputs = {}
     model_paths = [os.path.join(self.path, filename) for filename in layout.ONNX_FILES.values()]
-    if manifest is None:  # (The exporter passes the manifest it is writing, of files it has just made.)
-      export_dir, manifest = export_checks.open_export(self.path, allow_modified)
-      if manifest is not None:
-        export_checks.verify_files(export_dir, manifest, [os.path.relpath(p, export_dir) for p in model_paths],
-                                   allow_modified)
-      for model_path in model_paths:
-        export_checks.check_onnx(model_path, export_dir)
+    self._checked_export(model_paths, allow_modified, manifest, export_checks.check_onnx)
     for signature, filename in layout.ONNX_FILES.items():
       session = onnx_session(os.path.join(self.path, filename), threads)
       self._sessions[signature] = session
