@@ -18,9 +18,9 @@ if not flags.FLAGS.is_parsed():
 LONGEST_FIRST = ("export_allowlist_test.py", "train_test.py", "distill_test.py", "export_full_size_test.py",
                  "export_saved_model_test.py", "data_safety_test.py", "export_onnx_test.py")
 
-# Modules reading a shared artifact that a longest module makes (lite_test runs the allowlist inventory's lite
-# export), run last: started early, they would wait for it with nothing to do.
-READERS_LAST = ("lite_test.py",)
+# Modules reading a shared artifact that a longest module makes (lite_test and export_security_test use the
+# allowlist inventory's exports), run last: started early, they would wait for it with nothing to do.
+READERS_LAST = ("export_security_test.py", "lite_test.py")
 
 
 def pytest_collection_modifyitems(config, items):

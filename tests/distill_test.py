@@ -23,16 +23,9 @@ from fomm_tf.training import loop as trainer_lib
 from tests import testing
 
 # The student's training schedule: tiny batches, one VGG layer at one scale (random VGG: a smoke test of the term).
-STUDENT = dict(train_batch_size=2,
+STUDENT = dict(testing.TINY_TRAINING,
                num_repeats=4,
-               num_epochs=1,
                loss_perceptual=[1.0, 0.0, 0.0, 0.0, 0.0],
-               perceptual_scales=[1.0],
-               id_sampling=False,
-               jitter_brightness=0.0,
-               jitter_contrast=0.0,
-               jitter_saturation=0.0,
-               jitter_hue=0.0,
                lr_generator=2e-3,
                lr_kp_detector=2e-3)
 STEPS = 6

@@ -17,7 +17,6 @@ from absl.testing import absltest
 
 from fomm_tf.animation import cli as animation_cli
 from fomm_tf.errors import ExportError
-from fomm_tf.export import exporter
 from fomm_tf.export import saved_model as saved_model_lib
 from fomm_tf.export import signatures as signatures_lib
 from fomm_tf.inference import export_checks
@@ -60,19 +59,10 @@ class ExportSecurityTest(testing.TestMixin, absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.root = testing.make_class_dir("export_security_test_")
-    cls.export = os.path.join(cls.root, "export")
-    frames = np.stack(testing.as_float(testing.textured_square_frames(3, 64, 64)))
-    exporter.export_model(testing.tiny_model(),
-                          cls.export,
-                          quantizations=("float32",),
-                          representative_frames=frames,
-                          progress=lambda message: None)
-
-  @classmethod
-  def tearDownClass(cls):
-    shutil.rmtree(cls.root)
-    super().tearDownClass()
+    # A real export, read only (tests change copies): the allowlist inventory's vox-256 structure at 64x64
+    # (SavedModel and every TFLite quantisation), shared with export_allowlist_test.
+    _, _, exports = testing.structure_exports()
+    cls.export = exports["vox-256"]
 
   def copy_export(self):
     directory = os.path.join(self.tmp_dir(), "export")

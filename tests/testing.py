@@ -205,6 +205,16 @@ def structure_exports():
 # ----------------------------------------------------------------------------
 # Training: one small dataset and one short run of the tiny model, shared by the whole test run.
 
+# The training fields of in-process training tests: batches of 2, one epoch, the VGG loss at one scale, no
+# sampling by identity, no colour jitter (each test adds its repeats, loss weights and networks).
+TINY_TRAINING = dict(train_batch_size=2,
+                     num_epochs=1,
+                     perceptual_scales=[1.0],
+                     id_sampling=False,
+                     jitter_brightness=0.0,
+                     jitter_contrast=0.0,
+                     jitter_saturation=0.0,
+                     jitter_hue=0.0)
 # A shallower tiny network and a pixel loss instead of VGG: a training step traces in seconds.
 SMALL_NET = ("--loss_perceptual=0,0,0,0,0", "--loss_pixel=1", "--gen_num_bottleneck_blocks=1", "--kp_num_blocks=2",
              "--dm_num_blocks=2")

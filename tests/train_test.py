@@ -29,16 +29,9 @@ def dataset_root():
 def tiny_config(**overrides):
   """The tiny model, shallower still (each run here builds and traces a training step: the suite's cost), with
   a two-layer, one-scale VGG loss; every loss term and every network is still there."""
-  values = dict(train_batch_size=2,
+  values = dict(testing.TINY_TRAINING,
                 num_repeats=2,
-                num_epochs=1,
                 loss_perceptual=[1.0, 1.0, 0.0, 0.0, 0.0],
-                perceptual_scales=[1.0],
-                id_sampling=False,
-                jitter_brightness=0.0,
-                jitter_contrast=0.0,
-                jitter_saturation=0.0,
-                jitter_hue=0.0,
                 kp_num_blocks=2,
                 dm_num_blocks=2,
                 gen_num_bottleneck_blocks=1)
