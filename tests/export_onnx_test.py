@@ -29,10 +29,6 @@ KP_TOL = 1e-5
 FRAME_TOL = 1e-4
 
 
-def tearDownModule():
-  EXPORT.cleanup()
-
-
 def _session(signature):
   directory, _ = EXPORT.get()
   return onnxruntime.InferenceSession(os.path.join(directory, layout.onnx_relpath("float32", signature)),

@@ -27,10 +27,6 @@ EXPORT = util.ModuleExport("export_saved_model_test_",
 _LOADED = []
 
 
-def tearDownModule():
-  EXPORT.cleanup()
-
-
 def _loaded():
   if not _LOADED:
     _LOADED.append(tf.saved_model.load(os.path.join(EXPORT.get()[0], layout.SAVED_MODEL)))

@@ -25,10 +25,6 @@ EXPORT = util.ModuleExport("export_tflite_quantized_test_",
                            representative_frames=util.fixture_frames())
 
 
-def tearDownModule():
-  EXPORT.cleanup()
-
-
 def _path(quantization, signature):
   return os.path.join(EXPORT.get()[0], layout.tflite_relpath(quantization, signature))
 

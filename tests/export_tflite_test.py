@@ -25,10 +25,6 @@ from tests import testing
 EXPORT = util.ModuleExport("export_tflite_test_", formats=["tflite"], quantizations=["float32"])
 
 
-def tearDownModule():
-  EXPORT.cleanup()
-
-
 def _run(signature, **inputs):
   directory, _ = EXPORT.get()
   interpreter = Interpreter(model_path=os.path.join(directory, layout.tflite_relpath("float32", signature)))
