@@ -13,23 +13,11 @@ from absl import flags  # pylint: disable=g-import-not-at-top
 if not flags.FLAGS.is_parsed():
   flags.FLAGS.mark_as_parsed()
 
-# The longest test modules (each several minutes of worker time on 2 cores), run first: pytest-xdist hands out
-# modules and classes in collection order, and a long one collected last leaves the other worker idle at the end.
-LONGEST_FIRST = ("export_allowlist_test.py", "train_test.py", "distill_test.py", "export_full_size_test.py",
-                 "export_saved_model_test.py", "data_safety_test.py", "export_onnx_test.py")
-
-# Modules reading a shared artifact that a longest module makes (lite_test and export_security_test use the
-# allowlist inventory's exports), run last: started early, they would wait for it with nothing to do.
-READERS_LAST = ("export_security_test.py", "lite_test.py")
-
 
 def pytest_collection_modifyitems(config, items):
   # tf.test.TestCase inherits a deprecated `test_session` helper that pytest
   # collects as a (skipped) test; it is not one of ours.
   items[:] = [item for item in items if item.name != "test_session"]
-  rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
-  rank.update({name: len(LONGEST_FIRST) + 1 for name in READERS_LAST})
-  items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))  # stable: the rest keep their order
 
 
 def pytest_configure(config):
