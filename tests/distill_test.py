@@ -82,10 +82,7 @@ class DistillTest(tf.test.TestCase):
   def test_resume_gives_the_weights_of_an_uninterrupted_run(self):
     # A run killed after step 3 left the uninterrupted run's step-3 checkpoint: resume from a copy of it.
     model_dir = self.create_tempdir().full_path
-    for path in glob.glob(os.path.join(self.model_dir, f"{checkpoints.PREFIX}-3.*")):
-      shutil.copy(path, model_dir)
-    with open(os.path.join(model_dir, "checkpoint"), "w") as f:  # the index a CheckpointManager writes
-      f.write(f'model_checkpoint_path: "{checkpoints.PREFIX}-3"\n')
+    testing.copy_checkpoint(self.model_dir, 3, model_dir)
     resumed = self.make(model_dir, max_steps=STEPS, image_every=3)
     self.assertEqual(int(resumed.state.step.numpy()), 3)
     resumed.train()

@@ -23,7 +23,7 @@ from fomm_tf.io import media
 from tests import export_test_util as util
 from tests import testing
 
-EXPORT = util.ModuleExport("export_onnx_test_", formats=["onnx"], representative_frames=util.fixture_frames())
+EXPORT = util.ModuleExport("export_onnx_test", formats=["onnx"], representative_frames=util.fixture_frames())
 # Max abs error against Keras that the issue asks of ONNX Runtime: keypoints, and everything else.
 KP_TOL = 1e-5
 FRAME_TOL = 1e-4

@@ -21,7 +21,7 @@ from fomm_tf.export import signatures as signatures_lib
 from tests import export_test_util as util
 from tests import testing
 
-EXPORT = util.ModuleExport("export_saved_model_test_",
+EXPORT = util.ModuleExport("export_saved_model_test",
                            formats=["saved_model"],
                            representative_frames=util.fixture_frames())
 _LOADED = []

@@ -35,8 +35,8 @@ class ModuleExport:
   """One export of the fixture model per test module, made once per test run (testing.shared_artifact): a
   module's test classes may run on different pytest workers, and each would otherwise export again. Read only."""
 
-  def __init__(self, prefix, **export_kwargs):
-    self._name = prefix.rstrip("_")
+  def __init__(self, name, **export_kwargs):
+    self._name = name
     self._kwargs = export_kwargs
     self._result = None
 

@@ -19,7 +19,7 @@ from tests import export_test_util as util
 
 QUANTIZED = ("float16", "dynamic_int8", "int8")
 MIN_PSNR_DB = {"float16": 40.0, "dynamic_int8": 40.0, "int8": 40.0}
-EXPORT = util.ModuleExport("export_tflite_quantized_test_",
+EXPORT = util.ModuleExport("export_tflite_quantized_test",
                            formats=["tflite"],
                            quantizations=QUANTIZED,
                            representative_frames=util.fixture_frames())

@@ -22,7 +22,7 @@ from fomm_tf.export import tflite as tflite_lib
 from tests import export_test_util as util
 from tests import testing
 
-EXPORT = util.ModuleExport("export_tflite_test_", formats=["tflite"], quantizations=["float32"])
+EXPORT = util.ModuleExport("export_tflite_test", formats=["tflite"], quantizations=["float32"])
 
 
 def _run(signature, **inputs):

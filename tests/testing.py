@@ -215,7 +215,9 @@ TINY_TRAINING = dict(train_batch_size=2,
                      jitter_contrast=0.0,
                      jitter_saturation=0.0,
                      jitter_hue=0.0)
-# A shallower tiny network and a pixel loss instead of VGG: a training step traces in seconds.
+# A shallower tiny network and a pixel loss instead of VGG: a training step traces in seconds (synchronised batch
+# norm makes every replica graph pay one all-reduce per batch-norm call, slow to build on CPU, so the distributed
+# runs use this too).
 SMALL_NET = ("--loss_perceptual=0,0,0,0,0", "--loss_pixel=1", "--gen_num_bottleneck_blocks=1", "--kp_num_blocks=2",
              "--dm_num_blocks=2")
 # The shared run: six steps of SMALL_NET at batch 2, a checkpoint after every step, all kept, every step's losses
@@ -255,6 +257,16 @@ def _train_tiny_run(folder):
   code, _, stderr = run_cli(train_cli, *train_args(os.path.join(folder, "run"), "--summary_every=1", *TINY_RUN_ARGS))
   if code != 0:
     raise AssertionError(f"the shared tiny training run failed:\n{stderr[-3000:]}")
+
+
+def copy_checkpoint(model_dir, step, destination):
+  """Copies checkpoint `step` of the run in `model_dir` into the folder `destination`, as the newest checkpoint
+  of a run stopped after that step: its files and the index a CheckpointManager writes."""
+  from fomm_tf.training import checkpoints  # pylint: disable=import-outside-toplevel
+  for path in glob.glob(os.path.join(model_dir, f"{checkpoints.PREFIX}-{step}.*")):
+    shutil.copy(path, destination)
+  with open(os.path.join(destination, "checkpoint"), "w") as f:
+    f.write(f'model_checkpoint_path: "{checkpoints.PREFIX}-{step}"\n')
 
 
 def tiny_training_run():

@@ -57,12 +57,6 @@ def train_cmd(model_dir, *extra):
   return [sys.executable, "-m", "fomm_tf.train", *testing.train_args(model_dir, *extra)]
 
 
-# Synchronised batch norm makes every replica graph pay one all-reduce per
-# batch-norm call, which is slow to build on CPU: distributed runs use a
-# shallower network and no VGG.
-SMALL_NET = testing.SMALL_NET
-
-
 def last_losses(stdout):
   line = [l for l in stdout.splitlines() if l.startswith("done at step")][-1]
   return {k: float(v) for k, v in (part.split() for part in line.split(": ", 1)[1].split(", "))}
@@ -189,10 +183,7 @@ class FourStepRunTest(tf.test.TestCase):
   def test_resume_matches_uninterrupted_run(self):
     # A run stopped after step 2 left the straight run's step-2 checkpoint: resume from a copy of it.
     model_dir = self.create_tempdir().full_path
-    for path in glob.glob(os.path.join(self.model_dir, "ckpt-2.*")):
-      shutil.copy(path, model_dir)
-    with open(os.path.join(model_dir, "checkpoint"), "w") as f:  # the index a CheckpointManager writes
-      f.write('model_checkpoint_path: "ckpt-2"\n')
+    testing.copy_checkpoint(self.model_dir, 2, model_dir)
     # The image grid's steps run a second graph (which also returns the outputs), rounding differently:
     # the same image_every as the straight run keeps the comparison exact.
     resumed = make_trainer(model_dir, max_steps=4, image_every=2)
@@ -261,7 +252,7 @@ class TrainProcessTest(testing.TestCase):
     two = last_losses(
         self.run_ok(
             train_cmd(self.create_tempdir().full_path, "--max_steps=2", "--batch_size=2", "--num_cpu_replicas=2",
-                      *SMALL_NET)))
+                      *testing.SMALL_NET)))
     self.assertEqual(set(one), {"pixel", "equivariance_value", "equivariance_jacobian"})
     self.assertEqual(set(one), set(two))
     for k in one:
@@ -295,7 +286,7 @@ class TrainProcessTest(testing.TestCase):
     for index in range(2):
       env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
       procs.append(
-          subprocess.Popen(train_cmd(model_dir, "--max_steps=2", "--batch_size=2", *SMALL_NET),
+          subprocess.Popen(train_cmd(model_dir, "--max_steps=2", "--batch_size=2", *testing.SMALL_NET),
                            cwd=testing.REPO_ROOT,
                            stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE,
@@ -353,7 +344,8 @@ class TrainFaultsTest(testing.TestCase):
 
   def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(self):
     from tests import data_safety_test  # pylint: disable=import-outside-toplevel
-    args = ("--batch_size=2", "--checkpoint_every=1", "--keep_checkpoints=0", "--summary_every=1000", *SMALL_NET)
+    args = ("--batch_size=2", "--checkpoint_every=1", "--keep_checkpoints=0", "--summary_every=1000",
+            *testing.SMALL_NET)
     # What a one-step run writes, from the shared run of these arguments: its step-1 checkpoint, the checkpoint
     # index and the TensorBoard events (of six steps: a little more than one step's).
     reference = testing.tiny_training_run()
