@@ -122,7 +122,7 @@ class DistillTest(tf.test.TestCase):
   def test_student_starts_from_the_teacher_where_shapes_allow(self):
     student = fomm_model.FommModel(student_config())
     teacher = testing.tiny_model()
-    copied = distill.copy_matching_weights(teacher, student)
+    copied = checkpoint_loading.copy_matching_weights(teacher, student)
     self.assertGreater(copied, 0)
     path = "kp_detector/predictor/down_block_0/norm/gamma"
     teacher_vars, student_vars = teacher.inference_variables(), student.inference_variables()

@@ -18,7 +18,10 @@ from absl.testing import absltest
 import fomm_tf
 from fomm_tf import config as config_lib
 from fomm_tf import errors
+from fomm_tf.checkpoint import npz_weights
+from fomm_tf.models import fomm_model
 from fomm_tf.training import loop as trainer_lib
+from fomm_tf.training import state as state_lib
 from tests import testing
 
 
@@ -147,6 +150,27 @@ class TrainTest(tf.test.TestCase):
                                                                                 "--keep_checkpoints")):
       with self.assertRaisesRegex(errors.UsageError, pattern):
         make_trainer(self.create_tempdir().full_path, **kwargs)
+
+  def test_init_config_takes_the_variables_whose_path_and_shape_match(self):
+    start_cfg = tiny_config(loss_perceptual=[0.0] * 5)
+    start = fomm_model.FommModel(start_cfg)
+    weights = os.path.join(self.create_tempdir().full_path, "start.npz")
+    npz_weights.save_npz_weights(start, weights, dtype=np.float32)
+    # A wider generator: its encoder and decoder no longer fit, the keypoint detector and dense motion do.
+    wider = tiny_config(loss_perceptual=[0.0] * 5, gen_block_expansion=16)
+    state = state_lib.TrainState(wider, tf.distribute.get_strategy(), init_checkpoint=weights, init_config=start_cfg)
+    source = start.inference_variables()
+    copied = mismatched = 0
+    for path, variable in state.model.inference_variables().items():
+      if path in source and tuple(variable.shape) == tuple(source[path].shape):
+        self.assertAllEqual(variable.numpy(), source[path].numpy(), msg=path)
+        copied += 1
+      else:
+        mismatched += 1
+    self.assertGreater(mismatched, 0)
+    self.assertGreaterEqual(copied, len(start.kp_detector.weights))
+    with self.assertRaisesRegex(errors.UsageError, "--init_config names the config of --init_checkpoint"):
+      make_trainer(self.create_tempdir().full_path, init_config="vox-256")
 
 
 def checkpoint_steps(model_dir):

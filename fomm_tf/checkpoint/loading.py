@@ -172,6 +172,19 @@ def load_weights(model, checkpoint):
   return prefix
 
 
+def copy_matching_weights(source, target):
+  """Copies each variable of the `source` model into the `target` variable of the same path and shape (a
+  teacher into its student, a model into a wider one); returns how many were copied."""
+  variables = source.inference_variables()
+  copied = 0
+  for path, variable in target.inference_variables().items():
+    match = variables.get(path)
+    if match is not None and tuple(match.shape) == tuple(variable.shape):
+      variable.assign(match)
+      copied += 1
+  return copied
+
+
 def save_weights(model, prefix, **extra):
   """Writes the model (and any extra trackables) as a TF checkpoint; returns the path prefix."""
   return make_tf_checkpoint(model, **extra).write(prefix)

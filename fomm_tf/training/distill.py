@@ -51,18 +51,6 @@ class Teacher:
   checkpoint: str
 
 
-def copy_matching_weights(teacher, student):
-  """Copies each teacher variable into the student variable of the same path and shape; returns how many."""
-  source = teacher.inference_variables()
-  copied = 0
-  for path, variable in student.inference_variables().items():
-    match = source.get(path)
-    if match is not None and tuple(match.shape) == tuple(variable.shape):
-      variable.assign(match)
-      copied += 1
-  return copied
-
-
 def check_pair(teacher_cfg, student_cfg):
   """Raises ConfigError (one line) when the student cannot learn from the teacher: the outputs it imitates differ."""
   pairs = [

@@ -79,6 +79,8 @@ class Trainer:
       distill.check_pair(teacher.config, cfg)
     elif distill_weights is not None or init_from_teacher:
       raise UsageError("distillation settings without a teacher (give --teacher_checkpoint)")
+    if options.init_config and not options.init_checkpoint:
+      raise UsageError("--init_config names the config of --init_checkpoint; give --init_checkpoint too")
     self.model_dir = os.fspath(model_dir)
     self.strategy = strategy or tf.distribute.get_strategy()
     self.num_replicas = self.strategy.num_replicas_in_sync
@@ -110,6 +112,7 @@ class Trainer:
                                       options.vgg19_weights,
                                       options.seed,
                                       options.init_checkpoint,
+                                      options.init_config,
                                       build_discriminator=teacher is None)
     if teacher is None:
       self.teacher = None
@@ -120,7 +123,7 @@ class Trainer:
                                                      checkpoint=teacher.checkpoint,
                                                      dtype=options.mixed_precision)
         if init_from_teacher:
-          copied = distill.copy_matching_weights(self.teacher, self.state.model)
+          copied = checkpoint_loading.copy_matching_weights(self.teacher, self.state.model)
           logging.info("student: %d variables start from the teacher's", copied)
       self.training_model = distill.DistillationModel(self.state.model, self.teacher, self.state.vgg, distill_weights or
                                                       distill.DistillWeights())

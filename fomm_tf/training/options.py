@@ -54,3 +54,7 @@ class RunOptions(schema.Section):
   init_checkpoint: Optional[str] = param(None, "Start from these weights (e.g. vox-256 for vox-adv-256); ignored "
                                          "when resuming.",
                                          check=_not_blank)
+  init_config: Optional[str] = param(None, "The config (a name or flagfile) of --init_checkpoint when it is not "
+                                     "this run's, e.g. the same model with a wider generator: then only the "
+                                     "variables whose path and shape match start from it, the rest from --seed.",
+                                     check=_not_blank)

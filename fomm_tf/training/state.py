@@ -6,6 +6,7 @@ here (the networks and VGG get the dtype policy), never Keras' global policy.
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 from fomm_tf.checkpoint import loading as checkpoint_loading
 from fomm_tf.losses import vgg19 as vgg19_lib
@@ -37,6 +38,7 @@ class TrainState:
                vgg19_weights="imagenet",
                seed=0,
                init_checkpoint=None,
+               init_config=None,
                build_discriminator=True):
     self.cfg = cfg
     self.strategy = strategy
@@ -47,7 +49,12 @@ class TrainState:
     train = cfg.train
     with strategy.scope():
       self.model = fomm_model.FommModel(cfg, build_discriminator=build_discriminator, dtype=dtype)
-      if init_checkpoint:
+      if init_config:
+        # Another config's weights: only the variables whose path and shape match are taken.
+        start = checkpoint_loading.load_model(init_config, init_checkpoint)
+        copied = checkpoint_loading.copy_matching_weights(start, self.model)
+        logging.info("%d of %d variables start from %s", copied, len(self.model.inference_variables()), init_checkpoint)
+      elif init_checkpoint:
         checkpoint_loading.load_weights(self.model, init_checkpoint)
       self.vgg = (vgg19_lib.make_vgg19_features(vgg19_weights, dtype=dtype)
                   if sum(train.loss_perceptual) != 0 else None)
