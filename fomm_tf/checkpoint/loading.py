@@ -104,6 +104,15 @@ class VariableBag(tf.__internal__.tracking.AutoTrackable):
     return bag
 
   def _add(self, variables, owner):
+    for name, variable in self.named(variables, owner):
+      if hasattr(self, name):
+        raise ValueError(f"two variables of {owner or 'the optimizer'} share the name {name}")
+      setattr(self, name, variable)
+
+  @staticmethod
+  def named(variables, owner):
+    """[(the name a bag gives it, variable)]: its Keras path without the owner's prefix."""
+    named = []
     for variable in variables:
       path = getattr(variable, "path", None) or variable.name
       if owner is None:
@@ -111,9 +120,8 @@ class VariableBag(tf.__internal__.tracking.AutoTrackable):
       else:
         prefix = owner + "/"
         name = path[len(prefix):] if path.startswith(prefix) else path
-      if hasattr(self, name):
-        raise ValueError(f"two variables of {owner or 'the optimizer'} share the path {path}")
-      setattr(self, name, variable)
+      named.append((name, variable))
+    return named
 
 
 def make_tf_checkpoint(model, **extra):
@@ -167,9 +175,34 @@ def load_weights(model, checkpoint):
   if os.path.isfile(path) and not os.path.exists(path + ".index") and not path.endswith(".index"):
     raise CheckpointError(f"{path}: neither a PyTorch .pth.tar nor a TensorFlow checkpoint")
   prefix = resolve_tf_checkpoint(path)
+  check_tf_checkpoint_fits(model, prefix)
   # Optimizer slots and networks this model does not build (e.g. the discriminator) stay unread.
   read_tf_checkpoint(make_tf_checkpoint(model), prefix, expect_partial=True)
   return prefix
+
+
+def _checkpoint_key(network, name):
+  # tf.train.Checkpoint's key of a bag attribute: "." escaped as "..", "/" as ".S".
+  return f"{network}/{name.replace('.', '..').replace('/', '.S')}/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def check_tf_checkpoint_fits(model, prefix):
+  """Every variable of `model`'s networks is in the checkpoint at `prefix`, with its shape: checked before anything is
+  read, because tf.train.Checkpoint.read assigns the variables that fit before it fails on one that does not."""
+  try:
+    shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+  except (ValueError, tf.errors.OpError) as e:
+    raise CheckpointMismatchError(f"{prefix}: not a readable checkpoint: {errors.one_line(e)}") from None
+  for network, net in model.networks().items():
+    for name, variable in VariableBag.named(net.weights, net.name):
+      key = _checkpoint_key(network, name)
+      if key not in shapes:
+        raise CheckpointMismatchError(f"{prefix}: does not fit this config: {network}/{name} is missing from the "
+                                      f"checkpoint (model expects {list(variable.shape)})")
+      if tuple(shapes[key]) != tuple(variable.shape):
+        raise CheckpointMismatchError(f"{prefix}: does not fit this config: {network}/{name} has shape "
+                                      f"{list(shapes[key])} in the checkpoint but the model for this config "
+                                      f"expects {list(variable.shape)}")
 
 
 def copy_matching_weights(source, target):
