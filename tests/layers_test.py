@@ -93,7 +93,9 @@ def _cases():
       ("LiteDenseMotionNetwork", lambda d: dense_motion.DenseMotionNetwork(
           num_kp=10, num_channels=3, estimate_occlusion_map=True, dtype=d, **lite.dense_motion_kwargs()),
        lambda l: l(frames(), _kp(), _kp(seed=1)), {"mask", "occlusion_map", "deformation"}),
-      ("LiteOcclusionAwareGenerator", lambda d: generator.OcclusionAwareGenerator(dtype=d, **lite.generator_kwargs()),
+      # With the output blended with the warped source, as the built-in models run.
+      ("LiteOcclusionAwareGenerator",
+       lambda d: generator.OcclusionAwareGenerator(dtype=d, **lite.replace(gen_blend_deformed=True).generator_kwargs()),
        lambda l: l(frames(), _kp(), _kp(seed=1)), {"prediction", "mask", "occlusion_map", "deformation"}),
       ("VGG19Features", lambda d: vgg19.VGG19Features(dtype=d), lambda l: l(_frames((1, 32, 32, 3))), "all"),
   ]

@@ -8,7 +8,9 @@ import tensorflow as tf
 from absl.testing import absltest
 
 import fomm_tf
+from fomm_tf import errors
 from fomm_tf.checkpoint import official_mapping
+from fomm_tf.inference import generation
 from fomm_tf.layers import spectral_norm_conv
 from tests import testing
 
@@ -77,6 +79,30 @@ class ModelsTest(tf.test.TestCase):
     self.assertEqual(out["deformation"].shape, (2, 64, 64, 2))
     self.assertEqual(out["deformed"].shape, (2, 256, 256, 3))
     self.assertAllClose(tf.reduce_sum(out["mask"], -1), np.ones((2, 64, 64)), atol=1e-5)
+
+  def test_blend_deformed_shows_the_warped_source_where_the_occlusion_map_says_it_is_visible(self):
+    plain = fomm_tf.load_model(testing.tiny_config(), build_discriminator=False)
+    blended = fomm_tf.load_model(testing.tiny_config().replace(gen_blend_deformed=True), build_discriminator=False)
+    self.assertEqual(len(blended.generator.weights), len(plain.generator.weights))  # No weights of its own.
+    for a, b in zip(plain.generator.weights + plain.kp_detector.weights,
+                    blended.generator.weights + blended.kp_detector.weights):
+      b.assign(a)
+    frames = np.random.default_rng(2).random((2, 64, 64, 3)).astype(np.float32)
+    kp = plain.detect_keypoints(frames)
+    source, kp_source = frames[:1], {k: v[:1] for k, v in kp.items()}
+    want, got = plain.generate(source, kp_source, kp), blended.generate(source, kp_source, kp)
+    visible = tf.image.resize(want["occlusion_map"], (64, 64)).numpy()
+    self.assertAllClose(got["prediction"], visible * want["deformed"] + (1 - visible) * want["prediction"], atol=1e-6)
+    for key in ("occlusion_map", "deformation", "deformed"):
+      self.assertAllClose(got[key], want[key], atol=1e-6)
+    # From a prepared source, as the backends and exports animate: the state carries the full-size source.
+    state = generation.encode_source(blended.generator, source)
+    self.assertEqual(state["source_small"].shape, (1, 64, 64, 3))
+    self.assertAllClose(generation.generate_from_state(blended.generator, state, kp_source, kp),
+                        got["prediction"],
+                        atol=1e-5)
+    with self.assertRaisesRegex(errors.ConfigError, "gen_blend_deformed needs gen_estimate_occlusion_map"):
+      testing.tiny_config().replace(gen_blend_deformed=True, gen_estimate_occlusion_map=False)
 
   def test_fresh_jacobians_are_identity(self):
     model = fomm_tf.load_model(testing.fixture_config())

@@ -283,6 +283,16 @@ class GeneratorConfig(Section):
                                 "Kernel size of the generator's first and final convs (7 in the paper; lite: 3).",
                                 official="",
                                 check=_head_kernel)
+  blend_deformed: bool = param(False, "Not in the paper: where the occlusion map says the warped source is visible, "
+                               "output it: prediction = o * deformed + (1 - o) * decoded, with o the occlusion map "
+                               "at frame size (the decoder then paints the occluded parts; the built-in models use "
+                               "it, docs/builtin-model.md).",
+                               official="")
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.blend_deformed and not self.estimate_occlusion_map:
+      raise ConfigError("gen_blend_deformed needs gen_estimate_occlusion_map (it blends by the occlusion map)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -122,6 +122,7 @@ TFLITE_OPS = frozenset({
     'REDUCE_ANY',
     'REDUCE_MAX',
     'RESHAPE',
+    'RESIZE_BILINEAR',
     'RESIZE_NEAREST_NEIGHBOR',
     'RSQRT',
     'SELECT_V2',

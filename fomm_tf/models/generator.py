@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from fomm_tf.errors import ConfigError
 from fomm_tf.layers import base
 from fomm_tf.layers import conv_blocks
 from fomm_tf.layers import initializers
@@ -24,6 +25,13 @@ class OcclusionAwareGenerator(base.Layer):
   once per source image and reused for every driving frame. The lite networks
   make the down, bottleneck and up blocks depthwise-separable (`separable`) and
   the first and final convs smaller (`head_kernel_size`, 7 in the paper).
+
+  Args:
+    blend_deformed: not in the paper. Output the source warped by the dense
+      flow where the occlusion map o says it is visible:
+      o * deformed + (1 - o) * decoded. The decoder repaints every pixel from
+      warped features, which blurs fine texture; with the blend it paints the
+      occluded parts and the visible ones keep the source's detail.
   """
 
   def __init__(self,
@@ -39,10 +47,14 @@ class OcclusionAwareGenerator(base.Layer):
                align_corners=True,
                separable=False,
                head_kernel_size=7,
+               blend_deformed=False,
                **kwargs):
     super().__init__(**kwargs)
     self._record(locals())
     self.align_corners = align_corners
+    if blend_deformed and (dense_motion_params is None or not estimate_occlusion_map):
+      raise ConfigError("blend_deformed needs a dense motion network with an occlusion map")
+    self.blend_deformed = blend_deformed
     if dense_motion_params is not None:
       self.dense_motion_network = self.sublayer(dense_motion_lib.DenseMotionNetwork,
                                                 num_kp=num_kp,
@@ -86,7 +98,10 @@ class OcclusionAwareGenerator(base.Layer):
       out = block(out, training=training)
     state = {"features": out}
     if self.dense_motion_network is not None:
-      state["source_small"] = self.dense_motion_network.downsample(source)
+      # "source_small" is what decoding needs of the source image: the dense motion's (anti-aliased, scaled) copy,
+      # or with blend_deformed the source itself, from which decode makes that copy (a few MFLOPs a call). One
+      # key either way, so the exported signatures keep their two state tensors.
+      state["source_small"] = source if self.blend_deformed else self.dense_motion_network.downsample(source)
     return state
 
   def decode(self, source, source_state, kp_source, kp_driving, training=False, with_deformed=True):
@@ -94,11 +109,11 @@ class OcclusionAwareGenerator(base.Layer):
     out = source_state["features"]
     result = {}
     if self.dense_motion_network is not None:
-      motion = self.dense_motion_network(source,
-                                         kp_source,
-                                         kp_driving,
-                                         training=training,
-                                         source_small=source_state["source_small"])
+      source_small = source_state["source_small"]
+      if self.blend_deformed:
+        source = source_small  # The full-size source (see encode_source).
+        source_small = self.dense_motion_network.downsample(source)
+      motion = self.dense_motion_network(source, kp_source, kp_driving, training=training, source_small=source_small)
       result["mask"] = motion["mask"]
       result["sparse_deformed"] = motion["sparse_deformed"]
       deformation = motion["deformation"]
@@ -109,15 +124,21 @@ class OcclusionAwareGenerator(base.Layer):
         occlusion = motion["occlusion_map"]
         result["occlusion_map"] = occlusion
         out = out * tf.cast(_resize_to(occlusion, height, width), out.dtype)
-      if with_deformed:
-        result["deformed"] = grid_sample_lib.grid_sample(source,
-                                                         _resize_to(deformation, source.shape[1], source.shape[2]),
-                                                         align_corners=self.align_corners)
+      if with_deformed or self.blend_deformed:
+        deformed = grid_sample_lib.grid_sample(source,
+                                               _resize_to(deformation, source.shape[1], source.shape[2]),
+                                               align_corners=self.align_corners)
+        if with_deformed:
+          result["deformed"] = deformed
     for block in self.bottleneck:
       out = block(out, training=training)
     for block in self.up_blocks:
       out = block(out, training=training)
-    result["prediction"] = tf.sigmoid(tf.cast(self.final(out), tf.float32))
+    prediction = tf.sigmoid(tf.cast(self.final(out), tf.float32))
+    if self.blend_deformed:
+      visible = _resize_to(tf.cast(result["occlusion_map"], tf.float32), source.shape[1], source.shape[2])
+      prediction = visible * tf.cast(deformed, tf.float32) + (1.0 - visible) * prediction
+    result["prediction"] = prediction
     return result
 
   def call(self, source, kp_source, kp_driving, training=False):
