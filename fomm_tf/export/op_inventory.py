@@ -4,7 +4,8 @@ Every official config is exported with its channel counts, frame size and block 
 export holds depends on the structure of the networks - scale factors, Jacobians, occlusion, padding - never on
 their widths or the frame size, which only change tensor shapes, nor on how often a block repeats, which only
 changes how many ops there are), for every TFLite quantisation. Configs that
-share a structure give the same op set, so each structure is exported once. tools/update_export_allowlist.py
+share a structure give the same op set, so each structure is exported once, with the switches that only add ops
+(ADDITIVE) on if any of its configs has them on. tools/update_export_allowlist.py
 writes the result to fomm_tf/inference/export_allowlist.py; tests/export_allowlist_test.py checks that the
 allowlist is exactly that (nothing an export needs is missing, nothing unused is allowed).
 
@@ -37,13 +38,19 @@ SHRUNK = {
 # Repeats cut to the fewest that keep every kind of block (the hourglasses at 64 pixels also need <= 3 levels).
 FEWEST_REPEATS = {"kp_num_blocks": 2, "dm_num_blocks": 2, "gen_num_bottleneck_blocks": 1}
 
+# Switches that only add ops: an export with one on holds every op type of the same structure with it off (the
+# blend moves the source's downsampling from encode_source to generate_from_state and adds a resize, a product and
+# a sum), so one export with it on stands for both.
+ADDITIVE = ("gen_blend_deformed",)
+
 
 def structure_key(config):
-  """The model fields of `config` that can change which ops an export holds (everything but SHRUNK's)."""
+  """The model fields of `config` that can change which ops an export holds (all but SHRUNK's and ADDITIVE's)."""
   return tuple(
-      sorted((name, str(min(value, 1) if name in _REPEATS else value))
-             for name, value in config.flat().items()
-             if fomm_config.FLAG_FIELDS[name].section in _MODEL_SECTIONS and name not in SHRUNK))
+      sorted(
+          (name, str(min(value, 1) if name in _REPEATS else value))
+          for name, value in config.flat().items()
+          if fomm_config.FLAG_FIELDS[name].section in _MODEL_SECTIONS and name not in SHRUNK and name not in ADDITIVE))
 
 
 def official_structures():
@@ -58,8 +65,12 @@ def official_structures():
         **{
             k: v for k, v in SHRUNK.items() if k != "frame_shape" or config.model.frame_shape[2] == v[2]
         }, **repeats)
-    groups.setdefault(structure_key(config), ([], shrunk))[0].append(name)
-  return [(names, config) for names, config in groups.values()]
+    names, _, switches = groups.setdefault(structure_key(config), ([], shrunk, set()))
+    names.append(name)
+    switches.update(switch for switch in ADDITIVE if config.flat()[switch])
+  return [
+      (names, config.replace(**{switch: True for switch in switches})) for names, config, switches in groups.values()
+  ]
 
 
 def export_ops(export_dir):
