@@ -1,24 +1,51 @@
-"""The built-in demo model and sample media that ship inside the package.
+"""The built-in demo models and sample media that ship inside the package.
 
-The model is trained by this project's own trainer on the synthetic puppet
-dataset (configs/synthetic-128.flags; `tools/train_builtin_model.sh` reproduces
-it). Its weights are stored as float16 in a compressed .npz (a few MB) keyed by
-Keras variable path (fomm_tf/checkpoint/npz_weights.py).
+The models are trained by this project's own trainer on the synthetic puppet
+dataset: `synthetic-128` (configs/synthetic-128.flags) and its distilled lite
+student `synthetic-128-lite` (configs/synthetic-128-lite.flags);
+`tools/train_builtin_model.sh` reproduces both. Their weights are stored as
+float16 in compressed .npz files (a few MB) keyed by Keras variable path
+(fomm_tf/checkpoint/npz_weights.py).
 """
 
 import os
 
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 CONFIG = "synthetic-128"
-WEIGHTS = os.path.join(ASSETS_DIR, "synthetic-128.weights.npz")
+LITE_CONFIG = "synthetic-128-lite"
+MODELS = (CONFIG, LITE_CONFIG)
 SAMPLE_SOURCE = os.path.join(ASSETS_DIR, "sample_source.png")
 SAMPLE_DRIVING = os.path.join(ASSETS_DIR, "sample_driving.mp4")
 
 
-def load_builtin_model(dtype=None):
-  """The shipped synthetic-128 FommModel, ready for animation (optionally in mixed precision)."""
+def weights_path(name=CONFIG):
+  """The shipped weights file of the built-in model `name`."""
+  if name not in MODELS:
+    from fomm_tf.errors import UsageError  # pylint: disable=import-outside-toplevel
+    raise UsageError(f"{name!r} is not a built-in model; the built-in models are {', '.join(MODELS)}")
+  return os.path.join(ASSETS_DIR, f"{name}.weights.npz")
+
+
+WEIGHTS = weights_path(CONFIG)
+
+
+def builtin_name(cfg):
+  """The name of the built-in model whose networks `cfg` (a FommConfig, or None) describes, or None."""
+  from fomm_tf.config import flagfiles  # pylint: disable=import-outside-toplevel
+  if cfg is None:
+    return None
+  for name in MODELS:
+    if flagfiles.load_config(name).same_networks(cfg):
+      return name
+  return None
+
+
+def load_builtin_model(name=CONFIG, dtype=None, config=None):
+  """The shipped FommModel `name` (synthetic-128 or synthetic-128-lite), ready for animation (optionally in
+  mixed precision); `config` (a FommConfig of the same networks, see builtin_name) replaces the shipped one."""
   from fomm_tf.checkpoint import loading  # pylint: disable=import-outside-toplevel
   from fomm_tf.errors import CheckpointError  # pylint: disable=import-outside-toplevel
-  if not os.path.isfile(WEIGHTS):
-    raise CheckpointError(f"{WEIGHTS}: the built-in weights are missing from this installation")
-  return loading.load_model(CONFIG, checkpoint=WEIGHTS, dtype=dtype)
+  weights = weights_path(name)
+  if not os.path.isfile(weights):
+    raise CheckpointError(f"{weights}: the built-in weights are missing from this installation")
+  return loading.load_model(config or name, checkpoint=weights, dtype=dtype)

@@ -20,6 +20,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from fomm_tf import builtin
 from fomm_tf import errors
 from fomm_tf.config import flagfiles
 from fomm_tf.config import fomm_config
@@ -166,10 +167,22 @@ def checkpoint_flag(flag_values):
   return value
 
 
+def builtin_weights(cfg):
+  """The shipped weights of the built-in model whose networks `cfg` describes (synthetic-128,
+  synthetic-128-lite), or None for any other config: what a command loads when no --checkpoint is given."""
+  name = builtin.builtin_name(cfg)
+  return builtin.weights_path(name) if name is not None else None
+
+
 def load_model(cfg, checkpoint, dtype=None):
-  """A FommModel for inference with `checkpoint` loaded; without one, random weights are warned about."""
+  """A FommModel for inference with `checkpoint` loaded. Without one, a built-in model's config (synthetic-128,
+  synthetic-128-lite) gets its shipped weights, and any other config random weights, with a warning."""
   from fomm_tf.checkpoint import loading  # pylint: disable=import-outside-toplevel
   if not checkpoint:
+    name = builtin.builtin_name(cfg)
+    if name is not None:
+      print(f"no --checkpoint: using the built-in {name} model's weights (trained on synthetic puppets)")
+      return builtin.load_builtin_model(name, dtype=dtype, config=cfg)
     logging.warning("no --checkpoint: the networks have random weights")
   return loading.load_model(cfg, checkpoint=checkpoint or None, dtype=dtype)
 

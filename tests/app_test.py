@@ -20,6 +20,7 @@ from absl import flags
 from absl.testing import absltest
 
 from fomm_tf import builtin
+from fomm_tf.app import models as app_models
 from fomm_tf.io import media
 from tests import testing
 
@@ -202,6 +203,13 @@ class ApiTest(AppTestCase):
     frames = media.read_video_frames(video)
     self.assertLen(frames, 8)
     self.assertEqual(frames[0].shape, (128, 3 * 128, 3))
+    self.assertIn("8 frames", status)
+    # The lite built-in model is on the menu too.
+    video, status = self.client().predict(testing.gradio_file(self.source),
+                                          testing.gradio_file(self.driving),
+                                          model=app_models.BUILTIN_LITE,
+                                          api_name="/animate")
+    self.assertLen(media.read_video_frames(video), 8)
     self.assertIn("8 frames", status)
     self.assertNoLeftovers()
 

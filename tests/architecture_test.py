@@ -28,7 +28,7 @@ ALLOWED = {
     "layers": {"ops", "errors"},
     "models": {"layers", "ops", "config", "errors"},
     "checkpoint": {"models", "layers", "ops", "config", "io", "errors"},
-    "builtin": {"checkpoint", "errors"},
+    "builtin": {"checkpoint", "config", "errors"},
     "losses": {"checkpoint", "layers", "ops", "io", "errors"},
     "data": {"io", "config", "errors", "checks"},
     "training": {
@@ -37,7 +37,7 @@ ALLOWED = {
     },
     "inference": {"models", "checkpoint", "ops", "config", "io", "errors"},
     "export": {"inference", "models", "checkpoint", "ops", "config", "io", "errors", "cli"},
-    "cli": {"checkpoint", "config", "errors"},
+    "cli": {"builtin", "checkpoint", "config", "errors"},
     "faces": {"io", "errors", "checks"},
     "animation": {"faces", "inference", "builtin", "cli", "visualization", "ops", "io", "errors", "config"},
     "evaluation": {"faces", "inference", "data", "cli", "visualization", "ops", "io", "errors", "config"},

@@ -1,4 +1,5 @@
-"""The built-in model and sample media: they load, animate, and beat the no-motion baseline."""
+"""The built-in models (synthetic-128 and its lite student) and the sample: they load, animate, and beat the
+no-motion baseline."""
 
 import os
 
@@ -10,6 +11,7 @@ from fomm_tf import builtin
 from fomm_tf import errors
 from fomm_tf.animation import cli as animate_cli
 from fomm_tf.checkpoint import loading
+from fomm_tf.export import flops
 from fomm_tf.io import media
 from tests import testing
 
@@ -18,19 +20,21 @@ def _run_animate(workdir, *args):
   return testing.run_module("fomm_tf.animate", *args, cwd=workdir)
 
 
-class BuiltinModelTest(testing.TestCase):
+class _BuiltinModelTests:
+  """What every built-in model must do, on the shipped sample."""
+  NAME = None
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
     # The sample's source is an unseen identity's first frame and its driving
     # video is that whole clip, so the driving frames are the ground truth.
-    cls.model = builtin.load_builtin_model()
+    cls.model = builtin.load_builtin_model(cls.NAME)
     cls.driving = np.stack(media.read_video_frames(builtin.SAMPLE_DRIVING))
     cls.source = media.read_image(builtin.SAMPLE_SOURCE)
 
   def test_weights_are_small(self):
-    self.assertLess(os.path.getsize(builtin.WEIGHTS), 5_000_000)
+    self.assertLess(os.path.getsize(builtin.weights_path(self.NAME)), 5_000_000)
 
   def test_animation_of_the_sample_is_closer_to_the_driving_frames_than_the_source(self):
     driving, source = self.driving, self.source
@@ -49,8 +53,12 @@ class BuiltinModelTest(testing.TestCase):
     no_motion_l1 = np.abs(sources - driving).mean()
     self.assertLess(warped_l1, 0.9 * no_motion_l1, f"warped source L1 {warped_l1:.4f} vs no motion {no_motion_l1:.4f}")
 
+
+class BuiltinModelTest(_BuiltinModelTests, testing.TestCase):
+  NAME = builtin.CONFIG
+
   def test_weights_for_another_config_are_refused(self):
-    model = fomm_tf.load_model("vox-256", build_discriminator=False)
+    model = fomm_tf.load_model(builtin.LITE_CONFIG, build_discriminator=False)
     with self.assertRaisesRegex(errors.CheckpointMismatchError, r"synthetic-128\.weights\.npz: .*another config|shape"):
       loading.load_weights(model, builtin.WEIGHTS)
 
@@ -70,6 +78,25 @@ class BuiltinModelTest(testing.TestCase):
     bfloat16 = np.stack(media.read_video_frames(bfloat16_path))
     self.assertEqual(bfloat16.shape, frames.shape)
     self.assertLess(np.abs(bfloat16 - frames).mean(), 0.02)
+
+
+class BuiltinLiteModelTest(_BuiltinModelTests, testing.TestCase):
+  NAME = builtin.LITE_CONFIG
+
+  def test_a_quarter_of_the_teachers_gflops_per_frame(self):
+    student = flops.animation_gflops(self.model)
+    teacher = flops.animation_gflops(fomm_tf.load_model(builtin.CONFIG, build_discriminator=False))
+    for frame in ("first_frame", "further_frame"):
+      self.assertLessEqual(student[frame], teacher[frame] / 4, frame)
+
+  def test_the_command_animates_the_sample_with_the_lite_config_alone(self):
+    result = self.tmp_path("lite.mp4")
+    code, stdout, stderr = testing.run_cli(animate_cli, "--config=synthetic-128-lite", f"--result_video={result}")
+    self.assertEqual(code, 0, stderr[-3000:])
+    self.assertIn("using the built-in synthetic-128-lite model's weights", stdout)
+    frames = np.stack(media.read_video_frames(result))
+    self.assertEqual(frames.shape, (32, 128, 128, 3))
+    self.assertLess(np.abs(frames - self.driving).mean(), np.abs(self.source[np.newaxis] - self.driving).mean())
 
 
 if __name__ == "__main__":

@@ -103,6 +103,13 @@ class ConfigTest(parameterized.TestCase):
     with self.assertRaisesRegex(config_lib.ConfigError, r"unknown config parameter\(s\): nope"):
       config_lib.load_config("vox-256", nope=1)
 
+  def test_same_networks_looks_at_the_networks_alone(self):
+    teacher = config_lib.load_config("synthetic-128")
+    self.assertTrue(teacher.same_networks(teacher.replace(num_epochs=3, crop="face", id_sampling=True)))
+    self.assertFalse(teacher.same_networks(teacher.replace(gen_num_bottleneck_blocks=2)))
+    self.assertFalse(teacher.same_networks(teacher.replace(align_corners=False)))
+    self.assertFalse(teacher.same_networks(config_lib.load_config("synthetic-128-lite")))
+
   @parameterized.parameters("vox-256-lite", "synthetic-128-lite")
   def test_lite_configs_keep_their_teachers_interface(self, name):
     lite = config_lib.load_config(name)
@@ -111,8 +118,9 @@ class ConfigTest(parameterized.TestCase):
     self.assertEqual(
         (lite.kp_detector.head_kernel_size, lite.dense_motion.head_kernel_size, lite.generator.head_kernel_size),
         (3, 3, 3))
-    # What a distillation pairs must match: keypoints, Jacobians, occlusion, frame size.
-    for get in (lambda c: c.model, lambda c: c.generator.estimate_occlusion_map, lambda c: c.train,
+    # What a distillation pairs must match (keypoints, Jacobians, occlusion, frame size), and what the student is
+    # used with (animation settings, the output blend); its training schedule is its own.
+    for get in (lambda c: c.model, lambda c: c.generator.estimate_occlusion_map, lambda c: c.generator.blend_deformed,
                 lambda c: c.animation):
       self.assertEqual(get(lite), get(teacher))
     # The lite fields reach the flags and the networks' constructor arguments.

@@ -100,7 +100,9 @@ class LiveTest(testing.TestCase):
 
   def test_the_command_records_and_writes_its_statistics(self):
     record, stats = self.tmp_path("r.mp4"), self.tmp_path("s.json")
+    # The lite built-in model, by its config name alone (live offers it like the default one).
     code, stdout, stderr = testing.run_cli(cli,
+                                           "--config=synthetic-128-lite",
                                            f"--camera={self.camera}",
                                            f"--record={record}",
                                            f"--stats_json={stats}",
@@ -112,6 +114,7 @@ class LiveTest(testing.TestCase):
     self.assertLen(media.read_video_frames(record), summary["frames_animated"])
     self.assertIn(f"recorded {summary['frames_animated']} frames", stdout)
     self.assertRegex(stdout, r"live: in 48, animated \d+, dropped \d+ \| [\d.]+ fps")
+    self.assertIn("using the built-in synthetic-128-lite model's weights", stdout)
 
   def test_the_recording_may_not_replace_the_camera_file(self):
     outcome = testing.run_cli(cli, f"--camera={self.camera}", f"--record={self.camera}", handle_signals=False)

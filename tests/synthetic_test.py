@@ -12,6 +12,7 @@ from PIL import Image
 
 from fomm_tf.data import synthetic
 from fomm_tf.errors import DatasetError
+from fomm_tf.io import media
 from tests import testing
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -199,6 +200,22 @@ class WriteDatasetTest(testing.TestCase):
       stream = container.streams.video[0]
       self.assertEqual(stream.codec_context.name, "h264")
       self.assertEqual(stream.codec_context.pix_fmt, "yuv420p")
+
+  def test_the_background_of_an_identity_is_each_frame_but_the_puppet(self):
+    summary = self._write("png_folder", seed=3, num_train=1, num_test=1, videos_per_identity=1)
+    root = summary["output_dir"]
+    for split, name in (("train", "id000#00"), ("test", "id001#00")):
+      frames = np.stack(media.read_video_frames(os.path.join(root, split, name)))
+      background = synthetic.dataset_background(3, synthetic.identity_of(name), 64)
+      difference = np.abs(frames - background).max(axis=-1)
+      # Everywhere but the puppet the frame is the background, to the 8-bit rounding of the PNG.
+      self.assertBetween(np.mean(difference > 0.03), 0.01, 0.5)
+      self.assertGreater(np.mean(difference <= 1 / 255), 0.5)
+      other = np.abs(frames - synthetic.dataset_background(3, 1 - synthetic.identity_of(name), 64)).max(axis=-1)
+      self.assertLess(np.mean(other <= 1 / 255), 0.1)
+    self.assertEqual(synthetic.identity_of("id012#03"), 12)
+    with self.assertRaisesRegex(DatasetError, r"'clip' is not a video name of the synthetic dataset"):
+      synthetic.identity_of("clip")
 
   def test_non_empty_output_dir_needs_overwrite(self):
     root = self._write("strip", seed=0)["output_dir"]

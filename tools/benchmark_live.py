@@ -1,6 +1,6 @@
 """Live animation on this CPU: frames animated per second, frames dropped and camera-to-screen latency.
 
-  python tools/benchmark_live.py                      # the built-in model, a 30 fps camera stand-in, 20 s
+  python tools/benchmark_live.py                      # the built-in models, a 30 fps camera stand-in, 20 s
   python tools/benchmark_live.py --setting="lite:--config=vox-256-lite --crop=center" \
       --setting="lite int8:--backend=tflite --export_dir=EXPORT --quantize=int8 --crop=center"
 
@@ -33,7 +33,8 @@ def define_flags(flag_values):
   kw = {"flag_values": flag_values}
   flags.DEFINE_float("seconds", 20.0, "Camera time per row.", **kw)
   flags.DEFINE_float("camera_fps", 30.0, "Frame rate of the camera stand-in.", **kw)
-  flags.DEFINE_multi_string("setting", ["builtin:", "builtin, smooth 1:--smooth=1"],
+  flags.DEFINE_multi_string("setting",
+                            ["builtin:", "builtin, smooth 1:--smooth=1", "builtin lite:--config=synthetic-128-lite"],
                             "NAME:ARGS rows (ARGS: space-separated fomm_tf.live flags).", **kw)
 
 

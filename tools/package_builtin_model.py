@@ -1,6 +1,7 @@
-"""Packages a trained synthetic-128 run as the built-in model: weights + sample media in fomm_tf/assets.
+"""Packages a trained run as a built-in model: its weights (and for synthetic-128 the sample media) in fomm_tf/assets.
 
   python tools/package_builtin_model.py --model_dir=runs/synthetic-128 --dataset_root=data/synthetic-128
+  python tools/package_builtin_model.py --model=synthetic-128-lite --model_dir=runs/synthetic-128-lite
 """
 
 import os
@@ -14,10 +15,12 @@ import numpy as np
 
 def define_flags(flag_values):
   kw = {"flag_values": flag_values}
-  flags.DEFINE_string("model_dir", None, "Training run (a TF checkpoint directory) of configs/synthetic-128.flags.",
-                      **kw)
-  flags.DEFINE_string("dataset_root", None, "The synthetic dataset it was trained on; the sample comes from test/.",
-                      **kw)
+  flags.DEFINE_string("model", "synthetic-128", "The built-in model: synthetic-128 or synthetic-128-lite.", **kw)
+  flags.DEFINE_string("model_dir", None, "Training run (a TF checkpoint directory) of configs/MODEL.flags.", **kw)
+  flags.DEFINE_string(
+      "dataset_root", None,
+      "The synthetic dataset it was trained on; the sample media come from test/ (synthetic-128 only: "
+      "the lite student animates the same sample).", **kw)
   flags.DEFINE_string("sample_video", None,
                       "Test video used as the sample (default: the one with the most motion, see most_moving_video).",
                       **kw)
@@ -48,13 +51,18 @@ def run(flag_values):
   from fomm_tf.io import files
   from fomm_tf.io import media
   from fomm_tf.io import video_writer
-  if not flag_values.model_dir or not flag_values.dataset_root:
-    raise UsageError("--model_dir and --dataset_root are required")
+  sample = flag_values.model == builtin.CONFIG
+  if not flag_values.model_dir or (sample and not flag_values.dataset_root):
+    raise UsageError("--model_dir is required, and for synthetic-128 --dataset_root too")
   assets = flag_values.assets_dir or builtin.ASSETS_DIR
   os.makedirs(assets, exist_ok=True)
-  model = loading.load_model(builtin.CONFIG)
+  model = loading.load_model(flag_values.model)
   prefix = loading.load_weights(model, flag_values.model_dir)
-  weights = npz_weights.save_npz_weights(model, os.path.join(assets, os.path.basename(builtin.WEIGHTS)))
+  weights = npz_weights.save_npz_weights(
+      model, os.path.join(assets, os.path.basename(builtin.weights_path(flag_values.model))))
+  if not sample:
+    print(f"packaged {prefix} -> {weights} ({os.path.getsize(weights) / 1e6:.2f} MB)")
+    return
   videos = video_index.find_videos(flag_values.dataset_root, "test")
   video = flag_values.sample_video or most_moving_video(videos, media.read_video_frames)
   frames = media.read_video_frames(video)

@@ -75,10 +75,12 @@ def make_backend(flag_values, cfg):
 
 
 def use_samples(flag_values):
-  """With no media, model or checkpoint flags, animate the built-in sample with the built-in model."""
+  """With no media and no checkpoint, and no model or a built-in one, animate the built-in sample."""
   if flag_values.source_image or flag_values.driving_video:
     return False
-  if (flag_values.checkpoint is not None or cli.config_flags_given(flag_values) or flag_values.backend != "keras"):
+  if flag_values.checkpoint is not None or flag_values.backend != "keras":
+    return False
+  if cli.config_flags_given(flag_values) and builtin.builtin_name(cli.resolve_config(flag_values)) is None:
     return False
   flag_values.source_image = builtin.SAMPLE_SOURCE
   flag_values.driving_video = builtin.SAMPLE_DRIVING

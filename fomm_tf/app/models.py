@@ -1,4 +1,4 @@
-"""The models the web app offers: the built-in one, and every model found in a --models folder.
+"""The models the web app offers: the built-in ones, and every model found in a --models folder.
 
 In that folder (and its direct subfolders) a model is:
 * an official `.pth.tar` (or `.pth`) or a fomm-tf `.npz` next to `<stem>.flags`
@@ -24,6 +24,7 @@ from fomm_tf.errors import ConfigError
 from fomm_tf.errors import UsageError
 
 BUILTIN = f"built-in ({builtin.CONFIG})"
+BUILTIN_LITE = f"built-in ({builtin.LITE_CONFIG})"
 KERAS_PRECISIONS = ("float32", "bfloat16")
 CHECKPOINT_SUFFIXES = (".pth.tar", ".pth", ".npz")
 
@@ -34,15 +35,13 @@ class ModelEntry:
   name: str
   kind: str  # "builtin", "checkpoint" or "export"
   path: Optional[str] = None
-  config: Optional[str] = None  # A flagfile path or config name (checkpoints).
+  config: Optional[str] = None  # A flagfile path or config name (checkpoints; the model's name for built-ins).
   choices: Tuple[Tuple[str, str], ...] = (("keras", "float32"), ("keras", "bfloat16"))
 
   @property
   def crop(self):
     """The crop the model was trained for (the config's `crop`)."""
-    if self.kind == "builtin":
-      return flagfiles.load_config(builtin.CONFIG).animation.crop
-    if self.kind == "checkpoint":
+    if self.kind in ("builtin", "checkpoint"):
       return flagfiles.load_config(self.config).animation.crop
     return "center"
 
@@ -102,7 +101,10 @@ class ModelRegistry:
 
   def __init__(self, models_dir=None, allow_modified_export=False):
     self.allow_modified_export = allow_modified_export
-    self.entries = {BUILTIN: ModelEntry(BUILTIN, "builtin")}
+    self.entries = {
+        label: ModelEntry(label, "builtin", config=name)
+        for label, name in ((BUILTIN, builtin.CONFIG), (BUILTIN_LITE, builtin.LITE_CONFIG))
+    }
     if models_dir:
       for entry in scan(models_dir):
         try:
@@ -142,7 +144,7 @@ def _build(entry, backend_name, precision, allow_modified_export):
   from fomm_tf.inference import keras_backend
   dtype = None if precision == "float32" else precision
   if entry.kind == "builtin":
-    return keras_backend.KerasBackend(builtin.load_builtin_model(dtype=dtype))
+    return keras_backend.KerasBackend(builtin.load_builtin_model(entry.config, dtype=dtype))
   if entry.kind == "checkpoint":
     return keras_backend.KerasBackend(loading.load_model(entry.config, checkpoint=entry.path, dtype=dtype))
   return exported_backends.open_exported(backend_name,

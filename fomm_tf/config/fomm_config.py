@@ -49,6 +49,9 @@ def flag_fields():
 
 FLAG_FIELDS = flag_fields()
 
+# The sections that decide the inference networks: their variables and what they compute.
+NETWORK_SECTIONS = ("model", "kp_detector", "generator", "dense_motion")
+
 
 @dataclasses.dataclass(frozen=True)
 class FommConfig:
@@ -86,6 +89,11 @@ class FommConfig:
 
   def with_source(self, source):
     return dataclasses.replace(self, source=source)
+
+  def same_networks(self, other):
+    """Whether `other` builds the same keypoint detector and generator (so the same weights fit and compute the
+    same thing), whatever its training, dataset and animation settings."""
+    return all(getattr(self, name) == getattr(other, name) for name in NETWORK_SECTIONS)
 
   def flat(self):
     """{flag name: value} of every field."""

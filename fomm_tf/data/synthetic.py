@@ -31,6 +31,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import time
 from typing import Optional, Union
 
@@ -500,6 +501,25 @@ def _render_background(identity, frame_size):
   return _sample_texture(identity.background, u, v).astype(np.float32)
 
 
+def _dataset_identity(seed, identity_index):
+  return sample_identity(np.random.default_rng([seed, 0, identity_index]))
+
+
+def dataset_background(seed: int, identity_index: int, frame_size: int):
+  """The static background (float32 (S, S, 3) in [0, 1]) behind identity `identity_index` of the dataset made
+  with `seed` (write_dataset): where a frame differs from it, the puppet is."""
+  return _render_background(_dataset_identity(seed, identity_index),
+                            _check_count(frame_size, "frame_size", MIN_FRAME_SIZE))
+
+
+def identity_of(video: str) -> int:
+  """The identity index in a video name of write_dataset (``id{N:03d}#{M:02d}`` -> N)."""
+  match = re.fullmatch(r"id(\d+)#\d+", video)
+  if match is None:
+    raise DatasetError(f"{video!r} is not a video name of the synthetic dataset (id<N>#<M>)")
+  return int(match.group(1))
+
+
 def _composite(canvas, placement, frame_size):
   """Draws one part onto the float canvas with a one-pixel soft (anti-aliased) edge."""
   pixels_per_unit = (frame_size - 1) / 2.0
@@ -710,7 +730,7 @@ def write_dataset(output_dir: str,
         # Plans are grouped by identity, so one cached identity is enough.
         if video_identity != identity_index:
           identity_index = video_identity
-          identity = sample_identity(np.random.default_rng([seed, 0, identity_index]))
+          identity = _dataset_identity(seed, identity_index)
         name = video_name(identity_index, video_index)
         motion_rng = np.random.default_rng([seed, 1, identity_index, video_index])
         frames, keypoints = render_video(motion_rng, num_frames, frame_size, identity=identity)

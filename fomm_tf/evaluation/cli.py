@@ -124,7 +124,7 @@ def _header(flag_values, cfg):
       "mode": flag_values.mode,
       "method": flag_values.method,
       "config": cfg.source,
-      "checkpoint": flag_values.checkpoint,
+      "checkpoint": flag_values.checkpoint or (cli.builtin_weights(cfg) if flag_values.backend == "keras" else None),
       "backend": flag_values.backend,
       **exported, "dataset_root": os.path.abspath(flag_values.dataset_root),
       "fit": flag_values.fit

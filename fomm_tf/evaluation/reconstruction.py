@@ -99,13 +99,14 @@ def _video_akd(result, gt, model_size):
                                      keypoint_metrics.normalized_to_pixels(gt, result["frame_size"]))
 
 
-def evaluate_video(backend, video, batch_size=8, fit="crop", video_path=None, face_keypoints=False):
+def evaluate_video(backend, video, batch_size=8, fit="crop", video_path=None, face_keypoints=False, on_frame=None):
   """Reconstruction scores of one EvalVideo: a row {"video", "frames", "l1", "akd", "akd_real", "num_gt_keypoints",
   "akd_face", "mkr_face", ...}.
 
   With `video_path`, also writes source | driving | prediction side by side
   there, at the video's frame rate; with `face_keypoints`, measures the face
-  metrics of fomm_tf/evaluation/face_metrics.py.
+  metrics of fomm_tf/evaluation/face_metrics.py; `on_frame(source, driving,
+  prediction)` sees every frame (e.g. for a measure of one's own).
   """
   backend = pipeline.as_backend(backend)
   source = media.open_video(video.path)
@@ -115,14 +116,16 @@ def evaluate_video(backend, video, batch_size=8, fit="crop", video_path=None, fa
   if video_path is not None:
     writer = video_writer.VideoWriter(video_path, source.fps)
 
-  def on_frame(s, d, p):
+  def each_frame(s, d, p):
     if writer is not None:
       writer.write(np.clip(visualization.side_by_side([s, d, p]), 0.0, 1.0))
     if collector is not None:
       collector.add(d, p)
+    if on_frame is not None:
+      on_frame(s, d, p)
 
   try:
-    result = reconstruct_video(backend, source, batch_size, fit, with_keypoints, on_frame)
+    result = reconstruct_video(backend, source, batch_size, fit, with_keypoints, each_frame)
     if writer is not None:
       writer.close()
   except BaseException:

@@ -59,7 +59,7 @@ def run(flag_values):
     raise UsageError(f"--num_calibration_frames must be >= 3, got {flag_values.num_calibration_frames}")
   if "int8" in quantizations and not flag_values.representative_data:
     raise UsageError("--quantize=int8 needs --representative_data (frames to calibrate on)")
-  _, model = cli.load_model_from_flags(flag_values)
+  cfg, model = cli.load_model_from_flags(flag_values)
   frames = None
   if flag_values.representative_data:
     frames = exporter.load_representative_frames(flag_values.representative_data, model.frame_shape,
@@ -70,7 +70,7 @@ def run(flag_values):
                                    quantizations=quantizations,
                                    overwrite=flag_values.overwrite,
                                    representative_frames=frames,
-                                   checkpoint=flag_values.checkpoint,
+                                   checkpoint=flag_values.checkpoint or cli.builtin_weights(cfg),
                                    num_calibration_frames=flag_values.num_calibration_frames,
                                    progress=lambda message: print(message, flush=True),
                                    inputs=inputs)

@@ -56,6 +56,7 @@ class TrainState:
         logging.info("%d of %d variables start from %s", copied, len(self.model.inference_variables()), init_checkpoint)
       elif init_checkpoint:
         checkpoint_loading.load_weights(self.model, init_checkpoint)
+        logging.info("every variable starts from %s", init_checkpoint)
       self.vgg = (vgg19_lib.make_vgg19_features(vgg19_weights, dtype=dtype)
                   if sum(train.loss_perceptual) != 0 else None)
       rates = {
