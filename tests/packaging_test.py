@@ -38,7 +38,8 @@ class PackagingTest(testing.TestCase):
     configs = sorted(os.path.basename(p) for p in glob.glob(os.path.join(testing.REPO_ROOT, "configs", "*.flags")))
     self.assertNotEmpty(configs)
     expected = [f"fomm_tf/configs/{name}" for name in configs] + [
-        f"fomm_tf/assets/{name}" for name in ("synthetic-128.weights.npz", "sample_source.png", "sample_driving.mp4")
+        f"fomm_tf/assets/{name}" for name in ("synthetic-128.weights.npz", "synthetic-128-lite.weights.npz",
+                                              "sample_source.png", "sample_driving.mp4")
     ]
     self.assertEqual([name for name in expected if name not in names], [], f"missing from {os.path.basename(wheel)}")
     (entry_points,) = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
