@@ -31,6 +31,17 @@ class MostMovingVideoTest(testing.TestCase):
     self.assertEqual(package_builtin_model.most_moving_video(paths, media.read_video_frames), paths[1])
 
 
+class PackageCommandTest(testing.TestCase):
+
+  def test_an_unknown_model_is_refused_before_anything_is_written(self):
+    assets = os.path.join(self.tmp_dir(), "assets")
+    outcome = testing.run_cli(package_builtin_model, "--model=vox-256", "--model_dir=run", f"--assets_dir={assets}")
+    self.assertErrorLine(
+        outcome, r"'vox-256' is not a built-in model; the built-in models are synthetic-128, "
+        r"synthetic-128-lite")
+    self.assertFalse(os.path.exists(assets))
+
+
 class TrainBuiltinModelScriptTest(testing.TestCase):
   """The script that made the shipped weights, every stage for one step on a dataset of 2 puppets."""
 

@@ -51,6 +51,8 @@ def run(flag_values):
   from fomm_tf.io import files
   from fomm_tf.io import media
   from fomm_tf.io import video_writer
+  # An unknown --model is refused here, before any model is built or folder made.
+  weights_name = os.path.basename(builtin.weights_path(flag_values.model))
   sample = flag_values.model == builtin.CONFIG
   if not flag_values.model_dir or (sample and not flag_values.dataset_root):
     raise UsageError("--model_dir is required, and for synthetic-128 --dataset_root too")
@@ -58,21 +60,20 @@ def run(flag_values):
   os.makedirs(assets, exist_ok=True)
   model = loading.load_model(flag_values.model)
   prefix = loading.load_weights(model, flag_values.model_dir)
-  weights = npz_weights.save_npz_weights(
-      model, os.path.join(assets, os.path.basename(builtin.weights_path(flag_values.model))))
-  if not sample:
-    print(f"packaged {prefix} -> {weights} ({os.path.getsize(weights) / 1e6:.2f} MB)")
-    return
-  videos = video_index.find_videos(flag_values.dataset_root, "test")
-  video = flag_values.sample_video or most_moving_video(videos, media.read_video_frames)
-  frames = media.read_video_frames(video)
-  source = os.path.join(assets, os.path.basename(builtin.SAMPLE_SOURCE))
-  with files.atomic_file(source, MediaError, suffix=".png") as temp:
-    Image.fromarray(np.round(frames[0] * 255).astype(np.uint8)).save(temp)
-  with video_writer.VideoWriter(os.path.join(assets, os.path.basename(builtin.SAMPLE_DRIVING)), 25, crf=12) as w:
-    for frame in frames:
-      w.write(frame)
-  print(f"packaged {prefix} -> {weights} ({os.path.getsize(weights) / 1e6:.2f} MB); sample {video}")
+  weights = npz_weights.save_npz_weights(model, os.path.join(assets, weights_name))
+  sample_note = ""
+  if sample:
+    videos = video_index.find_videos(flag_values.dataset_root, "test")
+    video = flag_values.sample_video or most_moving_video(videos, media.read_video_frames)
+    frames = media.read_video_frames(video)
+    source = os.path.join(assets, os.path.basename(builtin.SAMPLE_SOURCE))
+    with files.atomic_file(source, MediaError, suffix=".png") as temp:
+      Image.fromarray(np.round(frames[0] * 255).astype(np.uint8)).save(temp)
+    with video_writer.VideoWriter(os.path.join(assets, os.path.basename(builtin.SAMPLE_DRIVING)), 25, crf=12) as w:
+      for frame in frames:
+        w.write(frame)
+    sample_note = f"; sample {video}"
+  print(f"packaged {prefix} -> {weights} ({os.path.getsize(weights) / 1e6:.2f} MB){sample_note}")
 
 
 if __name__ == "__main__":
