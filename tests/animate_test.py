@@ -10,6 +10,7 @@ import fomm_tf
 from fomm_tf import builtin
 from fomm_tf.animation import best_frame as best_frame_lib
 from fomm_tf.animation import cli
+from fomm_tf.inference import keras_backend
 from fomm_tf.io import media
 from tests import testing
 
@@ -92,6 +93,18 @@ class AnimateTest(testing.AnimateFixtures, testing.TestCase):
     self.assertLen(out, 5)
     self.assertEqual(out[0].shape, (64, 64, 3))
     self.assertTrue(all(np.all((o >= 0) & (o <= 1)) for o in out))
+
+  def test_a_model_animated_again_is_not_traced_again(self):
+    model = fomm_tf.load_model(testing.tiny_config())  # Fresh: nothing traced yet.
+    backend = keras_backend.for_model(model)
+    counts = lambda: (backend._prepare.experimental_get_tracing_count(),
+                      backend._generate.experimental_get_tracing_count())
+    frames = [f.astype(np.float32) / 255 for f in testing.textured_square_frames(4)]
+    first = list(fomm_tf.animate(model, frames[0], frames, batch_size=2))
+    self.assertEqual(counts(), (1, 1))  # fomm_tf.animate ran the model's own backend.
+    second = list(fomm_tf.animate(model, frames[1], frames, batch_size=2))
+    self.assertEqual(counts(), (1, 1))
+    self.assertGreater(testing.mean_abs_error(first, second), 0.0)  # Another source: really computed again.
 
   def test_relative_first_frame_equals_absolute(self):
     model = tiny_model(self.dir)

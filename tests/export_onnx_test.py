@@ -154,7 +154,7 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
     frames = util.fixture_frames()
     driving = list(frames[1:]) + [frames[0]]
     expected = np.stack(
-        list(pipeline.animate(keras_backend.KerasBackend(util.fixture_model()), frames[0], driving, batch_size=3)))
+        list(pipeline.animate(keras_backend.for_model(util.fixture_model()), frames[0], driving, batch_size=3)))
     for batch_mode in backends.BATCH_MODES:
       backend = backends.OnnxBackend(directory, batch_mode=batch_mode)
       self.assertEqual((backend.frame_shape, backend.num_kp), ((256, 256, 3), 10))

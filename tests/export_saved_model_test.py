@@ -219,7 +219,7 @@ class SavedModelBackendTest(absltest.TestCase):
     self.assertEqual(backend.frame_shape, (256, 256, 3))
     self.assertEqual(backend.num_kp, 10)
     frames = util.fixture_frames()
-    keras_backend = backend_lib.KerasBackend(util.fixture_model())
+    keras_backend = backend_lib.for_model(util.fixture_model())
     for batch_size in (1, 2):
       exported = np.stack(list(pipeline.animate(backend, frames[0], list(frames[1:]), batch_size=batch_size)))
       expected = np.stack(list(pipeline.animate(keras_backend, frames[0], list(frames[1:]), batch_size=batch_size)))

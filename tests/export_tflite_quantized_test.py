@@ -78,7 +78,7 @@ class QuantizedExportTest(absltest.TestCase):
     frames = util.fixture_frames()
     driving = list(frames[1:]) + [frames[0]]
     expected = np.stack(
-        list(pipeline.animate(backend_lib.KerasBackend(util.fixture_model()), frames[0], driving, batch_size=3)))
+        list(pipeline.animate(backend_lib.for_model(util.fixture_model()), frames[0], driving, batch_size=3)))
     for quantization in QUANTIZED:
       backend = backends.TFLiteBackend(directory, quantize=quantization)
       out = np.stack(list(pipeline.animate(backend, frames[0], driving, batch_size=3)))

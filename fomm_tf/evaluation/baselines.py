@@ -21,7 +21,7 @@ from fomm_tf.ops import grid_sample as grid_sample_lib
 class _DetectorBackend(backend_lib.Backend):
 
   def __init__(self, model):
-    self._keras = keras_backend.KerasBackend(model)
+    self._keras = keras_backend.for_model(model)
     self.frame_shape = self._keras.frame_shape
     self.num_kp = self._keras.num_kp
     self.align_corners = model.config.model.align_corners
@@ -75,5 +75,5 @@ def make_backend(method, model):
   if method not in METHODS:
     raise UsageError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
   if method == "fomm":
-    return keras_backend.KerasBackend(model)
+    return keras_backend.for_model(model)
   return METHODS[method](model)

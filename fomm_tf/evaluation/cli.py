@@ -158,7 +158,7 @@ def run_animation(flag_values, cfg, model, videos, out):
   num_pairs = flag_values.num_pairs if flag_values.num_pairs is not None else cfg.animation.animate_num_pairs
   pairs = animation_pairs.choose_pairs(len(videos), num_pairs, flag_values.seed)
   video_dir = os.path.dirname(out.path(os.path.join("animation", "_")))
-  backend = model if flag_values.backend != "keras" else keras_backend.KerasBackend(model)
+  backend = model if flag_values.backend != "keras" else keras_backend.for_model(model)
   rows = animation_pairs.animate_pairs(backend,
                                        videos,
                                        pairs,

@@ -6,6 +6,23 @@ import tensorflow as tf
 from fomm_tf.inference import backend
 from fomm_tf.inference import generation
 
+# The attribute of a FommModel that keeps its backend (for_model).
+_CACHE_ATTRIBUTE = "_fomm_keras_backend"
+
+
+def for_model(model):
+  """The KerasBackend of `model`, made on first use and kept on the model.
+
+  A backend traces its graphs on its first call (seconds for a 256x256 model); a fresh backend per
+  `fomm_tf.animate` call would trace them again for every video.
+  """
+  found = getattr(model, _CACHE_ATTRIBUTE, None)
+  if found is None:
+    found = KerasBackend(model)
+    # object.__setattr__: a plain attribute, not a Keras-tracked one (the backend holds no weights of its own).
+    object.__setattr__(model, _CACHE_ATTRIBUTE, found)
+  return found
+
 
 class KerasBackend(backend.Backend):
   """A Backend over a FommModel (in whatever dtype policy the model was built)."""

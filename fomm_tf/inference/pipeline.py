@@ -10,12 +10,12 @@ from fomm_tf.io import media
 
 
 def as_backend(model):
-  """Accepts a FommModel or a Backend."""
+  """Accepts a FommModel (its KerasBackend, kept on the model: traced once) or a Backend."""
   if isinstance(model, backend_lib.Backend):
     return model
   # Imported here: TensorFlow loads only when a Keras model is animated (the TFLite and ONNX backends run without).
   from fomm_tf.inference import keras_backend  # pylint: disable=import-outside-toplevel
-  return keras_backend.KerasBackend(model)
+  return keras_backend.for_model(model)
 
 
 def batched(iterable, size):
