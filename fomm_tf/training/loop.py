@@ -134,7 +134,11 @@ class Trainer:
     if self.restored_from:
       logging.info("resuming at step %d, epoch %d", int(self.state.step.numpy()), int(self.state.epoch.numpy()))
     self.writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) if self.chief else None
-    self.train_step = step_lib.TrainStep(self.state, self.training_model, self.metrics, options.jit_compile)
+    self.train_step = step_lib.TrainStep(self.state,
+                                         self.training_model,
+                                         self.metrics,
+                                         options.jit_compile,
+                                         with_outputs=options.image_every > 0)
 
   def _epoch_dataset(self, epoch, offset):
     ds = dataset_lib.make_train_dataset(self.cfg,
@@ -205,7 +209,7 @@ class Trainer:
       for batch in self._epoch_dataset(epoch, offset):
         want_images = self.writer is not None and self.options.image_every > 0 and (step == 0 or (step + 1) %
                                                                                     self.options.image_every == 0)
-        outputs = (self.train_step.run_with_outputs if want_images else self.train_step.run)(batch)
+        outputs = self.train_step.run(batch)
         step += 1
         if step % self.options.summary_every == 0 or step == 1 or step >= self.max_steps or want_images:
           self._check_finite()

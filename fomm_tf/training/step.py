@@ -38,16 +38,20 @@ def _apply_if(finite, updates, scaled):
 
 
 class TrainStep:
-  """Builds the step functions for a TrainState and a TrainingModel (the losses)."""
+  """The step function `run(batch)` for a TrainState and a TrainingModel (the losses).
 
-  def __init__(self, state, training_model, metrics, jit_compile=False):
+  With `with_outputs` every step returns what an image grid shows (IMAGE_OUTPUTS, KEYPOINT_OUTPUTS), else {}:
+  one graph for every step of a run, traced once (a second graph for the image steps cost a second trace, seconds
+  to minutes, and rounded differently from the others), and the same on every worker.
+  """
+
+  def __init__(self, state, training_model, metrics, jit_compile=False, with_outputs=False):
     self.state = state
     self.training_model = training_model
     self.metrics = metrics
     self.jit_compile = jit_compile
     self.use_gan = training_model.use_gan
-    self.run = self._make(with_outputs=False)
-    self.run_with_outputs = self._make(with_outputs=True)
+    self.run = self._make(with_outputs)
 
   def _replica_step(self, batch, with_outputs):
     state, tm = self.state, self.training_model
@@ -89,4 +93,6 @@ class TrainStep:
       self.metrics.update(losses, self.state.step)
       return outputs
 
-    return tf.function(step, jit_compile=self.jit_compile or None)
+    # No autograph: the step's control flow is explicit (tf.cond in _apply_if), and converting every function it
+    # calls cost about a second of each run's start-up.
+    return tf.function(step, jit_compile=self.jit_compile or None, autograph=False)
