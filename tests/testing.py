@@ -218,8 +218,8 @@ TINY_TRAINING = dict(train_batch_size=2,
 # A shallower tiny network and a pixel loss instead of VGG: a training step traces in seconds (synchronised batch
 # norm makes every replica graph pay one all-reduce per batch-norm call, slow to build on CPU, so the distributed
 # runs use this too).
-SMALL_NET = ("--loss_perceptual=0,0,0,0,0", "--loss_pixel=1", "--gen_num_bottleneck_blocks=1", "--kp_num_blocks=2",
-             "--dm_num_blocks=2")
+SMALL_NET = ("--loss_perceptual=0,0,0,0,0", "--loss_pixel=1", "--gen_num_bottleneck_blocks=1", "--kp_num_blocks=1",
+             "--dm_num_blocks=1")
 # The shared run: six steps of SMALL_NET at batch 2, a checkpoint after every step, all kept, every step's losses
 # in TensorBoard.
 TINY_RUN_ARGS = ("--max_steps=6", "--batch_size=2", "--checkpoint_every=1", "--keep_checkpoints=0", *SMALL_NET)

@@ -35,8 +35,8 @@ def tiny_config(**overrides):
   values = dict(testing.TINY_TRAINING,
                 num_repeats=2,
                 loss_perceptual=[1.0, 1.0, 0.0, 0.0, 0.0],
-                kp_num_blocks=2,
-                dm_num_blocks=2,
+                kp_num_blocks=1,
+                dm_num_blocks=1,
                 gen_num_bottleneck_blocks=1)
   values.update(overrides)
   return testing.tiny_config().replace(**values)
@@ -90,25 +90,20 @@ class TrainTest(tf.test.TestCase):
     pixel = [losses["pixel"] for _, losses in trainer.history]
     self.assertLess(np.mean(pixel[-5:]), 0.8 * np.mean(pixel[:5]), pixel)
 
-  def assert_poisoned_weights_stop_training(self, kernel_of, error_pattern):
-    """Sets one kernel to NaN; the run must stop with `error_pattern` and leave no checkpoint."""
+  def test_non_finite_weights_and_a_nan_loss_stop_training_without_saving(self):
+    # One run (its step traced once) poisoned twice; each time it must stop and leave no checkpoint.
     model_dir = self.create_tempdir().full_path
     trainer = make_trainer(model_dir, max_steps=3, checkpoint_every=1)
-    kernel = kernel_of(trainer.state.model)
-    kernel.assign(np.full(kernel.shape, np.nan, np.float32))
-    with self.assertRaisesRegex(errors.TrainingError, error_pattern):
+    poison = lambda variable: variable.assign(np.full(variable.shape, np.nan, np.float32))
+    # Training normalises with batch statistics, so a NaN running variance leaves the losses finite; the weights
+    # themselves are checked before each save.
+    poison(trainer.state.model.generator.first.norm.moving_variance)
+    with self.assertRaisesRegex(errors.TrainingError, r"is not finite at step 1; no checkpoint written"):
+      trainer.train()
+    poison(trainer.state.model.kp_detector.kp.kernel)
+    with self.assertRaisesRegex(errors.TrainingError, r"loss \w+ is nan at step 2; stopped without saving"):
       trainer.train()
     self.assertEqual(glob.glob(os.path.join(model_dir, "ckpt-*")), [])
-
-  def test_nan_loss_stops_without_saving(self):
-    self.assert_poisoned_weights_stop_training(lambda model: model.kp_detector.kp.kernel,
-                                               r"loss \w+ is nan at step 1; stopped without saving")
-
-  def test_non_finite_weights_are_never_saved(self):
-    # Training normalises with batch statistics, so a NaN running variance leaves the losses finite;
-    # the weights themselves are checked before each save.
-    self.assert_poisoned_weights_stop_training(lambda model: model.generator.first.norm.moving_variance,
-                                               r"is not finite at step 1; no checkpoint written")
 
   def test_learning_rate_milestones(self):
     trainer = make_trainer(self.create_tempdir().full_path, tiny_config(epoch_milestones=[1, 3]), max_steps=1)
@@ -208,8 +203,8 @@ class FourStepRunTest(tf.test.TestCase):
     # A run stopped after step 2 left the straight run's step-2 checkpoint: resume from a copy of it.
     model_dir = self.create_tempdir().full_path
     testing.copy_checkpoint(self.model_dir, 2, model_dir)
-    # The image grid's steps run a second graph (which also returns the outputs), rounding differently:
-    # the same image_every as the straight run keeps the comparison exact.
+    # A run that writes image grids steps with a graph that also returns the grids' outputs, which rounds a little
+    # differently: image grids on in both runs keeps the comparison exact.
     resumed = make_trainer(model_dir, max_steps=4, image_every=2)
     self.assertEqual(int(resumed.state.step.numpy()), 2)
     self.assertIsNotNone(resumed.restored_from)
@@ -284,7 +279,8 @@ class TrainProcessTest(testing.TestCase):
 
   def test_sigterm_saves_a_checkpoint(self):
     model_dir = self.create_tempdir().full_path
-    proc = subprocess.Popen(train_cmd(model_dir, "--max_steps=100000", "--summary_every=1", "--batch_size=2"),
+    proc = subprocess.Popen(train_cmd(model_dir, "--max_steps=100000", "--summary_every=1", "--batch_size=2",
+                                      *testing.SMALL_NET),
                             cwd=testing.REPO_ROOT,
                             stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE,
@@ -378,13 +374,14 @@ class TrainFaultsTest(testing.TestCase):
         for root, _, names in os.walk(reference)
         for name in names
         if not name.startswith("ckpt-") or name.startswith("ckpt-1."))
-    # Room for the first run's files and a little more, not for a second checkpoint.
+    # Room for a one-step run's files and a little more, not for a second checkpoint. On the small disk, the run
+    # stopped after step 1 is the shared run's step-1 checkpoint (copied there), and it is resumed for two steps.
     disk = self.create_tempdir().full_path
     script = [
-        sys.executable, "-c", "import subprocess, sys; a = sys.argv[1:]; "
-        "first = subprocess.run(a + ['--max_steps=1']); "
-        "sys.exit(90 + first.returncode if first.returncode "
-        "else subprocess.run(a + ['--max_steps=3']).returncode)", *train_cmd(os.path.join(disk, "run"), *args)
+        sys.executable, "-c", "import os, subprocess, sys; from tests import testing; a = sys.argv[3:]; "
+        "os.makedirs(sys.argv[2]); testing.copy_checkpoint(sys.argv[1], 1, sys.argv[2]); "
+        "sys.exit(subprocess.run(a + ['--max_steps=3']).returncode)", reference,
+        os.path.join(disk, "run"), *train_cmd(os.path.join(disk, "run"), *args)
     ]
     code, stderr, left = data_safety_test.run_on_a_small_disk(self, used * 13 // 10 // 1024 + 8, disk, script)
     self.assertEqual(code, 1, stderr[-3000:])
