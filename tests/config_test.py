@@ -110,7 +110,8 @@ class ConfigTest(parameterized.TestCase):
     self.assertFalse(teacher.same_networks(teacher.replace(align_corners=False)))
     self.assertFalse(teacher.same_networks(config_lib.load_config("synthetic-128-lite")))
 
-  @parameterized.parameters("vox-256-lite", "synthetic-128-lite")
+  @parameterized.parameters("vox-256-lite", "synthetic-128-lite", "bair-256-lite", "fashion-256-lite", "mgif-256-lite",
+                            "nemo-256-lite", "taichi-256-lite")
   def test_lite_configs_keep_their_teachers_interface(self, name):
     lite = config_lib.load_config(name)
     teacher = config_lib.load_config(name[:-len("-lite")])
@@ -131,6 +132,20 @@ class ConfigTest(parameterized.TestCase):
     official = config_lib.config_from_official({"model_params": {"common_params": {"num_kp": 10}}})
     self.assertFalse(official.generator.separable)
     self.assertEqual(official.generator.head_kernel_size, 7)
+
+  def test_every_official_lite_config_is_its_teacher_with_vox_256_lite_networks(self):
+    # The lite change is the same for every official config whose training starts from scratch (the -adv configs
+    # fine-tune a trained model: distil their teachers into the lite config of the same data instead).
+    vox, vox_lite = config_lib.load_config("vox-256").flat(), config_lib.load_config("vox-256-lite").flat()
+    change = {name: value for name, value in vox_lite.items() if value != vox[name]}
+    self.assertIn("gen_separable", change)
+    lite_names = [n for n in config_lib.known_configs() if n.endswith("-lite") and not n.startswith("synthetic")]
+    teachers = [n for n in config_lib.known_configs() if n + "-lite" in lite_names]
+    self.assertEqual(sorted(teachers), ["bair-256", "fashion-256", "mgif-256", "nemo-256", "taichi-256", "vox-256"])
+    for teacher in teachers:
+      self.assertEqual(
+          config_lib.load_config(teacher + "-lite").flat(),
+          config_lib.load_config(teacher, **change).flat(), teacher)
 
   @parameterized.parameters(
       ("--gen_block_expansion=1000000\n", r"gen_block_expansion must be in \[1, 4096\], got 1000000"),

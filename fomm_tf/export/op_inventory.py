@@ -38,6 +38,11 @@ SHRUNK = {
 # Repeats cut to the fewest that keep every kind of block (the hourglasses at 64 pixels also need <= 3 levels).
 FEWEST_REPEATS = {"kp_num_blocks": 2, "dm_num_blocks": 2, "gen_num_bottleneck_blocks": 1}
 
+# One Jacobian map shared by all keypoints (mgif-256) or one per keypoint is a channel count, like a width (checked
+# on exports of mgif-256 and mgif-256-lite: their op types are those of vox-256's and vox-256-lite's, less the
+# resize of vox's group's output blend).
+SHAPE_ONLY = ("kp_single_jacobian_map",)
+
 # Switches that only add ops: an export with one on holds every op type of the same structure with it off (the
 # blend moves the source's downsampling from encode_source to generate_from_state and adds a resize, a product and
 # a sum), so one export with it on stands for both.
@@ -45,12 +50,13 @@ ADDITIVE = ("gen_blend_deformed",)
 
 
 def structure_key(config):
-  """The model fields of `config` that can change which ops an export holds (all but SHRUNK's and ADDITIVE's)."""
+  """The model fields of `config` that can change which ops an export holds (all but SHRUNK's, SHAPE_ONLY's and
+  ADDITIVE's)."""
   return tuple(
-      sorted(
-          (name, str(min(value, 1) if name in _REPEATS else value))
-          for name, value in config.flat().items()
-          if fomm_config.FLAG_FIELDS[name].section in _MODEL_SECTIONS and name not in SHRUNK and name not in ADDITIVE))
+      sorted((name, str(min(value, 1) if name in _REPEATS else value))
+             for name, value in config.flat().items()
+             if fomm_config.FLAG_FIELDS[name].section in _MODEL_SECTIONS and name not in SHRUNK and
+             name not in SHAPE_ONLY and name not in ADDITIVE))
 
 
 def official_structures():
