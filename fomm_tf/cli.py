@@ -13,8 +13,10 @@
 """
 
 import contextlib
+import os
 import signal
 import sys
+import time
 
 from absl import app
 from absl import flags
@@ -46,21 +48,52 @@ def parse_flags_or_exit(argv, flag_values=flags.FLAGS):
   return remaining
 
 
+# fomm-tf's own code: where a signal may raise (see signals_raise_interrupted).
+_OWN_CODE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# How soon a signal that arrived elsewhere is tried again, and how long it waits for fomm-tf's code at most (a
+# command whose main thread stays in another library, as the web app's server loop does, is interrupted there).
+_RETRY_SECONDS = 0.05
+_MAX_WAIT_SECONDS = 1.0
+
+
 @contextlib.contextmanager
 def signals_raise_interrupted(received=None):
   """Within the block, SIGINT and SIGTERM raise errors.Interrupted (in the main thread); each signal number is also
-  appended to `received`."""
+  appended to `received`.
 
-  def handler(signum, frame):
-    del frame
-    if received is not None:
-      received.append(signum)
+  The exception is raised while fomm-tf's own Python code runs: a signal that arrives in another library's Python
+  code is tried again every _RETRY_SECONDS (SIGALRM), for up to _MAX_WAIT_SECONDS. TensorFlow's native code calls
+  back into Python (its C++ nest.flatten imports modules), and an exception raised in such a callback leaves the
+  native code as a SystemError whose traceback TensorFlow prints itself.
+  """
+  pending = []  # (the first signal's number, when it arrived)
+
+  def raise_in_own_code(frame):
+    signum, since = pending[0]
+    elsewhere = frame is not None and not frame.f_code.co_filename.startswith(_OWN_CODE)
+    if elsewhere and time.monotonic() - since < _MAX_WAIT_SECONDS:
+      signal.setitimer(signal.ITIMER_REAL, _RETRY_SECONDS)
+      return
     raise errors.Interrupted(signum)
 
+  def handler(signum, frame):
+    if received is not None:
+      received.append(signum)
+    if not pending:
+      pending.append((signum, time.monotonic()))
+    raise_in_own_code(frame)
+
+  def retry(signum, frame):
+    del signum
+    if pending:
+      raise_in_own_code(frame)
+
   previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+  previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, retry)
   try:
     yield
   finally:
+    signal.setitimer(signal.ITIMER_REAL, 0)
     for s, old in previous.items():
       signal.signal(s, old)
 

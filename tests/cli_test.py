@@ -26,6 +26,29 @@ class RunCommandTest(testing.TestCase):
     self.assertEqual(code, 143)
     self.assertEqual(err.strip().splitlines()[-1], "interrupted: stopped by signal 15 (SIGTERM)")
 
+  def test_a_signal_waits_for_fomm_tf_code_to_raise(self):
+    # This test's own code stands for another library's (TensorFlow's callbacks from native code).
+    reached = []
+    with self.assertRaises(errors.Interrupted) as caught, cli.signals_raise_interrupted():
+      os.kill(os.getpid(), signal.SIGTERM)
+      deadline = time.monotonic() + 0.5
+      while time.monotonic() < deadline:
+        pass
+      reached.append(True)
+      while True:
+        errors.one_line("fomm-tf's own code")
+    self.assertEqual(reached, [True])  # Not raised during the half second in foreign code.
+    self.assertEqual(caught.exception.signum, signal.SIGTERM)
+
+  def test_a_signal_that_stays_in_foreign_code_is_raised_there_after_a_second(self):
+    start = time.monotonic()
+    with self.assertRaises(errors.Interrupted), cli.signals_raise_interrupted():
+      os.kill(os.getpid(), signal.SIGINT)
+      while time.monotonic() < start + 30:
+        pass
+    self.assertLess(time.monotonic() - start, 5)
+    self.assertGreaterEqual(time.monotonic() - start, 0.9)
+
   def test_a_signal_that_native_code_turned_into_another_exception_is_still_the_interruption(self):
     # As TensorFlow's tracing does when the handler raises inside it: CPython reports a SystemError.
     def run():
