@@ -57,8 +57,11 @@ def _leaves(value):
 
 # (name, factory(dtype) -> layer, call(layer) -> outputs, float32 outputs: which leaves stay float32).
 def _cases():
-  cfg = testing.tiny_config()
-  lite = testing.tiny_lite_config()
+  # Shallower still than the tiny config (each network is built and called eagerly five times): every kind of block
+  # is there, fewer times.
+  shallower = dict(kp_num_blocks=2, dm_num_blocks=2, gen_num_bottleneck_blocks=1)
+  cfg = testing.tiny_config().replace(**shallower)
+  lite = testing.tiny_lite_config().replace(**shallower)
   frames = lambda: _frames((1, 64, 64, 3))
   feat = lambda: _frames((1, 8, 8, 4))
   return [
