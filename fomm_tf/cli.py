@@ -74,6 +74,9 @@ def signals_raise_interrupted(received=None):
     if elsewhere and time.monotonic() - since < _MAX_WAIT_SECONDS:
       signal.setitimer(signal.ITIMER_REAL, _RETRY_SECONDS)
       return
+    # Raised once: no retry may interrupt the clean-up that the exception starts (a later signal raises anew).
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    pending.clear()
     raise errors.Interrupted(signum)
 
   def handler(signum, frame):
