@@ -8,6 +8,7 @@ float16 in compressed .npz files (a few MB) keyed by Keras variable path
 (fomm_tf/checkpoint/npz_weights.py).
 """
 
+import functools
 import os
 
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
@@ -29,13 +30,19 @@ def weights_path(name=CONFIG):
 WEIGHTS = weights_path(CONFIG)
 
 
+@functools.cache
+def _shipped_configs():
+  """{name: FommConfig} of the built-in models' flagfiles, read once (a command asks two or three times)."""
+  from fomm_tf.config import flagfiles  # pylint: disable=import-outside-toplevel
+  return {name: flagfiles.load_config(name) for name in MODELS}
+
+
 def builtin_name(cfg):
   """The name of the built-in model whose networks `cfg` (a FommConfig, or None) describes, or None."""
-  from fomm_tf.config import flagfiles  # pylint: disable=import-outside-toplevel
   if cfg is None:
     return None
-  for name in MODELS:
-    if flagfiles.load_config(name).same_networks(cfg):
+  for name, shipped in _shipped_configs().items():
+    if shipped.same_networks(cfg):
       return name
   return None
 

@@ -23,8 +23,6 @@ from fomm_tf.inference import export_layout as layout
 
 # How often a block repeats changes how many ops there are, not their types (as long as there is one).
 _REPEATS = ("kp_num_blocks", "dm_num_blocks", "gen_num_bottleneck_blocks", "gen_num_down_blocks")
-# Only the networks an export holds matter: the model, keypoint detector, generator and dense motion sections.
-_MODEL_SECTIONS = ("model", "kp_detector", "generator", "dense_motion")
 # Widths and the frame size change shapes, not op types; shrinking them keeps each export to seconds.
 SHRUNK = {
     "frame_shape": (64, 64, 3),
@@ -50,12 +48,12 @@ ADDITIVE = ("gen_blend_deformed",)
 
 
 def structure_key(config):
-  """The model fields of `config` that can change which ops an export holds (all but SHRUNK's, SHAPE_ONLY's and
-  ADDITIVE's)."""
+  """The fields of `config`'s networks (fomm_config.NETWORK_SECTIONS) that can change which ops an export holds (all
+  but SHRUNK's, SHAPE_ONLY's and ADDITIVE's)."""
   return tuple(
       sorted((name, str(min(value, 1) if name in _REPEATS else value))
              for name, value in config.flat().items()
-             if fomm_config.FLAG_FIELDS[name].section in _MODEL_SECTIONS and name not in SHRUNK and
+             if fomm_config.FLAG_FIELDS[name].section in fomm_config.NETWORK_SECTIONS and name not in SHRUNK and
              name not in SHAPE_ONLY and name not in ADDITIVE))
 
 
