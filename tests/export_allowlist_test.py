@@ -6,6 +6,8 @@ must contain every op those exports hold (else the backends would refuse fomm-tf
 else (so it stays as tight as it can be).
 """
 
+import os
+
 from absl.testing import absltest
 
 from fomm_tf.inference import export_allowlist as allowlist
@@ -19,6 +21,24 @@ class AllowlistTest(absltest.TestCase):
     super().setUpClass()
     # op_inventory.inventory's exports, shared with lite_test (which runs the lite structure's files).
     cls.found, cls.configs, _ = testing.structure_exports()
+
+  def test_an_export_written_through_keras_export_archive_still_passes_the_op_check(self):
+    # How fomm-tf wrote SavedModels before it saved concrete functions: those exports must still load.
+    import keras  # pylint: disable=import-outside-toplevel
+    from fomm_tf.export import op_inventory  # pylint: disable=import-outside-toplevel
+    from fomm_tf.export import signatures as signatures_lib  # pylint: disable=import-outside-toplevel
+    from fomm_tf.inference import export_checks  # pylint: disable=import-outside-toplevel
+    functions = signatures_lib.ExportFunctions(testing.fixture_model())
+    archive = keras.export.ExportArchive()
+    archive.track(functions.model.kp_detector)
+    archive.add_endpoint("detect_keypoints",
+                         functions.detect_keypoints,
+                         input_signature=functions.specs["detect_keypoints"])
+    path = os.path.join(self.create_tempdir().full_path, "saved_model")
+    archive.write_out(path, verbose=False)
+    ops = export_checks.saved_model_ops(export_checks.read_saved_model_proto(path))["ops"]
+    self.assertTrue(op_inventory.EARLIER_SAVED_MODEL_OPS <= ops, sorted(ops))
+    export_checks.check_saved_model(path)  # Raises ExportError on an op outside the allowlist.
 
   def test_every_official_config_is_covered(self):
     from fomm_tf.config import flagfiles  # pylint: disable=import-outside-toplevel

@@ -1,7 +1,7 @@
 """Converts signatures of an exported SavedModel to ONNX files made of standard ONNX ops only.
 
 Converter: tf2onnx (`tf2onnx.convert.from_function`), on the signatures of the
-SavedModel that Keras export wrote (loaded back with tf.saved_model.load), so
+SavedModel that saved_model.py wrote (loaded back with tf.saved_model.load), so
 the ONNX files hold exactly the graphs of the SavedModel and TFLite files.
 Keras 3's own `model.export(format="onnx")` runs the same tf2onnx conversion
 under the TensorFlow backend but only for one Keras model's `call`; the

@@ -46,6 +46,11 @@ SHAPE_ONLY = ("kp_single_jacobian_map",)
 # a sum), so one export with it on stands for both.
 ADDITIVE = ("gen_blend_deformed",)
 
+# SavedModels written through keras.export.ExportArchive (fomm-tf before its exporter saved concrete functions,
+# fomm_tf/export/saved_model.py) also hold these in functions that loading runs; they stay allowed, so that those
+# exports still load.
+EARLIER_SAVED_MODEL_OPS = frozenset({"AssignVariableOp", "VarHandleOp", "VarIsInitializedOp"})
+
 
 def structure_key(config):
   """The fields of `config`'s networks (fomm_config.NETWORK_SECTIONS) that can change which ops an export holds (all
@@ -94,8 +99,8 @@ def export_ops(export_dir):
 
 
 def inventory(scratch, report=print):
-  """(op sets as export_ops returns them, config names, [(config names, shrunk config, export directory)]) of
-  exports of every official structure, written into the folder `scratch` (SavedModel and every TFLite
+  """(op sets as export_ops returns them, with EARLIER_SAVED_MODEL_OPS, config names, [(config names, shrunk
+  config, export directory)]) of exports of every official structure, written into the folder `scratch` (SavedModel and every TFLite
   quantisation, the weights seeded with 0; the exporter's own allowlist check is off: this makes the list).
 
   ONNX files are not exported: the ONNX check allows the standard domain, not a list of ops.
@@ -124,6 +129,7 @@ def inventory(scratch, report=print):
       found[key] |= ops
     configs += names
     exports.append((names, config, directory))
+  found["saved_model"] |= EARLIER_SAVED_MODEL_OPS
   found["saved_model_saver"] -= found["saved_model"]
   return found, configs, exports
 

@@ -1,12 +1,13 @@
-"""Writes a FommModel as a SavedModel through Keras 3 export (keras.export.ExportArchive).
+"""Writes a FommModel as a SavedModel: one concrete function per signature, traced once.
 
-The archive tracks the Keras layers, so the SavedModel carries their variables
-and every signature reads them; TFLite files are converted from this
-SavedModel (see tflite.py), never from a hand-made tf.Module around Keras 3
-layers, whose variables the converter would not freeze.
+The root object tracks the variables the functions capture (as Keras 3's ExportArchive does), so the SavedModel
+carries them and TFLite conversion (tflite.py) freezes them; a hand-made tf.Module that tracked the Keras 3 layers
+instead would not. The functions are saved as concrete functions, not tf.functions: tf.saved_model.save traces a
+tf.function again under its own save context (whose variable policy is part of the tracing key), and
+ExportArchive.write_out traces each endpoint once more before that to list its variables, so an ExportArchive
+traced every signature twice (the tiny model's SavedModel: 15.5 s -> 4.5 s here).
 """
 
-import keras
 import tensorflow as tf
 
 from fomm_tf import errors
@@ -14,14 +15,22 @@ from fomm_tf.inference import export_checks
 from fomm_tf.inference import export_layout as layout
 
 
-def build_archive(functions, names=layout.SAVED_MODEL_SIGNATURES):
-  """An ExportArchive with one endpoint per signature name (tracked layers, named TensorSpecs)."""
-  archive = keras.export.ExportArchive()
-  archive.track(functions.model.kp_detector)
-  archive.track(functions.model.generator)
-  for name in names:
-    archive.add_endpoint(name, functions.function(name), input_signature=functions.specs[name])
-  return archive
+def build_root(functions, names=layout.SAVED_MODEL_SIGNATURES):
+  """(the trackable root to save, {signature name: its concrete function}), each function traced once."""
+  concrete = {
+      name:
+          tf.function(functions.function(name), input_signature=functions.specs[name],
+                      autograph=False).get_concrete_function() for name in names
+  }
+  captured = {}
+  for function in concrete.values():
+    for variable in function.variables:
+      captured.setdefault(id(variable), variable)
+  root = tf.Module()
+  root.captured_variables = list(captured.values())
+  for name, function in concrete.items():
+    setattr(root, name, function)
+  return root, concrete
 
 
 def write_saved_model(functions, path, names=layout.SAVED_MODEL_SIGNATURES):
@@ -31,9 +40,9 @@ def write_saved_model(functions, path, names=layout.SAVED_MODEL_SIGNATURES):
   tf.errors, not OSError, so it is made an ExportError naming the path here; plain OSErrors are the
   caller's staging directory's to report (files.staged_directory), which also takes the partial files away.
   """
-  archive = build_archive(functions, names)
+  root, concrete = build_root(functions, names)
   try:
-    archive.write_out(path, verbose=False)
+    tf.saved_model.save(root, path, signatures=concrete)
   except (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError, tf.errors.NotFoundError,
           tf.errors.FailedPreconditionError) as error:
     reason = "no space left on device" if "No space left" in str(error) else errors.one_line(error.message)

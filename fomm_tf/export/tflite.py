@@ -1,6 +1,6 @@
 """Converts signatures of an exported SavedModel to TFLite files made of builtin ops only.
 
-The conversion starts from the SavedModel written by Keras export (loaded
+The conversion starts from the SavedModel that saved_model.py wrote (loaded
 back with tf.saved_model.load), so the converter sees restored variables and
 freezes them into constants.
 
