@@ -11,7 +11,6 @@ from fomm_tf.export import cli
 from fomm_tf.inference import export_layout as layout
 from fomm_tf.inference import exported_backends as backends
 from tests import testing
-from tests import testing
 
 
 def _export(*args):
@@ -40,15 +39,22 @@ class ExportCliTest(testing.TestCase):
     # A previous export (it has a manifest), which --overwrite may replace.
     output.create_file("manifest.json", "{}")
     output.create_file("stale.txt", "from an older export")
+    # Every format in one process (ONNX beside the others; its own tests use an export made in-process).
     result = _export(f"--flagfile={flagfile}", f"--output_dir={output.full_path}", "--overwrite",
-                     "--formats=saved_model,tflite", "--quantize=int8", f"--representative_data={video}")
+                     "--formats=saved_model,tflite,onnx", "--quantize=int8", f"--representative_data={video}")
     self.assertEqual(result.returncode, 0, result.stderr[-3000:])
     self.assertIn("no --checkpoint: the networks have random weights", result.stderr)
     self.assertIn(f"exported to {output.full_path}", result.stdout)
     self.assertIn("tflite/int8/generator.tflite", result.stdout)
-    self.assertEqual(sorted(os.listdir(output.full_path)), [layout.MANIFEST, layout.SAVED_MODEL, layout.TFLITE])
+    self.assertIn("onnx/float32/generator.onnx", result.stdout)
+    self.assertRegex(result.stdout, r"animation with onnx/float32 +max abs error")
+    self.assertEqual(sorted(os.listdir(output.full_path)),
+                     [layout.MANIFEST, layout.ONNX, layout.SAVED_MODEL, layout.TFLITE])
     self.assertEqual(sorted(os.listdir(os.path.join(output.full_path, layout.TFLITE, "int8"))),
                      sorted(layout.TFLITE_FILES.values()))
+    self.assertEqual(sorted(os.listdir(os.path.join(output.full_path, layout.ONNX, "float32"))),
+                     sorted(layout.ONNX_FILES.values()))
+    self.assertEqual(backends.OnnxBackend(output.full_path).frame_shape, (64, 64, 3))
     with open(os.path.join(output.full_path, layout.MANIFEST)) as f:
       manifest = json.load(f)
     self.assertEqual(manifest["frame_shape"], [64, 64, 3])

@@ -12,7 +12,6 @@ from absl.testing import absltest
 from fomm_tf.animation import cli as animation_cli
 from fomm_tf.app import models as app_models
 from fomm_tf.evaluation import cli as evaluation_cli
-from fomm_tf.export import cli as export_cli
 from fomm_tf.export import evaluation
 from fomm_tf.export import signatures as signatures_lib
 from fomm_tf.inference import export_layout as layout
@@ -262,20 +261,6 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
     self.assertIn("onnx float32", registry.choice_labels("export"))
     backend = registry.backend("export", "onnx float32")
     self.assertIsInstance(backend, backends.OnnxBackend)
-
-  def test_export_command_writes_onnx_beside_the_other_formats(self):
-    work = self.tmp_dir()
-    output = os.path.join(work, "export")
-    code, out, err = testing.run_cli(export_cli, f"--flagfile={testing.write_tiny_flagfile(work)}",
-                                     f"--output_dir={output}", "--formats=saved_model,onnx")
-    self.assertEqual(code, 0, err[-2000:])
-    self.assertEqual(sorted(os.listdir(output)), [layout.MANIFEST, layout.ONNX, layout.SAVED_MODEL])
-    self.assertEqual(sorted(os.listdir(os.path.join(output, layout.ONNX, "float32"))),
-                     sorted(layout.ONNX_FILES.values()))
-    self.assertIn("onnx/float32/generator.onnx", out)
-    self.assertRegex(out, r"animation with onnx/float32 +max abs error")
-    backend = backends.OnnxBackend(output)
-    self.assertEqual(backend.frame_shape, (64, 64, 3))
 
   def test_missing_onnxruntime_is_one_line_naming_the_extra(self):
     directory, _ = EXPORT.get()
