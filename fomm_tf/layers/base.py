@@ -32,6 +32,12 @@ class Layer(keras.layers.Layer):
     """Positional call arguments of the given (first-input) shape, to build a rebuilt layer by calling it."""
     return (_zeros(input_shape),)
 
+  def build(self, input_shape=None):
+    # Nothing to create here: the sublayers create their variables in this layer's first call. Without a build
+    # method Keras would first trace call() symbolically to build them (as long again as the call itself: about
+    # half of building a model), then run it.
+    del input_shape
+
   def build_from_config(self, config):
     # A composite layer's sublayers are built by its first call, so a deserialized layer is built by
     # calling it once on zeros of the recorded shape (Keras' default would only mark it built).
