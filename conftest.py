@@ -19,36 +19,36 @@ if not flags.FLAGS.is_parsed():
 # order (most tests first) started the one-test script test last and left the other worker idle for minutes.
 # A class missing here only runs later; the list is a schedule, not a selection.
 LONGEST_FIRST = (
-    "package_builtin_model_test.py::TrainBuiltinModelScriptTest",  # 152
-    "train_test.py::TrainProcessTest",  # 119
-    "train_test.py::TrainTest",  # 111
-    "export_security_test.py::ExportSecurityTest",  # 98
-    "export_onnx_test.py::OnnxExportTest",  # 82
-    "export_full_size_test.py::FullSizeExportTest",  # 76
-    "train_test.py::TrainFaultsTest",  # 75
-    "animate_test.py::AnimateTest",  # 72
-    "layers_test.py::LayersTest",  # 60
-    "distill_test.py::DistillTest",  # 59
-    "checkpoint_loading_test.py::CheckpointLoadingTest",  # 46
-    "train_test.py::FourStepRunTest",  # 45
-    "evaluate_test.py::EvaluateTest",  # 41
-    "app_load_test.py::AppLoadTest",  # 34
-    "models_test.py::ModelsTest",  # 34
-    "export_tflite_quantized_test.py::QuantizedExportTest",  # 31
-    "export_cli_test.py::ExportCliTest",  # 29
-    "parity_test.py::ParityTest",  # 28
-    "face_animation_test.py::FaceAnimationTest",  # 27
-    "data_safety_test.py::DiskFullTest",  # 27
-    "export_saved_model_test.py::SavedModelSignatureTest",  # 25
-    "builtin_test.py::BuiltinModelTest",  # 24
+    "package_builtin_model_test.py::TrainBuiltinModelScriptTest",  # 120
+    "train_test.py::TrainProcessTest",  # 86
+    "train_test.py::TrainTest",  # 56
+    "train_test.py::TrainFaultsTest",  # 51
+    "export_full_size_test.py::FullSizeExportTest",  # 49
+    "export_security_test.py::ExportSecurityTest",  # 48
+    "app_load_test.py::AppLoadTest",  # 40
+    "animate_test.py::AnimateTest",  # 39
+    "export_onnx_test.py::OnnxExportTest",  # 38
+    "export_tflite_quantized_test.py::QuantizedExportTest",  # 35
+    "distill_test.py::DistillTest",  # 31
+    "train_test.py::FourStepRunTest",  # 27
+    "data_safety_test.py::SignalsTest",  # 25
+    "export_cli_test.py::ExportCliTest",  # 25
+    "export_saved_model_test.py::SavedModelSignatureTest",  # 24
     "app_test.py::BrowserTest",  # 22
-    "data_safety_test.py::SignalsTest",  # 20
-    "app_test.py::ApiTest",  # 20
-    "animate_test.py::AnimateErrorsTest",  # 19
-    "live_test.py::LiveTest",  # 18
-    "export_tflite_test.py::Float32ParityTest",  # 18
-    "builtin_test.py::BuiltinLiteModelTest",  # 16
-    "data_safety_test.py::BrokenOwnFormatsTest",  # 16
+    "evaluate_test.py::EvaluateTest",  # 22
+    "data_safety_test.py::DiskFullTest",  # 21
+    "checkpoint_loading_test.py::CheckpointLoadingTest",  # 20
+    "export_tflite_test.py::Float32ParityTest",  # 19
+    "builtin_test.py::BuiltinModelTest",  # 17
+    "app_test.py::ApiTest",  # 17
+    "parity_test.py::ParityTest",  # 16
+    "models_test.py::ModelsTest",  # 15
+    "live_test.py::LiveTest",  # 15
+    "layers_test.py::LayersTest",  # 15
+    "export_saved_model_test.py::SavedModelFilesTest",  # 13
+    "builtin_test.py::BuiltinLiteModelTest",  # 12
+    "face_animation_test.py::FaceAnimationTest",  # 11
+    "packaging_test.py::PackagingTest",  # 11
 )
 
 
