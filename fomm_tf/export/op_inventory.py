@@ -100,8 +100,9 @@ def export_ops(export_dir):
 
 def inventory(scratch, report=print):
   """(op sets as export_ops returns them, with EARLIER_SAVED_MODEL_OPS, config names, [(config names, shrunk
-  config, export directory)]) of exports of every official structure, written into the folder `scratch` (SavedModel and every TFLite
-  quantisation, the weights seeded with 0; the exporter's own allowlist check is off: this makes the list).
+  config, export directory)]) of exports of every official structure, written into the folder `scratch`
+  (SavedModel and every TFLite quantisation, the weights seeded with 0; the exporter's own allowlist check is off:
+  this makes the list).
 
   ONNX files are not exported: the ONNX check allows the standard domain, not a list of ops.
   """
