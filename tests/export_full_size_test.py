@@ -43,8 +43,9 @@ class FullSizeExportTest(testing.TestCase):
 
   def test_every_exported_file_matches_keras(self):
     # The exporter ran every signature of the SavedModel it wrote, loaded back, and every TFLite file (from its
-    # bytes) against Keras on a fixed input, and recorded the errors; the tiny exports' tests check those records
-    # against their own runs, so here (where only the size differs) the records are read, and one file is rerun.
+    # bytes) against Keras on a fixed input, and recorded the errors; the tiny exports' tests read those records
+    # and also run their files against Keras themselves. Here, where only the size differs, the records are read
+    # and one file is rerun.
     manifest = _STATE["manifest"]
     signatures = manifest["files"][layout.SAVED_MODEL]["signatures"]
     self.assertEqual(sorted(signatures), sorted(layout.SAVED_MODEL_SIGNATURES))
@@ -57,7 +58,7 @@ class FullSizeExportTest(testing.TestCase):
       self.assertTrue(errors, what)
       for output, error in errors.items():
         self.assertLessEqual(error, util.TOL, f"{what} {output}")
-    # The keypoint detector's file, run here on real-looking frames.
+    # The keypoint detector's file, run here on the exporter's synthetic frames.
     model = _STATE["model"]
     functions = signatures_lib.ExportFunctions(model)
     inputs = evaluation.reference_inputs(functions, evaluation.synthetic_frames(model.frame_shape))
