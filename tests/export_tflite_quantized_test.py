@@ -1,6 +1,7 @@
 """Quantised TFLite variants of the fixture model: builtin ops only, int8 really int8, PSNR against float32."""
 
 import os
+import re
 
 import numpy as np
 from absl.testing import absltest
@@ -15,7 +16,10 @@ from fomm_tf.export import exporter
 from fomm_tf.inference import export_layout as layout
 from fomm_tf.export import signatures as signatures_lib
 from fomm_tf.export import tflite as tflite_lib
+from PIL import Image
 from tests import export_test_util as util
+from tests import testing
+from tools import precision_psnr
 
 QUANTIZED = ("float16", "dynamic_int8", "int8")
 MIN_PSNR_DB = {"float16": 40.0, "dynamic_int8": 40.0, "int8": 40.0}
@@ -98,6 +102,31 @@ class QuantizedExportTest(absltest.TestCase):
                             quantizations=["int8"],
                             representative_frames=util.fixture_frames()[:2])
     self.assertFalse(os.path.exists(output))
+
+
+class PrecisionPsnrToolTest(testing.TestCase):
+  """tools/precision_psnr.py on the same export: one row per variant, the values the test above asserts."""
+
+  def test_a_row_per_variant_and_an_export_of_other_networks_is_refused(self):
+    directory, _ = EXPORT.get()
+    work = self.tmp_dir()
+    frames = util.fixture_frames()
+    clip = os.path.join(work, "clip")
+    os.makedirs(clip)
+    for i, frame in enumerate(list(frames[1:]) + [frames[0]]):
+      Image.fromarray(np.round(frame * 255).astype(np.uint8)).save(os.path.join(clip, f"{i:02d}.png"))
+    flagfile = testing.write_fixture_flagfile(work)
+    code, stdout, stderr = testing.run_cli(precision_psnr, f"--flagfile={flagfile}",
+                                           f"--checkpoint={testing.CHECKPOINT}", f"--export_dir={directory}",
+                                           f"--clip={clip}")
+    self.assertEqual(code, 0, stderr[-2000:])
+    rows = dict(re.findall(r"^\| tflite (\w+) \| ([\d.]+) \|", stdout, re.M))
+    self.assertEqual(sorted(rows), sorted(QUANTIZED))
+    for quantization, psnr in rows.items():
+      self.assertGreaterEqual(float(psnr), MIN_PSNR_DB[quantization], quantization)
+    self.assertErrorLine(
+        testing.run_cli(precision_psnr, "--config=synthetic-128-lite", f"--export_dir={directory}", f"--clip={clip}"),
+        r".* was exported from other networks than the model given \(--\w+")
 
 
 if __name__ == "__main__":
