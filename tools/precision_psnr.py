@@ -14,6 +14,7 @@ frame, or --source_image) with relative motion, as `python -m fomm_tf.animate` d
 mean. The float32 rows also check that the export holds this model's weights (about 120 dB when it does).
 """
 
+import itertools
 import os
 import platform
 import sys
@@ -28,7 +29,11 @@ from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-posit
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from fomm_tf import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
+from fomm_tf.config import fomm_config  # pylint: disable=g-import-not-at-top,wrong-import-position
 from fomm_tf.errors import UsageError  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# The config sections of the networks that animate (the discriminator only trains).
+NETWORK_SECTIONS = ("model", "kp_detector", "generator", "dense_motion")
 
 
 def define_flags(flag_values):
@@ -67,8 +72,8 @@ def run(flag_values):
   cli.require_positive(flag_values, "max_frames", "batch_size")
   cfg, model = cli.load_model_from_flags(flag_values)
   manifest = layout.read_manifest(flag_values.export_dir)
-  model_fields = {name for name in cfg.flat() if name.startswith(("kp_", "gen_", "dm_", "num_", "estimate_"))}
-  differing = sorted(name for name in model_fields if manifest["config"].get(name) != _plain(cfg.flat()[name]))
+  differing = sorted(name for name, field in fomm_config.FLAG_FIELDS.items()
+                     if field.section in NETWORK_SECTIONS and manifest["config"].get(name) != _plain(cfg.flat()[name]))
   if differing:
     raise UsageError(f"{flag_values.export_dir} was exported from other networks than the model given "
                      f"({', '.join('--' + name for name in differing[:4])} differ)")
@@ -81,7 +86,8 @@ def run(flag_values):
     source = pipeline.prepare_frame(media.read_image(flag_values.source_image), size)
   clips = []
   for path in flag_values.clip:
-    frames = [pipeline.prepare_frame(f, size) for f in media.read_video_frames(path, max_frames=flag_values.max_frames)]
+    # Framed one by one as they are decoded: a long or large video never sits in memory at its own size.
+    frames = [pipeline.prepare_frame(f, size) for f in itertools.islice(media.open_video(path), flag_values.max_frames)]
     if len(frames) < 2:
       raise UsageError(f"{path}: a clip needs at least 2 frames, got {len(frames)}")
     clips.append((os.path.basename(os.path.normpath(path)), source if source is not None else frames[0], frames))
