@@ -1,5 +1,6 @@
 """Quantised TFLite variants of the fixture model: builtin ops only, int8 really int8, PSNR against float32."""
 
+import json
 import os
 import re
 
@@ -127,6 +128,16 @@ class PrecisionPsnrToolTest(testing.TestCase):
     self.assertErrorLine(
         testing.run_cli(precision_psnr, "--config=synthetic-128-lite", f"--export_dir={directory}", f"--clip={clip}"),
         r".* was exported from other networks than the model given \(--\w+")
+    hand_made = os.path.join(work, "hand_made")
+    os.makedirs(hand_made)
+    with open(os.path.join(directory, layout.MANIFEST)) as f:
+      manifest = json.load(f)
+    del manifest["quantizations"]
+    with open(os.path.join(hand_made, layout.MANIFEST), "w") as f:
+      json.dump(manifest, f)
+    self.assertErrorLine(
+        testing.run_cli(precision_psnr, "--config=synthetic-128-lite", f"--export_dir={hand_made}", f"--clip={clip}"),
+        r".*hand_made: its manifest lacks the config, formats or quantizations that python -m fomm_tf.export records$")
 
 
 if __name__ == "__main__":

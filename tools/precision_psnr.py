@@ -47,16 +47,14 @@ def define_flags(flag_values):
 
 
 def variants(export_dir, manifest):
-  """[(row name, backend factory)] for every TFLite and ONNX variant the export's manifest lists."""
+  """[(row name, backend factory)] for every variant the manifest records: its TFLite quantisations, then ONNX."""
   from fomm_tf.inference import export_layout as layout  # pylint: disable=import-outside-toplevel
   from fomm_tf.inference import exported_backends  # pylint: disable=import-outside-toplevel
-  kinds = {layout.TFLITE: exported_backends.TFLiteBackend, layout.ONNX: exported_backends.OnnxBackend}
-  found = sorted({tuple(path.split("/")[:2]) for path in manifest["files"] if path.split("/")[0] in kinds})
-  order = {"float32": 0, "float16": 1, "dynamic_int8": 2, "int8": 3}
-  found.sort(key=lambda kind_precision: (kind_precision[0], order.get(kind_precision[1], 9)))
-  return [
-      (f"{kind} {precision}", lambda k=kind, p=precision: kinds[k](export_dir, quantize=p)) for kind, precision in found
-  ]
+  rows = [(f"tflite {quantization}", lambda q=quantization: exported_backends.TFLiteBackend(export_dir, quantize=q))
+          for quantization in manifest["quantizations"]]
+  if layout.ONNX in manifest["formats"]:
+    rows.append(("onnx float32", lambda: exported_backends.OnnxBackend(export_dir)))
+  return rows
 
 
 def run(flag_values):
@@ -70,16 +68,23 @@ def run(flag_values):
   if not flag_values.clip:
     raise UsageError("--clip is required (a driving video or frame folder; repeat the flag for more)")
   cli.require_positive(flag_values, "max_frames", "batch_size")
-  cfg, model = cli.load_model_from_flags(flag_values)
+  # The export is checked before the model loads (seconds for a 256x256 one).
   manifest = layout.read_manifest(flag_values.export_dir)
-  differing = sorted(name for name, field in fomm_config.FLAG_FIELDS.items()
-                     if field.section in NETWORK_SECTIONS and manifest["config"].get(name) != _plain(cfg.flat()[name]))
-  if differing:
-    raise UsageError(f"{flag_values.export_dir} was exported from other networks than the model given "
-                     f"({', '.join('--' + name for name in differing[:4])} differ)")
+  kinds = {"config": dict, "formats": list, "quantizations": list}
+  if not all(isinstance(manifest.get(key), kind) for key, kind in kinds.items()):
+    raise UsageError(f"{flag_values.export_dir}: its manifest lacks the config, formats or quantizations that "
+                     "python -m fomm_tf.export records")
   rows = variants(flag_values.export_dir, manifest)
   if not rows:
     raise UsageError(f"{flag_values.export_dir} holds no TFLite or ONNX files (export with --formats=tflite,onnx)")
+  cfg, model = cli.load_model_from_flags(flag_values)
+  exported = fomm_config.FommConfig.from_flat(manifest["config"]).flat()
+  given = cfg.flat()
+  differing = sorted(name for name, field in fomm_config.FLAG_FIELDS.items()
+                     if field.section in NETWORK_SECTIONS and exported[name] != given[name])
+  if differing:
+    raise UsageError(f"{flag_values.export_dir} was exported from other networks than the model given "
+                     f"({', '.join('--' + name for name in differing[:4])} differ)")
   size = model.frame_shape[0]
   source = None
   if flag_values.source_image:
@@ -107,11 +112,6 @@ def run(flag_values):
   for name, values in results.items():
     print(f"| {name} | {min(values):.1f} | {np.mean(values):.1f} | " + " | ".join(f"{v:.1f}" for v in values) + " |")
   return results
-
-
-def _plain(value):
-  """A config value as the manifest's JSON holds it (tuples are lists)."""
-  return list(value) if isinstance(value, tuple) else value
 
 
 main = cli.main_function(define_flags, run)
