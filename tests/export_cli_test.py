@@ -48,17 +48,21 @@ class ExportCliTest(testing.TestCase):
     self.assertIn("tflite/int8/generator.tflite", result.stdout)
     self.assertIn("onnx/float32/generator.onnx", result.stdout)
     self.assertRegex(result.stdout, r"animation with onnx/float32 +max abs error")
+    # --quantize=int8 asks for int8 from every format: ONNX writes it beside the float32 files it always writes.
+    self.assertRegex(result.stdout, r"animation with onnx/int8 +max abs error")
     self.assertEqual(sorted(os.listdir(output.full_path)),
                      [layout.MANIFEST, layout.ONNX, layout.SAVED_MODEL, layout.TFLITE])
     self.assertEqual(sorted(os.listdir(os.path.join(output.full_path, layout.TFLITE, "int8"))),
                      sorted(layout.TFLITE_FILES.values()))
-    self.assertEqual(sorted(os.listdir(os.path.join(output.full_path, layout.ONNX, "float32"))),
-                     sorted(layout.ONNX_FILES.values()))
+    for quantization in ("float32", "int8"):
+      self.assertEqual(sorted(os.listdir(os.path.join(output.full_path, layout.ONNX, quantization))),
+                       sorted(layout.ONNX_FILES.values()))
     self.assertEqual(backends.OnnxBackend(output.full_path).frame_shape, (64, 64, 3))
     with open(os.path.join(output.full_path, layout.MANIFEST)) as f:
       manifest = json.load(f)
     self.assertEqual(manifest["frame_shape"], [64, 64, 3])
     self.assertEqual(manifest["quantizations"], ["int8"])
+    self.assertEqual(manifest["onnx_quantizations"], ["float32", "int8"])
     self.assertEqual(manifest["config_source"], "<flags>")
     self.assertIn("representative frames", manifest["evaluation_input"])
     self.assertGreaterEqual(manifest["tflite_animation"]["int8"]["psnr_db"], 30.0)
@@ -99,6 +103,12 @@ class ExportCliTest(testing.TestCase):
         r"choose from float32, float16, dynamic_int8, int8$")
     self.assertFailsWith(export(f"--output_dir={fresh}", "--quantize=int8"),
                          r"--quantize=int8 needs --representative_data")
+    self.assertFailsWith(export(f"--output_dir={fresh}", "--formats=onnx", "--quantize=int8"),
+                         r"--quantize=int8 needs --representative_data")
+    self.assertFailsWith(
+        export(f"--output_dir={fresh}", "--formats=onnx", "--quantize=float32,float16"),
+        r"--quantize=float16 is a TFLite variant \(ONNX files are float32 or int8\); "
+        r"add tflite to --formats$")
     self.assertFailsWith(export(f"--flagfile={flagfile}", f"--output_dir={fresh}", "--checkpoint="),
                          r"--checkpoint is empty")
     self.assertFalse(os.path.exists(fresh))

@@ -22,10 +22,15 @@ from fomm_tf.io import media
 from tests import export_test_util as util
 from tests import testing
 
-EXPORT = util.ModuleExport("export_onnx_test", formats=["onnx"], representative_frames=util.fixture_frames())
+EXPORT = util.ModuleExport("export_onnx_test",
+                           formats=["onnx"],
+                           quantizations=["float32", "int8"],
+                           representative_frames=util.fixture_frames())
 # Max abs error against Keras that the issue asks of ONNX Runtime: keypoints, and everything else.
 KP_TOL = 1e-5
 FRAME_TOL = 1e-4
+# The floor the issue sets for int8 frames against float32 ones, on the fixtures' trained model.
+INT8_PSNR_FLOOR_DB = 40.0
 
 
 def _session(signature):
@@ -128,6 +133,64 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
           # The deprecated TensorFlow-only resize mode is rewritten (other runtimes reject it).
           self.assertNotEqual(attribute.s, b"tf_half_pixel_for_nn", f"{signature}: {node.name}")
 
+  def test_int8_files_run_the_convolutions_on_7_bit_int8_weights_in_standard_ops(self):
+    directory, manifest = EXPORT.get()
+    for signature in layout.ONNX_FILES:
+      path = os.path.join(directory, layout.onnx_relpath("int8", signature))
+      model = onnx.load(path)
+      onnx.checker.check_model(model, full_check=True)
+      self.assertEqual({o.domain for o in model.opset_import}, {""}, signature)
+      self.assertEqual({n.domain for n in _all_nodes(model.graph)} - {"", "ai.onnx"}, set(), signature)
+      if signature == "normalize_kp":  # Keypoint arithmetic only: the float32 file, as in TFLite's int8 variant.
+        with open(os.path.join(directory, layout.onnx_relpath("float32", signature)), "rb") as f:
+          self.assertEqual(f.read(), model.SerializeToString())
+        continue
+      producers = {output: node for node in model.graph.node for output in node.output}
+      initializers = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+      convs = [n for n in model.graph.node if n.op_type == "Conv"]
+      self.assertGreater(len(convs), 0, signature)
+      for conv in convs:
+        # Activations and weights both arrive through DequantizeLinear (QDQ), which ONNX Runtime fuses into an
+        # integer convolution; the weights are int8, per output channel, within 7 bits (reduce_range: no overflow
+        # of the 16-bit pair sums of AVX2's uint8 x int8 multiply-adds).
+        activation, weight = (producers[name] for name in conv.input[:2])
+        self.assertEqual((activation.op_type, weight.op_type), ("DequantizeLinear", "DequantizeLinear"), conv.name)
+        weights = initializers[weight.input[0]]
+        self.assertEqual(weights.dtype, np.int8, conv.name)
+        self.assertEqual(initializers[weight.input[1]].shape, (weights.shape[0],), conv.name)
+        self.assertLessEqual(int(np.abs(weights.astype(np.int32)).max()), 64, conv.name)
+      entry = manifest["files"][layout.onnx_relpath("int8", signature)]
+      self.assertEqual(entry["quantization"], "int8")
+      self.assertIn(", onnxruntime.quantization ", entry["converter"])
+      self.assertIn("QuantizeLinear", entry["operators"])
+    self.assertEqual(manifest["onnx_quantizations"], ["float32", "int8"])
+    self.assertEqual(manifest["onnx_int8_ops"], ["Conv"])
+    self.assertNotIn("int8_ops", manifest)  # TFLite's; this export has no TFLite files.
+
+  def test_int8_animation_keeps_the_psnr_floor_against_keras(self):
+    directory, manifest = EXPORT.get()
+    frames = util.fixture_frames()
+    driving = list(frames[1:]) + [frames[0]]
+    expected = np.stack(
+        list(pipeline.animate(keras_backend.for_model(util.fixture_model()), frames[0], driving, batch_size=3)))
+    out = np.stack(list(pipeline.animate(backends.OnnxBackend(directory, quantize="int8"), frames[0], driving)))
+    psnr = evaluation.psnr(out, expected)
+    self.assertGreaterEqual(psnr, INT8_PSNR_FLOOR_DB)
+    self.assertLess(psnr, 100.0)  # Quantised: not the float32 frames.
+    self.assertGreaterEqual(manifest["onnx_animation"]["int8"]["psnr_db"], INT8_PSNR_FLOOR_DB)
+
+  def test_onnx_variants_of_a_quantize_list(self):
+    from fomm_tf.export import exporter  # pylint: disable=import-outside-toplevel
+    split = exporter.split_quantizations
+    self.assertEqual(split(["onnx"], ["float32"]), ((), ("float32",)))
+    self.assertEqual(split(["onnx"], ["int8"]), ((), ("float32", "int8")))
+    self.assertEqual(split(["tflite", "onnx"], ["float16", "int8"]), (("float16", "int8"), ("float32", "int8")))
+    self.assertEqual(split(["saved_model"], ["int8"]), ((), ()))
+    with self.assertRaisesRegex(
+        backends.ExportError, r"--quantize=dynamic_int8 is a TFLite variant \(ONNX files are float32 or int8\); "
+        "add tflite to --formats"):
+      split(["saved_model", "onnx"], ["int8", "dynamic_int8"])
+
   def test_manifest_records_the_files_and_their_errors(self):
     directory, manifest = EXPORT.get()
     with open(os.path.join(directory, layout.MANIFEST)) as f:
@@ -163,8 +226,8 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
 
   def test_backend_refusals(self):
     directory, _ = EXPORT.get()
-    with self.assertRaisesRegex(backends.ExportError, r"no 'int8' ONNX variant .*available: float32"):
-      backends.OnnxBackend(directory, quantize="int8")
+    with self.assertRaisesRegex(backends.ExportError, r"no 'float16' ONNX variant .*available: float32, int8"):
+      backends.OnnxBackend(directory, quantize="float16")
     with self.assertRaisesRegex(ValueError, "batch_mode must be one of loop, resize"):
       backends.OnnxBackend(directory, batch_mode="both")
     broken = self.tmp_dir()
@@ -236,7 +299,7 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
       self.assertErrorLine(testing.run_cli(evaluation_cli, *common, *flags, f"--output_dir={work}/refused"), message)
     self.assertFalse(os.path.exists(os.path.join(work, "refused")))
 
-  def test_animate_command_with_onnx_never_loads_tensorflow(self):
+  def test_animate_command_with_onnx_int8_never_loads_tensorflow(self):
     # The exported backends need neither TensorFlow nor Keras: the command starts in seconds and stays small.
     directory, _ = EXPORT.get()
     work = self.tmp_dir()
@@ -249,8 +312,9 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
             "  runpy.run_module('fomm_tf.animate', run_name='__main__')\n"
             "finally:\n"
             "  print('loaded:', sorted({'tensorflow', 'keras'} & set(sys.modules)))\n")
-    result = testing.run_python(code, "--backend=onnx", f"--export_dir={directory}", f"--source_image={source}",
-                                f"--driving_video={video}", f"--result_video={os.path.join(work, 'out.mp4')}")
+    result = testing.run_python(code, "--backend=onnx", "--quantize=int8", f"--export_dir={directory}",
+                                f"--source_image={source}", f"--driving_video={video}",
+                                f"--result_video={os.path.join(work, 'out.mp4')}")
     self.assertEqual(result.returncode, 0, result.stderr[-2000:])
     self.assertIn("wrote 2 frames", result.stdout)
     self.assertEqual(result.stdout.strip().splitlines()[-1], "loaded: []")
@@ -259,8 +323,10 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
     directory, _ = EXPORT.get()
     registry = app_models.ModelRegistry(os.path.dirname(directory))
     self.assertIn("onnx float32", registry.choice_labels("export"))
-    backend = registry.backend("export", "onnx float32")
+    self.assertIn("onnx int8", registry.choice_labels("export"))
+    backend = registry.backend("export", "onnx int8")
     self.assertIsInstance(backend, backends.OnnxBackend)
+    self.assertEqual(backend.quantize, "int8")
 
   def test_missing_onnxruntime_is_one_line_naming_the_extra(self):
     directory, _ = EXPORT.get()

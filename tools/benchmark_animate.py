@@ -1,7 +1,7 @@
 """Benchmarks animation backends (Keras, SavedModel, TFLite variants, ONNX Runtime) against the machine's limit.
 
   .venv/bin/python tools/benchmark_animate.py --config=vox-256 --num_frames=8 --batch_sizes=8 \
-      --backends=keras,tflite_float32,tflite_dynamic_int8,tflite_int8,onnx_float32 --work_dir=/tmp/bench
+      --backends=keras,tflite_float32,tflite_dynamic_int8,tflite_int8,onnx_float32,onnx_int8 --work_dir=/tmp/bench
 
 The parent process builds the model (random weights, seed 0), saves them, exports
 what the backends need and computes the Keras float32 reference frames; it also
@@ -42,7 +42,7 @@ if REPO_ROOT not in sys.path:
   sys.path.insert(0, REPO_ROOT)
 
 BACKENDS = ("keras", "keras_bfloat16", "saved_model", "tflite_float32", "tflite_float16", "tflite_dynamic_int8",
-            "tflite_int8", "onnx_float32")
+            "tflite_int8", "onnx_float32", "onnx_int8")
 # Distinct synthetic driving frames (cycled to any length).
 DISTINCT_FRAMES = 8
 SEED = 0
@@ -122,25 +122,25 @@ def _export_formats(backend_names):
   formats = []
   if "saved_model" in backend_names:
     formats.append("saved_model")
-  quantizations = [_quantization(b) for b in backend_names if b.startswith("tflite_")]
-  if quantizations:
+  quantizations = [_quantization(b) for b in backend_names if b.startswith(("tflite_", "onnx_"))]
+  if any(b.startswith("tflite_") for b in backend_names):
     formats.append("tflite")
   if any(b.startswith("onnx_") for b in backend_names):
     formats.append("onnx")
-  return formats, quantizations
+  return formats, sorted(set(quantizations))
 
 
 def prepare_fixture(work_dir, backend_names):
   """Exports the fixtures' trained model and its Keras float32 frames (the PSNR column)."""
   import numpy as np
   from tests import export_test_util as util
-  from tests import testing as fx
+  from tests import testing
   from fomm_tf.export import exporter
   from fomm_tf.inference import pipeline
   directory = os.path.join(work_dir, "fixture")
   os.makedirs(directory, exist_ok=True)
   frames = util.fixture_frames()
-  fx.write_fixture_flagfile(directory)
+  testing.write_fixture_flagfile(directory)
   reference = np.stack(
       list(pipeline.animate(util.fixture_model(), frames[0], list(frames[1:]) + [frames[0]], batch_size=3)))
   np.save(os.path.join(directory, "reference.npy"), reference)
@@ -247,7 +247,8 @@ def run_worker(name, work_dir, batch_size, batch_mode, repeats):
   if FLAGS.worker_flagfile:
     fixture = os.path.dirname(FLAGS.worker_flagfile)
     from tests import export_test_util as util
-    backend = make_backend(name, FLAGS.worker_flagfile, util.fx.CHECKPOINT, os.path.join(fixture, "export"), batch_mode)
+    from tests import testing
+    backend = make_backend(name, FLAGS.worker_flagfile, testing.CHECKPOINT, os.path.join(fixture, "export"), batch_mode)
     test_frames = util.fixture_frames()
     out = np.stack(
         list(pipeline.animate(backend, test_frames[0], list(test_frames[1:]) + [test_frames[0]], batch_size=3)))

@@ -52,8 +52,10 @@ def variants(export_dir, manifest):
   from fomm_tf.inference import exported_backends  # pylint: disable=import-outside-toplevel
   rows = [(f"tflite {quantization}", lambda q=quantization: exported_backends.TFLiteBackend(export_dir, quantize=q))
           for quantization in manifest["quantizations"]]
-  if layout.ONNX in manifest["formats"]:
-    rows.append(("onnx float32", lambda: exported_backends.OnnxBackend(export_dir)))
+  # Exports written before ONNX had an int8 variant record no onnx_quantizations and hold float32 files only.
+  onnx_quantizations = manifest.get("onnx_quantizations", ["float32"]) if layout.ONNX in manifest["formats"] else []
+  rows += [(f"onnx {quantization}", lambda q=quantization: exported_backends.OnnxBackend(export_dir, quantize=q))
+           for quantization in onnx_quantizations]
   return rows
 
 

@@ -1,4 +1,4 @@
-"""Export of FOMM models: a SavedModel and TFLite files (builtin ops only) with a manifest.
+"""Export of FOMM models: a SavedModel, TFLite files (builtin ops only) and ONNX files (standard ops) with a manifest.
 
 Command line: `python -m fomm_tf.export --help`. From Python:
 

@@ -5,8 +5,8 @@
       --representative_data=driving.mp4
 
 Writes OUTPUT_DIR/saved_model/, OUTPUT_DIR/tflite/<quantization>/{kp_detector,source_encoder,generator,
-normalize_kp}.tflite, with --formats=onnx OUTPUT_DIR/onnx/float32/<the same names>.onnx (needs
-`pip install fomm-tf[onnx]`; see docs/onnx.md) and OUTPUT_DIR/manifest.json; nothing is left behind when the export fails or is
+normalize_kp}.tflite, with --formats=onnx OUTPUT_DIR/onnx/float32/<the same names>.onnx (and onnx/int8/ with
+--quantize=int8; needs `pip install fomm-tf[onnx]`; see docs/onnx.md) and OUTPUT_DIR/manifest.json; nothing is left behind when the export fails or is
 interrupted, and --overwrite only replaces a previous export that holds none of the export's inputs.
 """
 
@@ -33,7 +33,9 @@ def define_flags(flag_values):
   flags.DEFINE_string("output_dir", None, "Directory to create with the exported files.", **kw)
   flags.DEFINE_list("formats", ["saved_model", "tflite"], "What to write: saved_model, tflite, onnx "
                     "(onnx needs pip install fomm-tf[onnx]).", **kw)
-  flags.DEFINE_list("quantize", ["float32"], "TFLite variants: float32, float16, dynamic_int8, int8.", **kw)
+  flags.DEFINE_list(
+      "quantize", ["float32"], "Variants: float32, float16, dynamic_int8, int8 for TFLite; ONNX writes "
+      "float32 and, with int8 here, int8 too.", **kw)
   flags.DEFINE_boolean("overwrite", False, "Replace --output_dir when it holds a previous export.", **kw)
   flags.DEFINE_list(
       "representative_data", [], "Frames for int8 calibration and the error measurements: "
@@ -44,20 +46,19 @@ def define_flags(flag_values):
 def run(flag_values):
   """Exports as the flags say; returns the manifest."""
   from fomm_tf.export import exporter  # pylint: disable=import-outside-toplevel
-  from fomm_tf.export import tflite as tflite_lib  # pylint: disable=import-outside-toplevel
 
   if not flag_values.output_dir:
     raise UsageError("--output_dir is required")
   formats = exporter.parse_formats(flag_values.formats)
   exporter.require_formats(formats)
-  quantizations = tflite_lib.parse_quantizations(flag_values.quantize) if "tflite" in formats else ()
+  tflite_quantizations, onnx_quantizations = exporter.split_quantizations(formats, flag_values.quantize)
   inputs = [("checkpoint", cli.checkpoint_flag(flag_values))
            ] + [("representative_data", path) for path in flag_values.representative_data]
   # Checked before the (slow) model build so that a refusal is immediate.
   exporter.check_output_dir(os.path.abspath(flag_values.output_dir), flag_values.overwrite, inputs)
   if flag_values.num_calibration_frames < 3:
     raise UsageError(f"--num_calibration_frames must be >= 3, got {flag_values.num_calibration_frames}")
-  if "int8" in quantizations and not flag_values.representative_data:
+  if "int8" in tflite_quantizations + onnx_quantizations and not flag_values.representative_data:
     raise UsageError("--quantize=int8 needs --representative_data (frames to calibrate on)")
   cfg, model = cli.load_model_from_flags(flag_values)
   frames = None
@@ -67,7 +68,7 @@ def run(flag_values):
   manifest = exporter.export_model(model,
                                    flag_values.output_dir,
                                    formats=formats,
-                                   quantizations=quantizations,
+                                   quantizations=flag_values.quantize,
                                    overwrite=flag_values.overwrite,
                                    representative_frames=frames,
                                    checkpoint=flag_values.checkpoint or cli.builtin_weights(cfg),

@@ -40,6 +40,24 @@ def parse_formats(values):
   return tuple(f for f in FORMATS if f in values)
 
 
+def split_quantizations(formats, quantizations):
+  """(TFLite variants, ONNX variants) that an export of `formats` writes for the --quantize list `quantizations`.
+
+  TFLite writes each variant asked for; ONNX writes float32 (always: the files every other variant is measured
+  against) and int8 when asked. float16 and dynamic_int8 are TFLite variants only, so asking for one of them
+  without tflite in `formats` is an error rather than nothing written.
+  """
+  quantizations = tflite_lib.parse_quantizations(quantizations)
+  onnx_quantizations = ()
+  if "onnx" in formats:
+    onnx_quantizations = tuple(q for q in onnx_export.QUANTIZATIONS if q == "float32" or q in quantizations)
+    tflite_only = [q for q in quantizations if q not in onnx_export.QUANTIZATIONS]
+    if tflite_only and "tflite" not in formats:
+      raise ExportError(f"--quantize={tflite_only[0]} is a TFLite variant (ONNX files are "
+                        f"{' or '.join(onnx_export.QUANTIZATIONS)}); add tflite to --formats")
+  return (quantizations if "tflite" in formats else ()), onnx_quantizations
+
+
 def require_formats(formats):
   """Raises a one-line UsageError when a package that writing `formats` needs is missing (the onnx extra)."""
   if "onnx" in formats:
@@ -66,9 +84,9 @@ def check_output_dir(output_dir, overwrite, inputs=()):
                         f"{layout.MANIFEST}; refusing to delete it")
 
 
-def _prepare_frames(model, representative_frames, quantizations, formats, num_calibration_frames):
+def _prepare_frames(model, representative_frames, quantizations, num_calibration_frames):
   if representative_frames is None:
-    if "tflite" in formats and "int8" in quantizations:
+    if "int8" in quantizations:
       raise ExportError("int8 quantisation needs representative frames to calibrate on "
                         "(--representative_data=frames.npy, a video or images)")
     return None, evaluation.synthetic_frames(model.frame_shape), (
@@ -99,7 +117,8 @@ def export_model(model,
     model: the FommModel to export.
     output_dir: the directory to create (or, with `overwrite`, to replace).
     formats: any of "saved_model", "tflite", "onnx" (ONNX needs tf2onnx and onnx, the `onnx` extra).
-    quantizations: TFLite variants (float32, float16, dynamic_int8, int8).
+    quantizations: the variants (float32, float16, dynamic_int8, int8): TFLite writes each; ONNX writes float32
+      and, when asked, int8 (see split_quantizations).
     overwrite: replace a non-empty `output_dir`.
     representative_frames: (N >= 3, H, W, 3) frames in [0, 1] (float) or
       uint8. Needed for int8 (calibration uses the first
@@ -121,17 +140,21 @@ def export_model(model,
   formats = parse_formats(formats)
   require_formats(formats)
   report = progress or (lambda message: logging.info("%s", message))
-  quantizations = tflite_lib.parse_quantizations(quantizations) if "tflite" in formats else ()
+  tflite_quantizations, onnx_quantizations = split_quantizations(formats, quantizations)
   inputs = list(inputs) + ([("checkpoint", checkpoint)] if checkpoint else [])
   check_output_dir(os.path.abspath(output_dir), overwrite, inputs)
   if num_calibration_frames < 1:
     raise ExportError(f"num_calibration_frames must be >= 1, got {num_calibration_frames}")
-  calibration_frames, eval_frames, eval_description = _prepare_frames(model, representative_frames, quantizations,
-                                                                      formats, num_calibration_frames)
+  calibration_frames, eval_frames, eval_description = _prepare_frames(model, representative_frames,
+                                                                      tflite_quantizations + onnx_quantizations,
+                                                                      num_calibration_frames)
   functions = signatures_lib.ExportFunctions(model)
-  manifest = manifest_lib.base_manifest(model, checkpoint, formats, quantizations, eval_description)
-  if "int8" in quantizations:
+  manifest = manifest_lib.base_manifest(model, checkpoint, formats, tflite_quantizations, onnx_quantizations,
+                                        eval_description)
+  if "int8" in tflite_quantizations:
     manifest["int8_ops"] = list(tflite_lib.INT8_OPS)
+  if "int8" in onnx_quantizations:
+    manifest["onnx_int8_ops"] = list(onnx_export.INT8_OPS)
   inputs = evaluation.reference_inputs(functions, eval_frames)
   expected = {name: evaluation.run_keras(functions, name, inputs[name]) for name in inputs}
 
@@ -147,16 +170,17 @@ def export_model(model,
     loaded = tf.saved_model.load(saved_model_dir)
     if keep_saved_model:
       manifest["files"][layout.SAVED_MODEL] = _describe_saved_model(loaded, inputs, expected)
-    if quantizations:
-      samples = (evaluation.calibration_inputs(functions, calibration_frames)
-                 if calibration_frames is not None else None)
-      manifest["files"].update(_write_tflite(loaded, staging, quantizations, samples, inputs, expected, report))
-      manifest["tflite_animation"] = _animation_errors(staging, manifest, quantizations, inputs["serving_default"],
-                                                       expected["serving_default"])
-    if "onnx" in formats:
-      manifest["files"].update(_write_onnx(loaded, staging, inputs, expected, report))
+    samples = (evaluation.calibration_inputs(functions, calibration_frames)
+               if calibration_frames is not None and "int8" in tflite_quantizations + onnx_quantizations else None)
+    if tflite_quantizations:
+      manifest["files"].update(_write_tflite(loaded, staging, tflite_quantizations, samples, inputs, expected, report))
+      manifest["tflite_animation"] = _animation_errors(staging, manifest, tflite_quantizations,
+                                                       inputs["serving_default"], expected["serving_default"])
+    if onnx_quantizations:
+      manifest["files"].update(_write_onnx(loaded, staging, onnx_quantizations, samples, inputs, expected, report))
       manifest["onnx_animation"] = _animation_errors(staging,
-                                                     manifest, ("float32",),
+                                                     manifest,
+                                                     onnx_quantizations,
                                                      inputs["serving_default"],
                                                      expected["serving_default"],
                                                      kind="onnx")
@@ -236,28 +260,38 @@ def _write_tflite(loaded, staging, quantizations, samples, inputs, expected, rep
   return described
 
 
-def _write_onnx(loaded, staging, inputs, expected, report):
-  """Converts the four signatures to ONNX (float32), checks them with ONNX Runtime; returns their manifest entries."""
+def _write_onnx(loaded, staging, quantizations, samples, inputs, expected, report):
+  """Converts the four signatures to ONNX (float32, and int8 where asked), checks each with ONNX Runtime; returns
+  their manifest entries."""
   from fomm_tf.inference import exported_backends
   described = {}
-  os.makedirs(os.path.join(staging, layout.ONNX, "float32"))
-  for signature in layout.ONNX_FILES:
-    relpath = layout.onnx_relpath("float32", signature)
-    start = time.time()
-    content = onnx_export.convert(loaded.signatures[signature], relpath)
-    report(f"converted {relpath} in {time.time() - start:.1f} s")
-    files.write_bytes_atomically(os.path.join(staging, relpath), content, ExportError)
-    session = exported_backends.onnx_session(content)
-    names = [o.name for o in session.get_outputs()]
-    outputs = dict(zip(names, session.run(names, inputs[signature])))
-    described[relpath] = {
-        "kind": "onnx",
-        "quantization": "float32",
-        "converter": _converter_version(),
-        "size_bytes": len(content),
-        **onnx_export.describe(content),
-        **evaluation.compare(outputs, expected[signature])
-    }
+  converted = {}  # signature -> float32 bytes, which int8 quantises
+  for quantization in quantizations:
+    os.makedirs(os.path.join(staging, layout.ONNX, quantization))
+    for signature in layout.ONNX_FILES:
+      actual_quantization = tflite_lib.effective_quantization(signature, quantization)
+      relpath = layout.onnx_relpath(quantization, signature)
+      start = time.time()
+      if signature not in converted:
+        converted[signature] = onnx_export.convert(loaded.signatures[signature], relpath)
+      content = converted[signature]
+      converter = _converter_version()
+      if actual_quantization == "int8":
+        content = onnx_export.quantize_int8(content, samples[signature], relpath)
+        converter += f", onnxruntime.quantization {exported_backends.import_onnxruntime().__version__}"
+      report(f"converted {relpath} in {time.time() - start:.1f} s")
+      files.write_bytes_atomically(os.path.join(staging, relpath), content, ExportError)
+      session = exported_backends.onnx_session(content)
+      names = [o.name for o in session.get_outputs()]
+      outputs = dict(zip(names, session.run(names, inputs[signature])))
+      described[relpath] = {
+          "kind": "onnx",
+          "quantization": actual_quantization,
+          "converter": converter,
+          "size_bytes": len(content),
+          **onnx_export.describe(content),
+          **evaluation.compare(outputs, expected[signature])
+      }
   return described
 
 

@@ -5,7 +5,7 @@ Layout:
     "format_version": 2,
     "config": {...all config values...}, "config_source": "...", "checkpoint": path or null,
     "frame_shape": [H, W, C], "num_kp": K, "align_corners": bool,
-    "formats": [...], "quantizations": [...],
+    "formats": [...], "quantizations": [...TFLite variants], "onnx_quantizations": [...ONNX variants],
     "evaluation_input": "...how the fixed input was made...",
     "files": {
       "saved_model": {"kind": "saved_model", "signatures": {name: {inputs, outputs, max_abs_error, psnr_db?}}},
@@ -14,14 +14,15 @@ Layout:
                                             "operators": [TFLite op names],
                                             "max_abs_error": {...}, "psnr_db"?: ...},
       "onnx/float32/kp_detector.onnx": {"kind": "onnx", "quantization": "float32", "size_bytes": ...,
-                                        "converter": "tf2onnx x.y", "opset": 18, "inputs": ..., "outputs": ...,
+                                        "converter": "tf2onnx x.y" (int8: ", onnxruntime.quantization x.y"), "opset": 18, "inputs": ..., "outputs": ...,
                                         "operators": [ONNX op types], "domains": [""],
                                         "max_abs_error": {...}, "psnr_db"?: ...},
       ...
     },
-    "onnx_animation": {"float32": {"max_abs_error": ..., "psnr_db": ...}},  # with onnx: whole chain vs Keras
+    "onnx_animation": {quantization: {"max_abs_error": ..., "psnr_db": ...}},  # with onnx: whole chain vs Keras
     "tflite_animation": {quantization: {"max_abs_error": ..., "psnr_db": ...}},  # whole chain vs Keras
-    "int8_ops": [...],  # with int8 only: the ops quantised to int8 (the rest stay float32)
+    "int8_ops": [...],  # with TFLite int8 only: the ops quantised to int8 (the rest stay float32)
+    "onnx_int8_ops": [...],  # with ONNX int8 only: the same for the ONNX files
     "file_hashes": {"saved_model/saved_model.pb": {"sha256": hex, "size_bytes": n}, ...}  # every file but this one
   }
 Format 1 (before file hashes) is refused by the backends unless --allow_modified_export.
@@ -40,7 +41,7 @@ FORMAT_VERSION = layout.MANIFEST_FORMAT_VERSION
 read_manifest = layout.read_manifest
 
 
-def base_manifest(model, checkpoint, formats, quantizations, evaluation_input):
+def base_manifest(model, checkpoint, formats, quantizations, onnx_quantizations, evaluation_input):
   config = model.config
   return {
       "format_version": FORMAT_VERSION,
@@ -54,6 +55,7 @@ def base_manifest(model, checkpoint, formats, quantizations, evaluation_input):
       "align_corners": bool(config.model.align_corners),
       "formats": list(formats),
       "quantizations": list(quantizations) if "tflite" in formats else [],
+      "onnx_quantizations": list(onnx_quantizations) if "onnx" in formats else [],
       "evaluation_input": evaluation_input,
       "files": {},
   }

@@ -9,13 +9,34 @@ exported signatures here are functions of two layers (keypoint detector and
 generator) with named, flat inputs, which tf2onnx converts directly.
 
 Opset 18 (the newest tf2onnx 1.17 writes; ONNX Runtime >= 1.14 runs it).
+
+int8 (`quantize_int8`): ONNX Runtime's static quantiser rewrites the float32
+file's convolutions (depthwise ones included) to QuantizeLinear ->
+DequantizeLinear -> Conv (QDQ, standard ops), 7-bit int8 weights per output
+channel, uint8 activations with ranges calibrated on representative inputs; ONNX
+Runtime fuses each group into an integer convolution. Everything else (the
+keypoint soft-argmax, Gaussians, 2x2 inverses, grid sampling, softmax) stays
+float32, as in the TFLite int8 files. Why ONNX Runtime's int8 and not only
+TFLite's: on a CPU with AVX2 but no AVX512-VNNI, XNNPACK runs TFLite's int8
+convolutions on its `qs8_qc8w_igemm_3x8c8__avx2` kernel (sign-extended 16-bit
+multiply-adds), about as fast as its float32 ones, while ONNX Runtime's
+uint8 x int8 kernels run them about 1.4x faster than its float32 ones
+(docs/cpu-speed.md has the measurements). Weights use 7 of the 8 bits
+(`reduce_range`): without AVX512-VNNI those kernels add pairs of uint8 x int8
+products in 16 bits, which full-range weights overflow (the fixtures' trained
+model: 35.0 dB against Keras with 8-bit weights, 59.5 dB with 7-bit ones, at
+the same speed on vox-256; uint8 weights, which cannot overflow, gave 64.9 dB
+but ran at float32's speed).
 Inputs and outputs keep the SavedModel signature's names, batch dimensions stay
 dynamic, and a file that holds any op outside the standard ONNX domains (or an
 op the ONNX schemas do not know, which tf2onnx leaves behind for TensorFlow ops
 it cannot convert) is refused.
 """
 
+import contextlib
 import logging
+import os
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -30,6 +51,10 @@ OPSET = 18
 # com.microsoft contrib ops) would tie the files to one runtime.
 STANDARD_DOMAINS = export_checks.ONNX_STANDARD_DOMAINS
 MISSING_CONVERTER = "ONNX export needs tf2onnx and onnx: pip install fomm-tf[onnx]"
+# The ONNX variants an export can write: float32 (always) and int8 (`quantize_int8`).
+QUANTIZATIONS = ("float32", "int8")
+# The op types int8 quantises; every other op stays float32.
+INT8_OPS = ("Conv",)
 
 
 def require_converter():
@@ -76,6 +101,66 @@ def convert(signature, what):
   _replace_deprecated_nearest_resize(model)
   check_standard_ops(model, what)
   return model.SerializeToString()
+
+
+def quantize_int8(content, samples, what):
+  """Statically quantises the convolutions of a float32 ONNX model (see the module docstring); returns the bytes.
+
+  Args:
+    content: the serialised float32 model (`convert`'s result).
+    samples: [{input name: array}] to calibrate the activation ranges on (representative inputs).
+    what: the file's name, for messages.
+
+  Raises:
+    ExportError: the quantiser failed, or its result holds ops outside the standard ONNX domains.
+  """
+  import onnx  # pylint: disable=import-outside-toplevel
+  from onnxruntime import quantization  # pylint: disable=import-outside-toplevel
+
+  class Reader(quantization.CalibrationDataReader):
+
+    def __init__(self):
+      self._samples = iter(samples)
+
+    def get_next(self):
+      return next(self._samples, None)
+
+  with tempfile.TemporaryDirectory(prefix="fomm_onnx_int8_") as scratch, _quiet_quantizer():
+    path = os.path.join(scratch, "int8.onnx")
+    try:
+      quantization.quantize_static(onnx.load_from_string(content),
+                                   path,
+                                   Reader(),
+                                   quant_format=quantization.QuantFormat.QDQ,
+                                   op_types_to_quantize=list(INT8_OPS),
+                                   per_channel=True,
+                                   reduce_range=True,
+                                   activation_type=quantization.QuantType.QUInt8,
+                                   weight_type=quantization.QuantType.QInt8,
+                                   calibrate_method=quantization.CalibrationMethod.MinMax)
+    except Exception as error:  # The quantiser raises many error types; all end the export here.
+      raise ExportError(f"{what}: ONNX int8 quantisation failed: {one_line(error)}") from None
+    model = onnx.load(path)
+  _drop_unused_opset_imports(model)
+  check_standard_ops(model, what)
+  return model.SerializeToString()
+
+
+@contextlib.contextmanager
+def _quiet_quantizer():
+  """Hides the quantiser's advice to pre-process the model (logged on the root logger at WARNING for every file).
+
+  Its pre-processing (symbolic shape inference and ONNX Runtime's graph
+  optimisation, saved) is not run: ONNX Runtime optimises each session's graph
+  when it loads the file anyway, and the file keeps the converter's op types.
+  """
+  root = logging.getLogger()
+  level = root.level
+  root.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    root.setLevel(level)
 
 
 def operator_names(model):

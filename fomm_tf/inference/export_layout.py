@@ -3,7 +3,7 @@
   DIR/manifest.json                        what was exported, how, and how close it is to Keras
   DIR/saved_model/                         the SavedModel (all signatures)
   DIR/tflite/<quantization>/<name>.tflite  kp_detector, source_encoder, generator, normalize_kp
-  DIR/onnx/<quantization>/<name>.onnx      the same four graphs as ONNX files (float32)
+  DIR/onnx/<quantization>/<name>.onnx      the same four graphs as ONNX files (float32, int8)
 """
 
 import json

@@ -293,7 +293,7 @@ class OnnxBackend(_SignatureFilesBackend):
 
   Args:
     path: an export directory (holding onnx/<quantize>/) or a folder with the four .onnx files.
-    quantize: the variant (float32).
+    quantize: the variant (float32 or int8).
     allow_modified: run files whose hashes differ from the manifest's (or an export without hashes), warning.
     manifest: the manifest of files just written (the exporter's own check); None reads and checks the files.
     num_threads: intra-op threads (default: all CPU cores).
