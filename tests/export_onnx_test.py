@@ -16,7 +16,6 @@ from fomm_tf.export import evaluation
 from fomm_tf.export import signatures as signatures_lib
 from fomm_tf.inference import export_layout as layout
 from fomm_tf.inference import exported_backends as backends
-from fomm_tf.inference import keras_backend
 from fomm_tf.inference import pipeline
 from fomm_tf.io import media
 from tests import export_test_util as util
@@ -169,11 +168,8 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
 
   def test_int8_animation_keeps_the_psnr_floor_against_keras(self):
     directory, manifest = EXPORT.get()
-    frames = util.fixture_frames()
-    driving = list(frames[1:]) + [frames[0]]
-    expected = np.stack(
-        list(pipeline.animate(keras_backend.for_model(util.fixture_model()), frames[0], driving, batch_size=3)))
-    out = np.stack(list(pipeline.animate(backends.OnnxBackend(directory, quantize="int8"), frames[0], driving)))
+    source, driving, expected = util.keras_fixture_animation()
+    out = np.stack(list(pipeline.animate(backends.OnnxBackend(directory, quantize="int8"), source, driving)))
     psnr = evaluation.psnr(out, expected)
     self.assertGreaterEqual(psnr, INT8_PSNR_FLOOR_DB)
     self.assertLess(psnr, 100.0)  # Quantised: not the float32 frames.
@@ -213,15 +209,12 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
 
   def test_backend_animates_like_keras(self):
     directory, _ = EXPORT.get()
-    frames = util.fixture_frames()
-    driving = list(frames[1:]) + [frames[0]]
-    expected = np.stack(
-        list(pipeline.animate(keras_backend.for_model(util.fixture_model()), frames[0], driving, batch_size=3)))
+    source, driving, expected = util.keras_fixture_animation()
     for batch_mode in backends.BATCH_MODES:
       backend = backends.OnnxBackend(directory, batch_mode=batch_mode)
       self.assertEqual((backend.frame_shape, backend.num_kp), ((256, 256, 3), 10))
       for batch_size in (1, 3):
-        out = np.stack(list(pipeline.animate(backend, frames[0], driving, batch_size=batch_size)))
+        out = np.stack(list(pipeline.animate(backend, source, driving, batch_size=batch_size)))
         self.assertClose(out, expected, FRAME_TOL, f"{batch_mode} batch {batch_size}")
 
   def test_backend_refusals(self):

@@ -19,6 +19,18 @@ def fixture_frames():
   return np.concatenate([testing.nchw_to_nhwc(a["source"]), testing.nchw_to_nhwc(a["driving"])]).astype(np.float32)
 
 
+def keras_fixture_animation():
+  """(source, driving frames, the Keras frames of the fixture model animating them at batch 3): what every exported
+  backend is compared with. The driving frames are the fixture's two and then the source."""
+  from fomm_tf.inference import keras_backend  # pylint: disable=import-outside-toplevel
+  from fomm_tf.inference import pipeline  # pylint: disable=import-outside-toplevel
+  frames = fixture_frames()
+  driving = list(frames[1:]) + [frames[0]]
+  expected = np.stack(list(pipeline.animate(keras_backend.for_model(fixture_model()), frames[0], driving,
+                                            batch_size=3)))
+  return frames[0], driving, expected
+
+
 def fixture_kp(prefix):
   a = testing.arrays()
   return {"value": a[prefix + "_value"], "jacobian": a[prefix + "_jacobian"]}

@@ -9,7 +9,6 @@ from absl.testing import absltest
 from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.interpreter import OpResolverType
 
-from fomm_tf.inference import keras_backend as backend_lib
 from fomm_tf.inference import pipeline
 from fomm_tf.inference import exported_backends as backends
 from fomm_tf.export import evaluation
@@ -80,13 +79,10 @@ class QuantizedExportTest(absltest.TestCase):
 
   def test_animation_psnr_against_keras_float32(self):
     directory, manifest = EXPORT.get()
-    frames = util.fixture_frames()
-    driving = list(frames[1:]) + [frames[0]]
-    expected = np.stack(
-        list(pipeline.animate(backend_lib.for_model(util.fixture_model()), frames[0], driving, batch_size=3)))
+    source, driving, expected = util.keras_fixture_animation()
     for quantization in QUANTIZED:
       backend = backends.TFLiteBackend(directory, quantize=quantization)
-      out = np.stack(list(pipeline.animate(backend, frames[0], driving, batch_size=3)))
+      out = np.stack(list(pipeline.animate(backend, source, driving, batch_size=3)))
       psnr = evaluation.psnr(out, expected)
       self.assertGreaterEqual(psnr, MIN_PSNR_DB[quantization], quantization)
       self.assertGreaterEqual(manifest["tflite_animation"][quantization]["psnr_db"], MIN_PSNR_DB[quantization])

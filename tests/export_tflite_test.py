@@ -11,7 +11,6 @@ from ai_edge_litert.interpreter import OpResolverType
 
 import fomm_tf
 from fomm_tf import errors
-from fomm_tf.inference import keras_backend as backend_lib
 from fomm_tf.inference import pipeline
 from fomm_tf.inference import exported_backends as backends
 from fomm_tf.export import exporter
@@ -141,15 +140,12 @@ class TFLiteBackendTest(testing.TestCase):
 
   def test_animation_matches_keras_in_both_batch_modes(self):
     directory, _ = EXPORT.get()
-    frames = util.fixture_frames()
-    driving = list(frames[1:]) + [frames[0]]
-    expected = np.stack(
-        list(pipeline.animate(backend_lib.for_model(util.fixture_model()), frames[0], driving, batch_size=3)))
+    source, driving, expected = util.keras_fixture_animation()
     for batch_mode in backends.BATCH_MODES:
       backend = backends.TFLiteBackend(directory, batch_mode=batch_mode)
       self.assertEqual((backend.frame_shape, backend.num_kp), ((256, 256, 3), 10))
       for batch_size in (1, 3):
-        out = np.stack(list(pipeline.animate(backend, frames[0], driving, batch_size=batch_size)))
+        out = np.stack(list(pipeline.animate(backend, source, driving, batch_size=batch_size)))
         self.assertLessEqual(util.max_abs(out, expected), util.TOL, f"{batch_mode}, batch {batch_size}")
 
   def test_bad_inputs_raise_clear_errors(self):
