@@ -10,6 +10,11 @@ generator) with named, flat inputs, which tf2onnx converts directly.
 
 Opset 18 (the newest tf2onnx 1.17 writes; ONNX Runtime >= 1.14 runs it).
 
+Inputs and outputs keep the SavedModel signature's names, batch dimensions stay
+dynamic, and a file that holds any op outside the standard ONNX domains (or an
+op the ONNX schemas do not know, which tf2onnx leaves behind for TensorFlow ops
+it cannot convert) is refused.
+
 int8 (`quantize_int8`): ONNX Runtime's static quantiser rewrites the float32
 file's convolutions (depthwise ones included) to QuantizeLinear ->
 DequantizeLinear -> Conv (QDQ, standard ops), 7-bit int8 weights per output
@@ -20,17 +25,14 @@ float32, as in the TFLite int8 files. Why ONNX Runtime's int8 and not only
 TFLite's: on a CPU with AVX2 but no AVX512-VNNI, XNNPACK runs TFLite's int8
 convolutions on its `qs8_qc8w_igemm_3x8c8__avx2` kernel (sign-extended 16-bit
 multiply-adds), about as fast as its float32 ones, while ONNX Runtime's
-uint8 x int8 kernels run them about 1.4x faster than its float32 ones
+uint8 x int8 kernels run them 1.4 to 1.6x faster than its float32 ones
 (docs/cpu-speed.md has the measurements). Weights use 7 of the 8 bits
 (`reduce_range`): without AVX512-VNNI those kernels add pairs of uint8 x int8
 products in 16 bits, which full-range weights overflow (the fixtures' trained
-model: 35.0 dB against Keras with 8-bit weights, 59.5 dB with 7-bit ones, at
-the same speed on vox-256; uint8 weights, which cannot overflow, gave 64.9 dB
-but ran at float32's speed).
-Inputs and outputs keep the SavedModel signature's names, batch dimensions stay
-dynamic, and a file that holds any op outside the standard ONNX domains (or an
-op the ONNX schemas do not know, which tf2onnx leaves behind for TensorFlow ops
-it cannot convert) is refused.
+model, whole chain against Keras: 35.0 dB with 8-bit weights, 59.4 dB with
+7-bit ones, at the same speed on vox-256; uint8 weights, which cannot
+overflow, gave 64.9 dB on the generator alone, 7-bit int8 59.5 dB, but ran
+at float32's speed).
 """
 
 import contextlib
@@ -146,21 +148,29 @@ def quantize_int8(content, samples, what):
   return model.SerializeToString()
 
 
-@contextlib.contextmanager
-def _quiet_quantizer():
-  """Hides the quantiser's advice to pre-process the model (logged on the root logger at WARNING for every file).
+class _PreprocessingAdvice(logging.Filter):
+  """Drops the quantiser's advice to pre-process the model, logged on the root logger at WARNING for every file.
 
   Its pre-processing (symbolic shape inference and ONNX Runtime's graph
   optimisation, saved) is not run: ONNX Runtime optimises each session's graph
   when it loads the file anyway, and the file keeps the converter's op types.
+  Every other message of the quantiser passes.
   """
+
+  def filter(self, record):
+    return not record.getMessage().startswith(
+        ("Please consider to run pre-processing", "Please consider pre-processing"))
+
+
+@contextlib.contextmanager
+def _quiet_quantizer():
+  advice = _PreprocessingAdvice()
   root = logging.getLogger()
-  level = root.level
-  root.setLevel(logging.ERROR)
+  root.addFilter(advice)
   try:
     yield
   finally:
-    root.setLevel(level)
+    root.removeFilter(advice)
 
 
 def operator_names(model):
