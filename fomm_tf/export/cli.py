@@ -6,8 +6,9 @@
 
 Writes OUTPUT_DIR/saved_model/, OUTPUT_DIR/tflite/<quantization>/{kp_detector,source_encoder,generator,
 normalize_kp}.tflite, with --formats=onnx OUTPUT_DIR/onnx/float32/<the same names>.onnx (and onnx/int8/ with
---quantize=int8; needs `pip install fomm-tf[onnx]`; see docs/onnx.md) and OUTPUT_DIR/manifest.json; nothing is left behind when the export fails or is
-interrupted, and --overwrite only replaces a previous export that holds none of the export's inputs.
+--quantize=int8; needs `pip install fomm-tf[onnx]`; see docs/onnx.md) and OUTPUT_DIR/manifest.json; nothing is
+left behind when the export fails or is interrupted, and --overwrite only replaces a previous export that holds
+none of the export's inputs.
 """
 
 import os

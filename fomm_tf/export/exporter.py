@@ -84,9 +84,9 @@ def check_output_dir(output_dir, overwrite, inputs=()):
                         f"{layout.MANIFEST}; refusing to delete it")
 
 
-def _prepare_frames(model, representative_frames, quantizations, num_calibration_frames):
+def _prepare_frames(model, representative_frames, wants_int8, num_calibration_frames):
   if representative_frames is None:
-    if "int8" in quantizations:
+    if wants_int8:
       raise ExportError("int8 quantisation needs representative frames to calibrate on "
                         "(--representative_data=frames.npy, a video or images)")
     return None, evaluation.synthetic_frames(model.frame_shape), (
@@ -145,8 +145,8 @@ def export_model(model,
   check_output_dir(os.path.abspath(output_dir), overwrite, inputs)
   if num_calibration_frames < 1:
     raise ExportError(f"num_calibration_frames must be >= 1, got {num_calibration_frames}")
-  calibration_frames, eval_frames, eval_description = _prepare_frames(model, representative_frames,
-                                                                      tflite_quantizations + onnx_quantizations,
+  wants_int8 = "int8" in tflite_quantizations + onnx_quantizations
+  calibration_frames, eval_frames, eval_description = _prepare_frames(model, representative_frames, wants_int8,
                                                                       num_calibration_frames)
   functions = signatures_lib.ExportFunctions(model)
   manifest = manifest_lib.base_manifest(model, checkpoint, formats, tflite_quantizations, onnx_quantizations,
@@ -170,8 +170,8 @@ def export_model(model,
     loaded = tf.saved_model.load(saved_model_dir)
     if keep_saved_model:
       manifest["files"][layout.SAVED_MODEL] = _describe_saved_model(loaded, inputs, expected)
-    samples = (evaluation.calibration_inputs(functions, calibration_frames)
-               if calibration_frames is not None and "int8" in tflite_quantizations + onnx_quantizations else None)
+    # Calibration inputs are only for int8 (without int8, representative frames only fix the error measurements).
+    samples = evaluation.calibration_inputs(functions, calibration_frames) if wants_int8 else None
     if tflite_quantizations:
       manifest["files"].update(_write_tflite(loaded, staging, tflite_quantizations, samples, inputs, expected, report))
       manifest["tflite_animation"] = _animation_errors(staging, manifest, tflite_quantizations,

@@ -9,7 +9,6 @@ exported signatures here are functions of two layers (keypoint detector and
 generator) with named, flat inputs, which tf2onnx converts directly.
 
 Opset 18 (the newest tf2onnx 1.17 writes; ONNX Runtime >= 1.14 runs it).
-
 Inputs and outputs keep the SavedModel signature's names, batch dimensions stay
 dynamic, and a file that holds any op outside the standard ONNX domains (or an
 op the ONNX schemas do not know, which tf2onnx leaves behind for TensorFlow ops
