@@ -2,7 +2,6 @@
 
 import json
 import os
-import textwrap
 
 import numpy as np
 import onnx
@@ -52,22 +51,6 @@ def _all_nodes(graph):
       subgraphs = list(attribute.graphs) + ([attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else [])
       for sub in subgraphs:
         yield from _all_nodes(sub)
-
-
-# Run in a child process: hides the named top-level packages as if they were not installed.
-_HIDE_AND_RUN = textwrap.dedent("""
-    import runpy, sys
-    hidden = set(sys.argv[1].split(","))
-    class Hide:
-      def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in hidden:
-          raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-    sys.meta_path.insert(0, Hide())
-    module = sys.argv[2]
-    sys.argv = [module] + sys.argv[3:]
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
-""")
 
 
 class OnnxExportTest(testing.TestMixin, absltest.TestCase):
@@ -328,15 +311,14 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
     testing.write_image(source, (util.fixture_frames()[0] * 255).round().astype(np.uint8))
     video = os.path.join(work, "driving.mp4")
     testing.write_video(video, [(f * 255).round().astype(np.uint8) for f in util.fixture_frames()[1:]])
-    animate = testing.run_python(_HIDE_AND_RUN, "onnxruntime", "fomm_tf.animate", "--backend=onnx",
-                                 f"--export_dir={directory}", f"--source_image={source}", f"--driving_video={video}",
-                                 f"--result_video={os.path.join(work, 'out.mp4')}")
+    animate = testing.run_module_without("onnxruntime", "fomm_tf.animate", "--backend=onnx",
+                                         f"--export_dir={directory}", f"--source_image={source}",
+                                         f"--driving_video={video}", f"--result_video={os.path.join(work, 'out.mp4')}")
     self.assertErrorLine((animate.returncode, animate.stdout, animate.stderr),
                          r"--backend=onnx needs ONNX Runtime: pip install fomm-tf\[onnx\]")
     self.assertFalse(os.path.exists(os.path.join(work, "out.mp4")))
-    export = testing.run_python(_HIDE_AND_RUN, "tf2onnx", "fomm_tf.export",
-                                f"--flagfile={testing.write_tiny_flagfile(work)}",
-                                f"--output_dir={os.path.join(work, 'export')}", "--formats=onnx")
+    export = testing.run_module_without("tf2onnx", "fomm_tf.export", f"--flagfile={testing.write_tiny_flagfile(work)}",
+                                        f"--output_dir={os.path.join(work, 'export')}", "--formats=onnx")
     self.assertErrorLine((export.returncode, export.stdout, export.stderr),
                          r"ONNX export needs tf2onnx and onnx: pip install fomm-tf\[onnx\]$")
     self.assertFalse(os.path.exists(os.path.join(work, "export")))

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 
 import av
 import numpy as np
@@ -443,6 +444,29 @@ def run_module(module, *args, cwd=None, env=None, timeout=600):
 def run_python(code, *args, cwd=None, env=None, timeout=600):
   """`python -c code args` in a subprocess with the checkout importable: CompletedProcess (text)."""
   return _run_python(["-c", code, *args], cwd, env, timeout)
+
+
+# `python -c` code that hides the top-level packages named in argv[1] (comma-separated) as if they were not
+# installed, then runs the module argv[2] as `python -m` with the arguments after it.
+_HIDE_AND_RUN = textwrap.dedent("""
+    import runpy, sys
+    hidden = set(sys.argv[1].split(","))
+    class Hide:
+      def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in hidden:
+          raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+    sys.meta_path.insert(0, Hide())
+    module = sys.argv[2]
+    sys.argv = [module] + sys.argv[3:]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+""")
+
+
+def run_module_without(packages, module, *args):
+  """`python -m module args` in a subprocess where the packages `packages` (comma-separated) cannot be imported,
+  as on a machine without an optional extra: CompletedProcess (text)."""
+  return run_python(_HIDE_AND_RUN, packages, module, *args)
 
 
 def _run_python(argv, cwd, env, timeout):

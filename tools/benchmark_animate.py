@@ -1,7 +1,8 @@
-"""Benchmarks animation backends (Keras, SavedModel, TFLite variants, ONNX Runtime) against the machine's limit.
+"""Benchmarks animation backends (Keras, SavedModel, TFLite variants, ONNX Runtime, OpenVINO) against the machine's limit.
 
   .venv/bin/python tools/benchmark_animate.py --config=vox-256 --num_frames=8 --batch_sizes=8 \
-      --backends=keras,tflite_float32,tflite_dynamic_int8,tflite_int8,onnx_float32,onnx_int8 --work_dir=/tmp/bench
+      --backends=keras,tflite_float32,tflite_int8,onnx_float32,onnx_int8,openvino_float32,openvino_int8 \
+      --work_dir=/tmp/bench
 
 The parent process builds the model (random weights, seed 0), saves them, exports
 what the backends need and computes the Keras float32 reference frames; it also
@@ -42,7 +43,9 @@ if REPO_ROOT not in sys.path:
   sys.path.insert(0, REPO_ROOT)
 
 BACKENDS = ("keras", "keras_bfloat16", "saved_model", "tflite_float32", "tflite_float16", "tflite_dynamic_int8",
-            "tflite_int8", "onnx_float32", "onnx_int8")
+            "tflite_int8", "onnx_float32", "onnx_int8", "openvino_float32", "openvino_int8")
+# The benchmark names of the exported engines (engine_quantisation); openvino runs the ONNX files.
+EXPORTED = ("tflite_", "onnx_", "openvino_")
 # Distinct synthetic driving frames (cycled to any length).
 DISTINCT_FRAMES = 8
 SEED = 0
@@ -53,7 +56,8 @@ flags.DEFINE_integer(
     "size counts whole batches).")
 flags.DEFINE_list("backends", list(BACKENDS), f"Backends to run, from: {', '.join(BACKENDS)}.")
 flags.DEFINE_list("batch_sizes", ["8"], "Driving frames per backend call.")
-flags.DEFINE_enum("batch_mode", "loop", ["loop", "resize"], "TFLite and ONNX batch handling (see TFLiteBackend).")
+flags.DEFINE_enum("batch_mode", "loop", ["loop", "resize"],
+                  "TFLite, ONNX and OpenVINO batch handling (see TFLiteBackend).")
 flags.DEFINE_integer("repeats", 2, "Timed passes per measurement; the fastest counts (the machine may be shared).")
 flags.DEFINE_boolean("command", True, "Also time `python -m fomm_tf.animate` (the command's column).")
 flags.DEFINE_boolean("psnr", True, "Export the fixtures' trained model too, for the PSNR column.")
@@ -89,14 +93,14 @@ def _peak_rss_mb():
 
 
 def _quantization(backend_name):
-  if backend_name.startswith(("tflite_", "onnx_")):
+  if backend_name.startswith(EXPORTED):
     return backend_name.split("_", 1)[1]
   return "bfloat16" if backend_name == "keras_bfloat16" else "float32"
 
 
 def _engine(backend_name):
   """The --backend value of the command for a benchmark backend name."""
-  if backend_name.startswith(("tflite_", "onnx_")):
+  if backend_name.startswith(EXPORTED):
     return backend_name.split("_", 1)[0]
   return backend_name.replace("_bfloat16", "")
 
@@ -122,10 +126,10 @@ def _export_formats(backend_names):
   formats = []
   if "saved_model" in backend_names:
     formats.append("saved_model")
-  quantizations = [_quantization(b) for b in backend_names if b.startswith(("tflite_", "onnx_"))]
+  quantizations = [_quantization(b) for b in backend_names if b.startswith(EXPORTED)]
   if any(b.startswith("tflite_") for b in backend_names):
     formats.append("tflite")
-  if any(b.startswith("onnx_") for b in backend_names):
+  if any(b.startswith(("onnx_", "openvino_")) for b in backend_names):
     formats.append("onnx")
   return formats, sorted(set(quantizations))
 
@@ -213,6 +217,11 @@ def make_backend(name, config, checkpoint, export_dir, batch_mode):
   from fomm_tf.inference import exported_backends as backends
   if name == "saved_model":
     return backends.SavedModelBackend(export_dir)
+  if name.startswith("openvino_"):
+    return backends.OpenVinoBackend(export_dir,
+                                    quantize=_quantization(name),
+                                    num_threads=FLAGS.num_threads,
+                                    batch_mode=batch_mode)
   if name.startswith("onnx_"):
     return backends.OnnxBackend(export_dir,
                                 quantize=_quantization(name),
@@ -391,7 +400,7 @@ def main(argv):
     print(header)
     print("-" * len(header))
     for name in FLAGS.backends:
-      mode = FLAGS.batch_mode if name.startswith(("tflite_", "onnx_")) else "loop"
+      mode = FLAGS.batch_mode if name.startswith(EXPORTED) else "loop"
       for batch_size in sizes:
         row = _run_in_worker(name, work_dir, batch_size, mode)
         if "error" not in row and FLAGS.command:

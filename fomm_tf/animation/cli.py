@@ -21,17 +21,18 @@ from fomm_tf.animation import progress as progress_lib
 from fomm_tf.errors import UsageError
 from fomm_tf.config import flagfiles
 
-BACKENDS = ("keras", "saved_model", "tflite", "onnx")
+BACKENDS = ("keras", "saved_model", "tflite", "onnx", "openvino")
 
 
 def define_backend_flags(flag_values):
   """The model flags and what runs the networks (shared with `python -m fomm_tf.live`)."""
   cli.define_model_flags(flag_values)
   kw = {"flag_values": flag_values}
-  flags.DEFINE_enum("backend", "keras", list(BACKENDS), "What runs the networks (onnx: ONNX Runtime, needs "
-                    "pip install fomm-tf[onnx]).", **kw)
+  flags.DEFINE_enum(
+      "backend", "keras", list(BACKENDS), "What runs the networks (onnx: ONNX Runtime, needs "
+      "pip install fomm-tf[onnx]; openvino: the ONNX files on OpenVINO, needs fomm-tf[openvino]).", **kw)
   flags.DEFINE_string("export_dir", None, "Export directory (from fomm_tf.export) for "
-                      "--backend=saved_model|tflite|onnx.", **kw)
+                      "--backend=saved_model|tflite|onnx|openvino.", **kw)
   flags.DEFINE_boolean(
       "allow_modified_export", False, "Run an --export_dir whose files differ from the SHA-256 "
       "its manifest recorded (or one exported before hashes were recorded), with a warning. The "
@@ -40,7 +41,7 @@ def define_backend_flags(flag_values):
       "mixed_precision", None, ["bfloat16", "float16"],
       "--backend=keras: compute in this precision (bfloat16 is ~1.8x faster on CPUs with "
       "AVX512-BF16; see tools/benchmark_animate.py).", **kw)
-  flags.DEFINE_string("quantize", "float32", "TFLite (or ONNX) variant for --backend=tflite (onnx).", **kw)
+  flags.DEFINE_string("quantize", "float32", "TFLite (or ONNX) variant for --backend=tflite (onnx, openvino).", **kw)
 
 
 def define_flags(flag_values):

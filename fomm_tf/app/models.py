@@ -7,13 +7,15 @@ In that folder (and its direct subfolders) a model is:
 * a fomm-tf training directory (it has a TensorFlow `checkpoint` file) holding a
   `.flags` file or a `.config` file;
 * an export directory (it has the `manifest.json` of `python -m fomm_tf.export`),
-  offered with its SavedModel and each TFLite and ONNX variant it holds (ONNX with the onnx extra). Its files are
+  offered with its SavedModel and each TFLite and ONNX variant it holds (ONNX with the onnx extra; each ONNX
+  variant also on OpenVINO when the openvino extra is installed). Its files are
   checked like the command line's --export_dir (docs/security.md) when it is first used; --allow_modified_export
   applies here too.
 A model is loaded the first time it is used and then kept.
 """
 
 import dataclasses
+import importlib.util
 import os
 import threading
 from typing import Optional, Tuple
@@ -65,7 +67,10 @@ def _export_choices(path):
     choices += [("tflite", q) for q in sorted(os.listdir(tflite)) if os.path.isdir(os.path.join(tflite, q))]
   onnx = os.path.join(path, "onnx")
   if os.path.isdir(onnx):
-    choices += [("onnx", q) for q in sorted(os.listdir(onnx)) if os.path.isdir(os.path.join(onnx, q))]
+    variants = [q for q in sorted(os.listdir(onnx)) if os.path.isdir(os.path.join(onnx, q))]
+    choices += [("onnx", q) for q in variants]
+    if importlib.util.find_spec("openvino") is not None:  # Not offered where it cannot run.
+      choices += [("openvino", q) for q in variants]
   return tuple(choices)
 
 

@@ -59,10 +59,10 @@ def define_flags(flag_values):
       "backend", "keras", ["keras", *exported_backends.EXPORTED_BACKENDS],
       "What runs FOMM for reconstruction and animation: the Keras model (--checkpoint), or an export "
       "directory (--export_dir) through its SavedModel, TFLite or ONNX files (onnx: ONNX Runtime, "
-      "needs pip install fomm-tf[onnx]).", **kw)
-  flags.DEFINE_string("export_dir", None, "--backend=saved_model|tflite|onnx: a directory written by "
+      "needs pip install fomm-tf[onnx]; openvino: the ONNX files on OpenVINO, needs fomm-tf[openvino]).", **kw)
+  flags.DEFINE_string("export_dir", None, "--backend=saved_model|tflite|onnx|openvino: a directory written by "
                       "python -m fomm_tf.export.", **kw)
-  flags.DEFINE_string("quantize", "float32", "--backend=tflite|onnx: the variant to run.", **kw)
+  flags.DEFINE_string("quantize", "float32", "--backend=tflite|onnx|openvino: the variant to run.", **kw)
   flags.DEFINE_enum(
       "method", "fomm", ["fomm", "no_motion", "global_affine"],
       "Reconstruction: FOMM, or a baseline through the same evaluator (the source copied, or one "
@@ -108,7 +108,7 @@ def _check_common_flags(flag_values):
       raise EvaluationError(f"--checkpoint is for --backend=keras; --backend={flag_values.backend} runs the "
                             "weights of --export_dir")
   elif flag_values.export_dir:
-    raise EvaluationError("--export_dir is for --backend=saved_model|tflite|onnx")
+    raise EvaluationError("--export_dir is for --backend=saved_model|tflite|onnx|openvino")
   files.refuse_overwrite([], [("dataset_root", flag_values.dataset_root),
                               ("external_keypoints_dir", flag_values.external_keypoints_dir),
                               ("checkpoint", flag_values.checkpoint), ("export_dir", flag_values.export_dir)],

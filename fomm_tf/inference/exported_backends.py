@@ -1,6 +1,6 @@
-"""Animation backends that run an exported model: SavedModelBackend, TFLiteBackend and OnnxBackend.
+"""Animation backends that run an exported model: SavedModelBackend, TFLiteBackend, OnnxBackend, OpenVinoBackend.
 
-Both implement fomm_tf.inference.backend.Backend on a directory written by
+All implement fomm_tf.inference.backend.Backend on a directory written by
 `python -m fomm_tf.export` and take everything they need (frame size, K) from
 the exported files themselves. Arrays in and out are numpy float32, NHWC.
 
@@ -23,6 +23,7 @@ from fomm_tf.inference import export_layout as layout
 
 BATCH_MODES = ("loop", "resize")
 MISSING_ONNXRUNTIME = "--backend=onnx needs ONNX Runtime: pip install fomm-tf[onnx] (or pip install onnxruntime)"
+MISSING_OPENVINO = "--backend=openvino needs OpenVINO: pip install fomm-tf[openvino] (or pip install openvino onnx)"
 
 
 def _check_frames(frames, frame_shape, what):
@@ -338,17 +339,101 @@ class OnnxBackend(_SignatureFilesBackend):
     return dict(zip(self._outputs[signature], values))
 
 
+def import_openvino():
+  """The openvino module, or a one-line UsageError naming the extra to install."""
+  try:
+    import openvino  # pylint: disable=import-outside-toplevel
+    import onnx  # pylint: disable=import-outside-toplevel,unused-import  (the export checks read the files first)
+  except ImportError:
+    raise UsageError(MISSING_OPENVINO) from None
+  return openvino
+
+
+class OpenVinoBackend(_SignatureFilesBackend):
+  """Runs the four ONNX files of an export directory with OpenVINO Runtime on the CPU (the same files as
+  OnnxBackend, checked the same way before OpenVINO reads them).
+
+  openvino is an optional extra (pip install fomm-tf[openvino]); without it the
+  backend raises a one-line UsageError naming it.
+
+  Why a second engine for the same files: on a CPU without AVX512 (2-core AVX2
+  machine, vox-256) OpenVINO runs the int8 files on integer kernels that pay,
+  where ONNX Runtime and LiteRT gain little over float32 (docs/onnx.md has the
+  measurements). Computation stays in float32 (INFERENCE_PRECISION_HINT f32):
+  OpenVINO would otherwise compute in bfloat16 on CPUs that have it.
+
+  Args:
+    path: an export directory (holding onnx/<quantize>/) or a folder with the four .onnx files.
+    quantize: the variant (float32 or int8).
+    allow_modified: run files whose hashes differ from the manifest's (or an export without hashes), warning.
+    num_threads: inference threads (default: all CPU cores).
+    batch_mode: "loop" runs B calls of batch 1 on networks compiled for batch 1
+      (OpenVINO's CPU kernels are 1.5-2.5x faster on static shapes than on the
+      files' dynamic batch, measured on the fixture model); "resize" runs a
+      batch of B frames as one call on the dynamic-batch networks.
+  """
+
+  name = "openvino"
+
+  def __init__(self, path, quantize="float32", num_threads=None, batch_mode="loop", allow_modified=False):
+    threads = _check_batch_options(batch_mode, num_threads)
+    ov = import_openvino()
+    self.path = layout.onnx_dir(path, quantize)
+    self.quantize = quantize
+    self.batch_mode = batch_mode
+    model_paths = [os.path.join(self.path, filename) for filename in layout.ONNX_FILES.values()]
+    self._checked_export(model_paths, allow_modified, None, export_checks.check_onnx)
+    core = ov.Core()
+    config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    self._compiled = {}
+    shapes = {}
+    for signature, filename in layout.ONNX_FILES.items():
+      model_path = os.path.join(self.path, filename)
+      try:
+        model = core.read_model(model_path)
+        shapes[signature] = {i.get_any_name(): i.get_partial_shape() for i in model.inputs}
+        if batch_mode == "loop" and signature in ("detect_keypoints", "generate_from_state"):
+          # The networks that _run_batched feeds one entry at a time; normalize_kp keeps its batch of B.
+          model.reshape({name: _batch_one(shape) for name, shape in shapes[signature].items()})
+        self._compiled[signature] = core.compile_model(model, "CPU", config)
+      except RuntimeError as error:  # OpenVINO reports every failure to read or compile as a RuntimeError.
+        raise ExportError(f"{model_path}: not a usable ONNX model for OpenVINO: {one_line(error)}") from None
+    self.frame_shape, self.num_kp = _onnx_shapes(self.path, shapes)
+
+  def _run(self, signature, inputs):
+    compiled = self._compiled[signature]
+    results = compiled(inputs)
+    return {output.get_any_name(): np.asarray(results[output]) for output in compiled.outputs}
+
+
+def _batch_one(shape):
+  """An OpenVINO PartialShape's dimensions with a dynamic batch (the first) made 1."""
+  return [1 if k == 0 and dim.is_dynamic else dim.get_length() for k, dim in enumerate(shape)]
+
+
+def _onnx_shapes(path, shapes):
+  """(frame_shape, K) from {signature: {input name: PartialShape}} of the four files, or an ExportError."""
+  source = shapes["encode_source"].get("source")
+  kp = shapes["generate_from_state"].get("kp_source_value")
+  if (source is None or "image" not in shapes["detect_keypoints"] or source.rank.is_dynamic or
+      any(dim.is_dynamic for dim in list(source)[1:])):
+    raise ExportError(f"{path}: the ONNX files lack the inputs of python -m fomm_tf.export's signatures")
+  if kp is None or kp.rank.is_dynamic or len(kp) != 3 or kp[1].is_dynamic:
+    raise ExportError(f"{path}: generator.onnx lacks the input kp_source_value (B, K, 2)")
+  return tuple(dim.get_length() for dim in list(source)[1:]), kp[1].get_length()
+
+
 # What runs an export directory, by --backend name.
-EXPORTED_BACKENDS = ("saved_model", "tflite", "onnx")
+EXPORTED_BACKENDS = ("saved_model", "tflite", "onnx", "openvino")
 
 
 def open_exported(backend, path, quantize="float32", allow_modified=False):
-  """The Backend `backend` (saved_model, tflite or onnx) over the export directory `path`.
+  """The Backend `backend` (saved_model, tflite, onnx or openvino) over the export directory `path`.
 
   Args:
     backend: one of EXPORTED_BACKENDS.
     path: a directory written by python -m fomm_tf.export.
-    quantize: the TFLite or ONNX variant (the SavedModel has only float32).
+    quantize: the TFLite or ONNX variant (onnx and openvino run the same files; the SavedModel is float32).
     allow_modified: run files whose hashes differ from the manifest's, with a warning (export_checks).
   """
   if backend == "saved_model":
@@ -359,4 +444,6 @@ def open_exported(backend, path, quantize="float32", allow_modified=False):
     return TFLiteBackend(path, quantize=quantize, allow_modified=allow_modified)
   if backend == "onnx":
     return OnnxBackend(path, quantize=quantize, allow_modified=allow_modified)
+  if backend == "openvino":
+    return OpenVinoBackend(path, quantize=quantize, allow_modified=allow_modified)
   raise UsageError(f"unknown exported backend {backend!r}; choose from {', '.join(EXPORTED_BACKENDS)}")

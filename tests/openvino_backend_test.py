@@ -1,0 +1,123 @@
+"""--backend=openvino: the ONNX export of the fixture model run by OpenVINO against Keras, its refusals, the command,
+the app's menu, and a missing openvino named in one line."""
+
+import os
+import shutil
+
+import numpy as np
+from absl.testing import absltest
+
+from fomm_tf.app import models as app_models
+from fomm_tf.export import evaluation
+from fomm_tf.inference import export_layout as layout
+from fomm_tf.inference import exported_backends as backends
+from fomm_tf.inference import pipeline
+from fomm_tf.io import media
+from tests import export_onnx_test as onnx_test
+from tests import export_test_util as util
+from tests import testing
+from tools import precision_psnr
+
+
+class OpenVinoBackendTest(testing.TestMixin, absltest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.directory, cls.manifest = onnx_test.EXPORT.get()  # The ONNX export (float32, int8) export_onnx_test makes.
+    cls.media = testing.make_class_dir("openvino_backend_test_")
+    cls.source = testing.write_image(os.path.join(cls.media, "source.png"),
+                                     (util.fixture_frames()[0] * 255).round().astype(np.uint8))
+    cls.video = os.path.join(cls.media, "driving.mp4")
+    testing.write_video(cls.video, [(f * 255).round().astype(np.uint8) for f in util.fixture_frames()[1:]])
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.media)
+    super().tearDownClass()
+
+  def test_float32_animates_like_keras_in_both_batch_modes(self):
+    source, driving, expected = util.keras_fixture_animation()
+    for batch_mode in backends.BATCH_MODES:
+      backend = backends.OpenVinoBackend(self.directory, batch_mode=batch_mode)
+      self.assertEqual((backend.frame_shape, backend.num_kp), ((256, 256, 3), 10))
+      for batch_size in (1, 3):
+        out = np.stack(list(pipeline.animate(backend, source, driving, batch_size=batch_size)))
+        error = util.max_abs(out, expected)
+        self.assertLessEqual(error, onnx_test.FRAME_TOL, f"{batch_mode} batch {batch_size}: max abs error {error:.3g}")
+    # Keypoints of a batch, against Keras at the keypoint tolerance.
+    frames = util.fixture_frames()
+    kp = backends.OpenVinoBackend(self.directory, batch_mode="resize").detect_keypoints(frames)
+    expected_kp = util.fixture_model().detect_keypoints(frames)
+    for key in ("value", "jacobian"):
+      self.assertLessEqual(util.max_abs(kp[key], expected_kp[key].numpy()), onnx_test.KP_TOL, key)
+
+  def test_int8_keeps_the_psnr_floor_against_keras(self):
+    source, driving, expected = util.keras_fixture_animation()
+    out = np.stack(list(pipeline.animate(backends.OpenVinoBackend(self.directory, quantize="int8"), source, driving)))
+    psnr = evaluation.psnr(out, expected)
+    self.assertGreaterEqual(psnr, onnx_test.INT8_PSNR_FLOOR_DB)
+    self.assertLess(psnr, 100.0)  # Quantised: not the float32 frames.
+
+  def test_refusals(self):
+    with self.assertRaisesRegex(backends.ExportError, r"no 'float16' ONNX variant .*available: float32, int8"):
+      backends.OpenVinoBackend(self.directory, quantize="float16")
+    with self.assertRaisesRegex(ValueError, "num_threads must be >= 1, got 0"):
+      backends.OpenVinoBackend(self.directory, num_threads=0)
+    # Files that are not ONNX are refused by the export checks before OpenVINO reads them.
+    broken = self.tmp_dir()
+    for name in layout.ONNX_FILES.values():
+      with open(os.path.join(broken, name), "wb") as f:
+        f.write(b"not an onnx file")
+    with self.assertRaisesRegex(backends.ExportError, r"kp_detector.onnx: not an ONNX model \("):
+      backends.OpenVinoBackend(broken, allow_modified=True)
+    # Real ONNX files, but not the four networks of an export: every file is normalize_kp.
+    mixed = self.tmp_dir()
+    for name in layout.ONNX_FILES.values():
+      shutil.copy(os.path.join(self.directory, layout.onnx_relpath("float32", "normalize_kp")),
+                  os.path.join(mixed, name))
+    with self.assertRaisesRegex(backends.ExportError, r"the ONNX files lack the inputs of python -m fomm_tf.export"):
+      backends.OpenVinoBackend(mixed, allow_modified=True, batch_mode="resize")
+    backend = backends.OpenVinoBackend(self.directory)
+    with self.assertRaisesRegex(ValueError, r"detect_keypoints: expected frames of shape \(B, 256, 256, 3\)"):
+      backend.detect_keypoints(np.zeros((1, 128, 128, 3), np.float32))
+
+  def test_animate_command_with_openvino_int8_never_loads_tensorflow(self):
+    result_video = os.path.join(self.tmp_dir(), "out.mp4")
+    code = ("import runpy, sys\n"
+            "sys.argv = ['fomm_tf.animate'] + sys.argv[1:]\n"
+            "try:\n"
+            "  runpy.run_module('fomm_tf.animate', run_name='__main__')\n"
+            "finally:\n"
+            "  print('loaded:', sorted({'tensorflow', 'keras'} & set(sys.modules)))\n")
+    result = testing.run_python(code, "--backend=openvino", "--quantize=int8", f"--export_dir={self.directory}",
+                                f"--source_image={self.source}", f"--driving_video={self.video}",
+                                f"--result_video={result_video}")
+    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+    self.assertIn("wrote 2 frames", result.stdout)
+    self.assertEqual(result.stdout.strip().splitlines()[-1], "loaded: []")
+    self.assertEqual(np.shape(media.read_video_frames(result_video)), (2, 256, 256, 3))
+
+  def test_app_offers_each_onnx_variant_on_openvino(self):
+    registry = app_models.ModelRegistry(os.path.dirname(self.directory))
+    self.assertIn("openvino float32", registry.choice_labels("export"))
+    backend = registry.backend("export", "openvino int8")
+    self.assertIsInstance(backend, backends.OpenVinoBackend)
+    self.assertEqual(backend.quantize, "int8")
+
+  def test_precision_tool_has_a_row_per_onnx_variant_on_each_engine(self):
+    names = [name for name, _ in precision_psnr.variants(self.directory, self.manifest)]
+    self.assertEqual(names, ["onnx float32", "onnx int8", "openvino float32", "openvino int8"])
+
+  def test_missing_openvino_is_one_line_naming_the_extra(self):
+    result_video = os.path.join(self.tmp_dir(), "out.mp4")
+    animate = testing.run_module_without("openvino", "fomm_tf.animate", "--backend=openvino",
+                                         f"--export_dir={self.directory}", f"--source_image={self.source}",
+                                         f"--driving_video={self.video}", f"--result_video={result_video}")
+    self.assertErrorLine((animate.returncode, animate.stdout, animate.stderr),
+                         r"--backend=openvino needs OpenVINO: pip install fomm-tf\[openvino\]")
+    self.assertFalse(os.path.exists(result_video))
+
+
+if __name__ == "__main__":
+  absltest.main()
