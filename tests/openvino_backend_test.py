@@ -1,6 +1,7 @@
 """--backend=openvino: the ONNX export of the fixture model run by OpenVINO against Keras, its refusals, the command,
 the app's menu, and a missing openvino named in one line."""
 
+import concurrent.futures
 import os
 import shutil
 
@@ -51,6 +52,15 @@ class OpenVinoBackendTest(testing.TestMixin, absltest.TestCase):
     expected_kp = util.fixture_model().detect_keypoints(frames)
     for key in ("value", "jacobian"):
       self.assertLessEqual(util.max_abs(kp[key], expected_kp[key].numpy()), onnx_test.KP_TOL, key)
+
+  def test_two_threads_share_one_backend(self):
+    # The web app runs --concurrency jobs at once on one backend.
+    source, driving, expected = util.keras_fixture_animation()
+    backend = backends.OpenVinoBackend(self.directory)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+      jobs = [pool.submit(lambda: np.stack(list(pipeline.animate(backend, source, driving)))) for _ in range(4)]
+      for job in jobs:
+        self.assertLessEqual(util.max_abs(job.result(), expected), onnx_test.FRAME_TOL)
 
   def test_int8_keeps_the_psnr_floor_against_keras(self):
     source, driving, expected = util.keras_fixture_animation()

@@ -11,6 +11,7 @@ two exports cannot be mixed.
 """
 
 import os
+import threading
 
 import numpy as np
 
@@ -386,6 +387,7 @@ class OpenVinoBackend(_SignatureFilesBackend):
     core = ov.Core()
     config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
     self._compiled = {}
+    self._requests = threading.local()
     shapes = {}
     for signature, filename in layout.ONNX_FILES.items():
       model_path = os.path.join(self.path, filename)
@@ -401,9 +403,13 @@ class OpenVinoBackend(_SignatureFilesBackend):
     self.frame_shape, self.num_kp = _onnx_shapes(self.path, shapes)
 
   def _run(self, signature, inputs):
-    compiled = self._compiled[signature]
-    results = compiled(inputs)
-    return {output.get_any_name(): np.asarray(results[output]) for output in compiled.outputs}
+    # One infer request per thread and network: a request holds the network's buffers, so two threads (the web
+    # app's --concurrency) must not share one, and making one per call would allocate them every frame.
+    requests = self._requests.__dict__.setdefault("by_signature", {})
+    if signature not in requests:
+      requests[signature] = self._compiled[signature].create_infer_request()
+    results = requests[signature].infer(inputs)  # Copies the outputs out of the request's buffers.
+    return {output.get_any_name(): np.asarray(results[output]) for output in self._compiled[signature].outputs}
 
 
 def _batch_one(shape):
