@@ -30,7 +30,7 @@ def _batch_one(spec):
 def signature_gflops(functions, name):
   """GFLOPs of one call of signature `name` of `functions` (an ExportFunctions) at batch 1."""
   specs = [_batch_one(spec) for spec in functions.specs[name]]
-  graph = tf.function(functions.function(name)).get_concrete_function(*specs).graph
+  graph = tf.function(functions.function(name), autograph=False).get_concrete_function(*specs).graph
   options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
   options["output"] = "none"
   profile = tf.compat.v1.profiler.profile(graph=graph, options=options)

@@ -35,10 +35,12 @@ class KerasBackend(backend.Backend):
     self.num_kp = model.num_kp
     self.precision = model.dtype_policy.name
     generator = model.generator
-    self._prepare = tf.function(lambda source: generation.encode_source(generator, source))
+    # No autograph, as FommModel's functions (see there).
+    self._prepare = tf.function(lambda source: generation.encode_source(generator, source), autograph=False)
     self._generate = tf.function(
         lambda state, kp_source, kp_driving: generation.generate_from_state(generator, state, kp_source, kp_driving),
-        reduce_retracing=True)
+        reduce_retracing=True,
+        autograph=False)
 
   def detect_keypoints(self, frames):
     out = self.model.detect_keypoints(np.asarray(frames, np.float32))
