@@ -87,7 +87,7 @@ class OpenVinoBackendTest(testing.TestMixin, absltest.TestCase):
       shutil.copy(os.path.join(self.directory, layout.onnx_relpath("float32", "normalize_kp")),
                   os.path.join(mixed, name))
     with self.assertRaisesRegex(backends.ExportError, r"the ONNX files lack the inputs of python -m fomm_tf.export"):
-      backends.OpenVinoBackend(mixed, allow_modified=True, batch_mode="resize")
+      backends.OpenVinoBackend(mixed, allow_modified=True)
     backend = backends.OpenVinoBackend(self.directory)
     with self.assertRaisesRegex(ValueError, r"detect_keypoints: expected frames of shape \(B, 256, 256, 3\)"):
       backend.detect_keypoints(np.zeros((1, 128, 128, 3), np.float32))

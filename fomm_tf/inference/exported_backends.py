@@ -10,6 +10,7 @@ fomm-tf exports (always). After loading, the signatures' shapes are checked agai
 two exports cannot be mixed.
 """
 
+import contextlib
 import os
 import threading
 
@@ -386,21 +387,21 @@ class OpenVinoBackend(_SignatureFilesBackend):
     self._checked_export(model_paths, allow_modified, None, export_checks.check_onnx)
     core = ov.Core()
     config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-    self._compiled = {}
     self._requests = threading.local()
-    shapes = {}
+    models = {}
     for signature, filename in layout.ONNX_FILES.items():
-      model_path = os.path.join(self.path, filename)
-      try:
-        model = core.read_model(model_path)
-        shapes[signature] = {i.get_any_name(): i.get_partial_shape() for i in model.inputs}
+      with _openvino_errors(os.path.join(self.path, filename)):
+        models[signature] = core.read_model(os.path.join(self.path, filename))
+    # The inputs are checked before anything is reshaped or compiled, so files of other networks are one line.
+    inputs = {signature: {i.get_any_name(): i.get_partial_shape() for i in m.inputs} for signature, m in models.items()}
+    self.frame_shape, self.num_kp = _onnx_shapes(self.path, inputs)
+    self._compiled = {}
+    for signature, model in models.items():
+      with _openvino_errors(os.path.join(self.path, layout.ONNX_FILES[signature])):
         if batch_mode == "loop" and signature in ("detect_keypoints", "generate_from_state"):
           # The networks that _run_batched feeds one entry at a time; normalize_kp keeps its batch of B.
-          model.reshape({name: _batch_one(shape) for name, shape in shapes[signature].items()})
+          model.reshape({name: _batch_one(shape) for name, shape in inputs[signature].items()})
         self._compiled[signature] = core.compile_model(model, "CPU", config)
-      except RuntimeError as error:  # OpenVINO reports every failure to read or compile as a RuntimeError.
-        raise ExportError(f"{model_path}: not a usable ONNX model for OpenVINO: {one_line(error)}") from None
-    self.frame_shape, self.num_kp = _onnx_shapes(self.path, shapes)
 
   def _run(self, signature, inputs):
     # One infer request per thread and network: a request holds the network's buffers, so two threads (the web
@@ -410,6 +411,16 @@ class OpenVinoBackend(_SignatureFilesBackend):
       requests[signature] = self._compiled[signature].create_infer_request()
     results = requests[signature].infer(inputs)  # Copies the outputs out of the request's buffers.
     return {output.get_any_name(): np.asarray(results[output]) for output in self._compiled[signature].outputs}
+
+
+@contextlib.contextmanager
+def _openvino_errors(model_path):
+  """OpenVINO's errors (it reports every failure to read, reshape or compile a network as a RuntimeError) as one
+  ExportError line naming the file."""
+  try:
+    yield
+  except RuntimeError as error:
+    raise ExportError(f"{model_path}: not a usable ONNX model for OpenVINO: {one_line(error)}") from None
 
 
 def _batch_one(shape):
