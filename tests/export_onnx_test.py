@@ -228,10 +228,7 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
   def test_animate_command_with_onnx_gives_the_keras_frames(self):
     directory, _ = EXPORT.get()
     work = self.tmp_dir()
-    source = os.path.join(work, "source.png")
-    testing.write_image(source, (util.fixture_frames()[0] * 255).round().astype(np.uint8))
-    video = os.path.join(work, "driving.mp4")
-    testing.write_video(video, [(f * 255).round().astype(np.uint8) for f in util.fixture_frames()[1:]])
+    source, video = util.write_fixture_media(work)
     flagfile = testing.write_fixture_flagfile(work)
     results = {}
     for backend, flags in (("onnx", [f"--export_dir={directory}"]),
@@ -275,25 +272,20 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
       self.assertErrorLine(testing.run_cli(evaluation_cli, *common, *flags, f"--output_dir={work}/refused"), message)
     self.assertFalse(os.path.exists(os.path.join(work, "refused")))
 
-  def test_animate_command_with_onnx_int8_never_loads_tensorflow(self):
+  def test_animate_command_with_onnx_int8_on_either_engine_never_loads_tensorflow(self):
     # The exported backends need neither TensorFlow nor Keras: the command starts in seconds and stays small.
     directory, _ = EXPORT.get()
     work = self.tmp_dir()
-    source = testing.write_image(os.path.join(work, "source.png"), (util.fixture_frames()[0] * 255).astype(np.uint8))
-    video = os.path.join(work, "driving.mp4")
-    testing.write_video(video, [(f * 255).round().astype(np.uint8) for f in util.fixture_frames()[1:]])
-    code = ("import runpy, sys\n"
-            "sys.argv = ['fomm_tf.animate'] + sys.argv[1:]\n"
-            "try:\n"
-            "  runpy.run_module('fomm_tf.animate', run_name='__main__')\n"
-            "finally:\n"
-            "  print('loaded:', sorted({'tensorflow', 'keras'} & set(sys.modules)))\n")
-    result = testing.run_python(code, "--backend=onnx", "--quantize=int8", f"--export_dir={directory}",
-                                f"--source_image={source}", f"--driving_video={video}",
-                                f"--result_video={os.path.join(work, 'out.mp4')}")
-    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-    self.assertIn("wrote 2 frames", result.stdout)
-    self.assertEqual(result.stdout.strip().splitlines()[-1], "loaded: []")
+    source, video = util.write_fixture_media(work)
+    for engine in ("onnx", "openvino"):  # OpenVINO runs the same files (tests/openvino_backend_test.py).
+      result_video = os.path.join(work, f"{engine}.mp4")
+      result = testing.run_animate_listing_tf(f"--backend={engine}", "--quantize=int8", f"--export_dir={directory}",
+                                              f"--source_image={source}", f"--driving_video={video}",
+                                              f"--result_video={result_video}")
+      self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+      self.assertIn("wrote 2 frames", result.stdout)
+      self.assertEqual(result.stdout.strip().splitlines()[-1], "loaded: []", engine)
+      self.assertEqual(np.shape(media.read_video_frames(result_video)), (2, 256, 256, 3))
 
   def test_app_offers_the_onnx_variant(self):
     directory, _ = EXPORT.get()
@@ -307,10 +299,7 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
   def test_missing_onnxruntime_is_one_line_naming_the_extra(self):
     directory, _ = EXPORT.get()
     work = self.tmp_dir()
-    source = os.path.join(work, "source.png")
-    testing.write_image(source, (util.fixture_frames()[0] * 255).round().astype(np.uint8))
-    video = os.path.join(work, "driving.mp4")
-    testing.write_video(video, [(f * 255).round().astype(np.uint8) for f in util.fixture_frames()[1:]])
+    source, video = util.write_fixture_media(work)
     animate = testing.run_module_without("onnxruntime", "fomm_tf.animate", "--backend=onnx",
                                          f"--export_dir={directory}", f"--source_image={source}",
                                          f"--driving_video={video}", f"--result_video={os.path.join(work, 'out.mp4')}")

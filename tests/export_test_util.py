@@ -19,6 +19,16 @@ def fixture_frames():
   return np.concatenate([testing.nchw_to_nhwc(a["source"]), testing.nchw_to_nhwc(a["driving"])]).astype(np.float32)
 
 
+def write_fixture_media(folder):
+  """(source.png, driving.mp4) written into `folder`: the fixture's source frame and its two driving frames, as the
+  commands read them."""
+  frames = np.round(fixture_frames() * 255).astype(np.uint8)
+  source = testing.write_image(os.path.join(folder, "source.png"), frames[0])
+  video = os.path.join(folder, "driving.mp4")
+  testing.write_video(video, list(frames[1:]))
+  return source, video
+
+
 def keras_fixture_animation():
   """(source, driving frames, the Keras frames of the fixture model animating them at batch 3): what every exported
   backend is compared with. The driving frames are the fixture's two and then the source."""

@@ -1,5 +1,6 @@
-"""--backend=openvino: the ONNX export of the fixture model run by OpenVINO against Keras, its refusals, the command,
-the app's menu, and a missing openvino named in one line."""
+"""--backend=openvino: the ONNX export of the fixture model run by OpenVINO against Keras, its refusals, threads,
+the app's menu, the precision tool's rows, and a missing openvino named in one line (the command without
+TensorFlow: export_onnx_test.py, for both engines)."""
 
 import concurrent.futures
 import os
@@ -13,7 +14,6 @@ from fomm_tf.export import evaluation
 from fomm_tf.inference import export_layout as layout
 from fomm_tf.inference import exported_backends as backends
 from fomm_tf.inference import pipeline
-from fomm_tf.io import media
 from tests import export_onnx_test as onnx_test
 from tests import export_test_util as util
 from tests import testing
@@ -27,10 +27,7 @@ class OpenVinoBackendTest(testing.TestMixin, absltest.TestCase):
     super().setUpClass()
     cls.directory, cls.manifest = onnx_test.EXPORT.get()  # The ONNX export (float32, int8) export_onnx_test makes.
     cls.media = testing.make_class_dir("openvino_backend_test_")
-    cls.source = testing.write_image(os.path.join(cls.media, "source.png"),
-                                     (util.fixture_frames()[0] * 255).round().astype(np.uint8))
-    cls.video = os.path.join(cls.media, "driving.mp4")
-    testing.write_video(cls.video, [(f * 255).round().astype(np.uint8) for f in util.fixture_frames()[1:]])
+    cls.source, cls.video = util.write_fixture_media(cls.media)
 
   @classmethod
   def tearDownClass(cls):
@@ -91,22 +88,6 @@ class OpenVinoBackendTest(testing.TestMixin, absltest.TestCase):
     backend = backends.OpenVinoBackend(self.directory)
     with self.assertRaisesRegex(ValueError, r"detect_keypoints: expected frames of shape \(B, 256, 256, 3\)"):
       backend.detect_keypoints(np.zeros((1, 128, 128, 3), np.float32))
-
-  def test_animate_command_with_openvino_int8_never_loads_tensorflow(self):
-    result_video = os.path.join(self.tmp_dir(), "out.mp4")
-    code = ("import runpy, sys\n"
-            "sys.argv = ['fomm_tf.animate'] + sys.argv[1:]\n"
-            "try:\n"
-            "  runpy.run_module('fomm_tf.animate', run_name='__main__')\n"
-            "finally:\n"
-            "  print('loaded:', sorted({'tensorflow', 'keras'} & set(sys.modules)))\n")
-    result = testing.run_python(code, "--backend=openvino", "--quantize=int8", f"--export_dir={self.directory}",
-                                f"--source_image={self.source}", f"--driving_video={self.video}",
-                                f"--result_video={result_video}")
-    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-    self.assertIn("wrote 2 frames", result.stdout)
-    self.assertEqual(result.stdout.strip().splitlines()[-1], "loaded: []")
-    self.assertEqual(np.shape(media.read_video_frames(result_video)), (2, 256, 256, 3))
 
   def test_app_offers_each_onnx_variant_on_openvino(self):
     registry = app_models.ModelRegistry(os.path.dirname(self.directory))

@@ -469,6 +469,24 @@ def run_module_without(packages, module, *args):
   return run_python(_HIDE_AND_RUN, packages, module, *args)
 
 
+# `python -c` code that runs `python -m fomm_tf.animate` with its arguments, then prints (whatever happened) which of
+# TensorFlow and Keras the command imported, as its last line of output.
+_ANIMATE_LISTING_TF = textwrap.dedent("""
+    import runpy, sys
+    sys.argv = ["fomm_tf.animate"] + sys.argv[1:]
+    try:
+      runpy.run_module("fomm_tf.animate", run_name="__main__")
+    finally:
+      print("loaded:", sorted({"tensorflow", "keras"} & set(sys.modules)))
+""")
+
+
+def run_animate_listing_tf(*args):
+  """`python -m fomm_tf.animate args` in a subprocess whose last stdout line is `loaded: [...]`, the names of
+  tensorflow and keras if it imported them: CompletedProcess (text)."""
+  return run_python(_ANIMATE_LISTING_TF, *args)
+
+
 def _run_python(argv, cwd, env, timeout):
   env = dict(os.environ if env is None else env)
   env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
