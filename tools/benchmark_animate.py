@@ -1,4 +1,4 @@
-"""Benchmarks animation backends (Keras, SavedModel, TFLite variants, ONNX Runtime, OpenVINO) against the machine's limit.
+"""Benchmarks animation backends (Keras, SavedModel, TFLite, ONNX Runtime, OpenVINO) against the machine's limit.
 
   .venv/bin/python tools/benchmark_animate.py --config=vox-256 --num_frames=8 --batch_sizes=8 \
       --backends=keras,tflite_float32,tflite_int8,onnx_float32,onnx_int8,openvino_float32,openvino_int8 \
