@@ -217,20 +217,10 @@ def make_backend(name, config, checkpoint, export_dir, batch_mode):
   from fomm_tf.inference import exported_backends as backends
   if name == "saved_model":
     return backends.SavedModelBackend(export_dir)
-  if name.startswith("openvino_"):
-    return backends.OpenVinoBackend(export_dir,
-                                    quantize=_quantization(name),
-                                    num_threads=FLAGS.num_threads,
-                                    batch_mode=batch_mode)
-  if name.startswith("onnx_"):
-    return backends.OnnxBackend(export_dir,
-                                quantize=_quantization(name),
-                                num_threads=FLAGS.num_threads,
-                                batch_mode=batch_mode)
-  return backends.TFLiteBackend(export_dir,
-                                quantize=_quantization(name),
-                                num_threads=FLAGS.num_threads,
-                                batch_mode=batch_mode)
+  return backends.VARIANT_BACKENDS[_engine(name)](export_dir,
+                                                  quantize=_quantization(name),
+                                                  num_threads=FLAGS.num_threads,
+                                                  batch_mode=batch_mode)
 
 
 def run_worker(name, work_dir, batch_size, batch_mode, repeats):

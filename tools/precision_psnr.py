@@ -49,20 +49,16 @@ def define_flags(flag_values):
 def variants(export_dir, manifest):
   """[(row name, backend factory)] for every variant the manifest records: its TFLite quantisations, then ONNX (on
   ONNX Runtime, and on OpenVINO where it is installed)."""
-  import importlib.util  # pylint: disable=import-outside-toplevel
   from fomm_tf.inference import export_layout as layout  # pylint: disable=import-outside-toplevel
   from fomm_tf.inference import exported_backends  # pylint: disable=import-outside-toplevel
-  rows = [(f"tflite {quantization}", lambda q=quantization: exported_backends.TFLiteBackend(export_dir, quantize=q))
-          for quantization in manifest["quantizations"]]
   # Exports written before ONNX had an int8 variant record no onnx_quantizations and hold float32 files only.
   onnx_quantizations = manifest.get("onnx_quantizations", ["float32"]) if layout.ONNX in manifest["formats"] else []
-  rows += [(f"onnx {quantization}", lambda q=quantization: exported_backends.OnnxBackend(export_dir, quantize=q))
-           for quantization in onnx_quantizations]
-  if importlib.util.find_spec("openvino") is not None:
-    rows += [(f"openvino {quantization}",
-              lambda q=quantization: exported_backends.OpenVinoBackend(export_dir, quantize=q))
-             for quantization in onnx_quantizations]
-  return rows
+  engines = [("tflite", manifest["quantizations"]), ("onnx", onnx_quantizations)]
+  if exported_backends.openvino_installed():
+    engines.append(("openvino", onnx_quantizations))
+  factory = lambda engine, quantization: lambda: exported_backends.VARIANT_BACKENDS[engine](export_dir,
+                                                                                            quantize=quantization)
+  return [(f"{engine} {q}", factory(engine, q)) for engine, quantizations in engines for q in quantizations]
 
 
 def run(flag_values):

@@ -15,7 +15,6 @@ A model is loaded the first time it is used and then kept.
 """
 
 import dataclasses
-import importlib.util
 import os
 import threading
 from typing import Optional, Tuple
@@ -69,7 +68,8 @@ def _export_choices(path):
   if os.path.isdir(onnx):
     variants = [q for q in sorted(os.listdir(onnx)) if os.path.isdir(os.path.join(onnx, q))]
     choices += [("onnx", q) for q in variants]
-    if importlib.util.find_spec("openvino") is not None:  # Not offered where it cannot run.
+    from fomm_tf.inference import exported_backends  # pylint: disable=import-outside-toplevel
+    if exported_backends.openvino_installed():  # Not offered where it cannot run.
       choices += [("openvino", q) for q in variants]
   return tuple(choices)
 

@@ -11,6 +11,7 @@ two exports cannot be mixed.
 """
 
 import contextlib
+import importlib.util
 import os
 import threading
 
@@ -326,15 +327,13 @@ class OnnxBackend(_SignatureFilesBackend):
       session = onnx_session(os.path.join(self.path, filename), threads)
       self._sessions[signature] = session
       self._outputs[signature] = [o.name for o in session.get_outputs()]
-    image = {i.name: i for i in self._sessions["detect_keypoints"].get_inputs()}.get("image")
-    source = {i.name: i for i in self._sessions["encode_source"].get_inputs()}.get("source")
-    if image is None or source is None or not all(isinstance(d, int) for d in source.shape[1:]):
-      raise ExportError(f"{self.path}: the ONNX files lack the inputs of python -m fomm_tf.export's signatures")
-    self.frame_shape = tuple(int(d) for d in source.shape[1:])
-    kp = {i.name: i for i in self._sessions["generate_from_state"].get_inputs()}.get("kp_source_value")
-    if kp is None or not isinstance(kp.shape[1], int):
-      raise ExportError(f"{self.path}: generator.onnx lacks the input kp_source_value (B, K, 2)")
-    self.num_kp = int(kp.shape[1])
+    # ONNX Runtime gives a dimension as an int, or a name (or None) when it is dynamic.
+    dims = lambda shape: None if shape is None else tuple(d if isinstance(d, int) else None for d in shape)
+    self.frame_shape, self.num_kp = _frame_shape_and_num_kp(self.path, {
+        s: {
+            i.name: dims(i.shape) for i in session.get_inputs()
+        } for s, session in self._sessions.items()
+    })
 
   def _run(self, signature, inputs):
     values = self._sessions[signature].run(self._outputs[signature], inputs)
@@ -394,7 +393,13 @@ class OpenVinoBackend(_SignatureFilesBackend):
         models[signature] = core.read_model(os.path.join(self.path, filename))
     # The inputs are checked before anything is reshaped or compiled, so files of other networks are one line.
     inputs = {signature: {i.get_any_name(): i.get_partial_shape() for i in m.inputs} for signature, m in models.items()}
-    self.frame_shape, self.num_kp = _onnx_shapes(self.path, inputs)
+    dims = lambda shape: None if shape.rank.is_dynamic else tuple(None if d.is_dynamic else d.get_length()
+                                                                  for d in shape)
+    self.frame_shape, self.num_kp = _frame_shape_and_num_kp(self.path, {
+        s: {
+            name: dims(shape) for name, shape in shapes.items()
+        } for s, shapes in inputs.items()
+    })
     self._compiled = {}
     for signature, model in models.items():
       with _openvino_errors(os.path.join(self.path, layout.ONNX_FILES[signature])):
@@ -428,20 +433,32 @@ def _batch_one(shape):
   return [1 if k == 0 and dim.is_dynamic else dim.get_length() for k, dim in enumerate(shape)]
 
 
-def _onnx_shapes(path, shapes):
-  """(frame_shape, K) from {signature: {input name: PartialShape}} of the four files, or an ExportError."""
-  source = shapes["encode_source"].get("source")
-  kp = shapes["generate_from_state"].get("kp_source_value")
-  if (source is None or "image" not in shapes["detect_keypoints"] or source.rank.is_dynamic or
-      any(dim.is_dynamic for dim in list(source)[1:])):
+def _frame_shape_and_num_kp(path, inputs):
+  """(frame_shape, K) of the four ONNX files of `path` (OnnxBackend and OpenVinoBackend), or an ExportError.
+
+  Args:
+    path: the files' folder, for the message.
+    inputs: {signature: {input name: its dimensions, a tuple with None for a dynamic one, or None when even the
+      rank is unknown}}.
+  """
+  source = inputs["encode_source"].get("source")
+  if "image" not in inputs["detect_keypoints"] or source is None or len(source) != 4 or None in source[1:]:
     raise ExportError(f"{path}: the ONNX files lack the inputs of python -m fomm_tf.export's signatures")
-  if kp is None or kp.rank.is_dynamic or len(kp) != 3 or kp[1].is_dynamic:
+  kp = inputs["generate_from_state"].get("kp_source_value")
+  if kp is None or len(kp) != 3 or kp[1] is None:
     raise ExportError(f"{path}: generator.onnx lacks the input kp_source_value (B, K, 2)")
-  return tuple(dim.get_length() for dim in list(source)[1:]), kp[1].get_length()
+  return tuple(source[1:]), kp[1]
 
 
-# What runs an export directory, by --backend name.
-EXPORTED_BACKENDS = ("saved_model", "tflite", "onnx", "openvino")
+# What runs an export directory, by --backend name; all but the SavedModel run one variant of their files
+# (--quantize) and take the same arguments.
+VARIANT_BACKENDS = {"tflite": TFLiteBackend, "onnx": OnnxBackend, "openvino": OpenVinoBackend}
+EXPORTED_BACKENDS = ("saved_model", *VARIANT_BACKENDS)
+
+
+def openvino_installed():
+  """Whether --backend=openvino can run here (the app and the precision tool offer it only then)."""
+  return importlib.util.find_spec("openvino") is not None
 
 
 def open_exported(backend, path, quantize="float32", allow_modified=False):
@@ -457,10 +474,6 @@ def open_exported(backend, path, quantize="float32", allow_modified=False):
     if quantize != "float32":
       raise UsageError(f"--backend=saved_model runs the float32 SavedModel; --quantize={quantize} is for tflite")
     return SavedModelBackend(path, allow_modified=allow_modified)
-  if backend == "tflite":
-    return TFLiteBackend(path, quantize=quantize, allow_modified=allow_modified)
-  if backend == "onnx":
-    return OnnxBackend(path, quantize=quantize, allow_modified=allow_modified)
-  if backend == "openvino":
-    return OpenVinoBackend(path, quantize=quantize, allow_modified=allow_modified)
+  if backend in VARIANT_BACKENDS:
+    return VARIANT_BACKENDS[backend](path, quantize=quantize, allow_modified=allow_modified)
   raise UsageError(f"unknown exported backend {backend!r}; choose from {', '.join(EXPORTED_BACKENDS)}")
