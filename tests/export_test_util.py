@@ -1,5 +1,6 @@
 """Shared helpers of the export tests: the official fixture model and frames, and one export per test module."""
 
+import functools
 import os
 import pickle
 
@@ -29,15 +30,19 @@ def write_fixture_media(folder):
   return source, video
 
 
+@functools.cache
 def keras_fixture_animation():
   """(source, driving frames, the Keras frames of the fixture model animating them at batch 3): what every exported
-  backend is compared with. The driving frames are the fixture's two and then the source."""
+  backend is compared with, computed once per process (read it, do not change it). The driving frames are the
+  fixture's two and then the source."""
   from fomm_tf.inference import keras_backend  # pylint: disable=import-outside-toplevel
   from fomm_tf.inference import pipeline  # pylint: disable=import-outside-toplevel
   frames = fixture_frames()
-  driving = list(frames[1:]) + [frames[0]]
+  frames.flags.writeable = False  # Shared by the tests of a process: a change raises instead of leaking.
+  driving = (*frames[1:], frames[0])
   expected = np.stack(list(pipeline.animate(keras_backend.for_model(fixture_model()), frames[0], driving,
                                             batch_size=3)))
+  expected.flags.writeable = False
   return frames[0], driving, expected
 
 
