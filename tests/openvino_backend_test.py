@@ -7,6 +7,7 @@ import os
 import shutil
 
 import numpy as np
+import onnx
 from absl.testing import absltest
 
 from fomm_tf.app import models as app_models
@@ -85,6 +86,32 @@ class OpenVinoBackendTest(testing.TestMixin, absltest.TestCase):
                   os.path.join(mixed, name))
     with self.assertRaisesRegex(backends.ExportError, r"the ONNX files lack the inputs of python -m fomm_tf.export"):
       backends.OpenVinoBackend(mixed, allow_modified=True)
+    # The four networks' inputs, but a keypoint input of rank 1: one line on either engine.
+    odd = self.tmp_dir()
+    inputs = {
+        "detect_keypoints": {
+            "image": ["B", 256, 256, 3]
+        },
+        "encode_source": {
+            "source": [1, 256, 256, 3]
+        },
+        "generate_from_state": {
+            "kp_source_value": [10]
+        },
+        "normalize_kp": {
+            "kp_source_value": ["B", 10, 2]
+        },
+    }
+    for signature, shapes in inputs.items():
+      graph = onnx.helper.make_graph(
+          [onnx.helper.make_node("Identity", [name], [name + "_out"]) for name in shapes], signature,
+          [onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, shape) for name, shape in shapes.items()],
+          [onnx.helper.make_tensor_value_info(name + "_out", onnx.TensorProto.FLOAT, None) for name in shapes])
+      onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]),
+                os.path.join(odd, layout.ONNX_FILES[signature]))
+    for engine in (backends.OnnxBackend, backends.OpenVinoBackend):
+      with self.assertRaisesRegex(backends.ExportError, r"generator.onnx lacks the input kp_source_value \(B, K, 2\)"):
+        engine(odd, allow_modified=True)
     backend = backends.OpenVinoBackend(self.directory)
     with self.assertRaisesRegex(ValueError, r"detect_keypoints: expected frames of shape \(B, 256, 256, 3\)"):
       backend.detect_keypoints(np.zeros((1, 128, 128, 3), np.float32))
