@@ -115,6 +115,7 @@ class LiveTest(testing.TestCase):
     self.assertIn(f"recorded {summary['frames_animated']} frames", stdout)
     self.assertRegex(stdout, r"live: in 48, animated \d+, dropped \d+ \| [\d.]+ fps")
     self.assertIn("using the built-in synthetic-128-lite model's weights", stdout)
+    self.assertIn("converting the networks to OpenVINO", stdout)  # Live's default backend.
 
   def test_the_recording_may_not_replace_the_camera_file(self):
     outcome = testing.run_cli(cli, f"--camera={self.camera}", f"--record={self.camera}", handle_signals=False)

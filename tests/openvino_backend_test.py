@@ -127,14 +127,16 @@ class OpenVinoBackendTest(testing.TestMixin, absltest.TestCase):
     names = [name for name, _ in precision_psnr.variants(self.directory, self.manifest)]
     self.assertEqual(names, ["onnx float32", "onnx int8", "openvino float32", "openvino int8"])
 
-  def test_missing_openvino_is_one_line_naming_the_extra(self):
+  def test_missing_openvino_or_onnx_is_one_line_naming_what_to_install(self):
     result_video = os.path.join(self.tmp_dir(), "out.mp4")
-    animate = testing.run_module_without("openvino", "fomm_tf.animate", "--backend=openvino",
-                                         f"--export_dir={self.directory}", f"--source_image={self.source}",
-                                         f"--driving_video={self.video}", f"--result_video={result_video}")
-    self.assertErrorLine((animate.returncode, animate.stdout, animate.stderr),
-                         r"--backend=openvino needs OpenVINO: pip install fomm-tf\[openvino\]")
-    self.assertFalse(os.path.exists(result_video))
+    args = ("fomm_tf.animate", "--backend=openvino", f"--export_dir={self.directory}", f"--source_image={self.source}",
+            f"--driving_video={self.video}", f"--result_video={result_video}")
+    for hidden, message in (("openvino", r"--backend=openvino needs OpenVINO, a dependency of fomm-tf: pip install "
+                             r"openvino"), ("onnx", r"--backend=openvino --export_dir needs the onnx package to check "
+                                            r"the ONNX files: pip install fomm-tf\[openvino\]")):
+      animate = testing.run_module_without(hidden, *args)
+      self.assertErrorLine((animate.returncode, animate.stdout, animate.stderr), message)
+      self.assertFalse(os.path.exists(result_video))
 
 
 if __name__ == "__main__":

@@ -33,9 +33,10 @@ def define_flags(flag_values):
   kw = {"flag_values": flag_values}
   flags.DEFINE_float("seconds", 20.0, "Camera time per row.", **kw)
   flags.DEFINE_float("camera_fps", 30.0, "Frame rate of the camera stand-in.", **kw)
-  flags.DEFINE_multi_string("setting",
-                            ["builtin:", "builtin, smooth 1:--smooth=1", "builtin lite:--config=synthetic-128-lite"],
-                            "NAME:ARGS rows (ARGS: space-separated fomm_tf.live flags).", **kw)
+  flags.DEFINE_multi_string("setting", [
+      "builtin:", "builtin, keras:--backend=keras", "builtin, smooth 1:--smooth=1",
+      "builtin lite:--config=synthetic-128-lite"
+  ], "NAME:ARGS rows (ARGS: space-separated fomm_tf.live flags).", **kw)
 
 
 def write_camera(path, seconds, fps):
@@ -74,7 +75,8 @@ def describe(args):
   from fomm_tf.config import fomm_config  # pylint: disable=import-outside-toplevel
   from fomm_tf.checkpoint import loading  # pylint: disable=import-outside-toplevel
   from fomm_tf.export import flops  # pylint: disable=import-outside-toplevel
-  backend = _flag(args, "backend", "keras")
+  from fomm_tf.live import cli as live_cli  # pylint: disable=import-outside-toplevel
+  backend = _flag(args, "backend", live_cli.DEFAULT_BACKEND)
   export_dir = _flag(args, "export_dir")
   if backend != "keras" and export_dir:
     with open(os.path.join(export_dir, "manifest.json")) as f:

@@ -24,13 +24,16 @@ from fomm_tf.config import flagfiles
 BACKENDS = ("keras", "saved_model", "tflite", "onnx", "openvino")
 
 
-def define_backend_flags(flag_values):
-  """The model flags and what runs the networks (shared with `python -m fomm_tf.live`)."""
+def define_backend_flags(flag_values, default_backend="keras"):
+  """The model flags and what runs the networks (shared with `python -m fomm_tf.live`, whose default backend is
+  openvino)."""
   cli.define_model_flags(flag_values)
   kw = {"flag_values": flag_values}
   flags.DEFINE_enum(
-      "backend", "keras", list(BACKENDS), "What runs the networks (onnx: ONNX Runtime, needs "
-      "pip install fomm-tf[onnx]; openvino: the ONNX files on OpenVINO, needs fomm-tf[openvino]).", **kw)
+      "backend", default_backend, list(BACKENDS),
+      "What runs the networks: keras (TensorFlow); openvino (OpenVINO Runtime: the Keras model converted in "
+      "memory, or with --export_dir the export's ONNX files, which need fomm-tf[openvino]); onnx (ONNX Runtime, "
+      "needs fomm-tf[onnx]); saved_model, tflite (an --export_dir).", **kw)
   flags.DEFINE_string("export_dir", None, "Export directory (from fomm_tf.export) for "
                       "--backend=saved_model|tflite|onnx|openvino.", **kw)
   flags.DEFINE_boolean(
@@ -59,11 +62,17 @@ def make_backend(flag_values, cfg):
                      f"precision it was exported in (--quantize)")
   if flag_values.backend == "keras":
     from fomm_tf.inference import keras_backend  # pylint: disable=import-outside-toplevel
-    if cfg is None:
-      print(f"using the built-in {builtin.CONFIG} model (trained on synthetic puppets)")
-      return keras_backend.KerasBackend(builtin.load_builtin_model(dtype=flag_values.mixed_precision))
-    return keras_backend.KerasBackend(
-        cli.load_model(cfg, cli.checkpoint_flag(flag_values), dtype=flag_values.mixed_precision))
+    return keras_backend.KerasBackend(_keras_model(flag_values, cfg))
+  if flag_values.backend == "openvino" and not flag_values.export_dir:
+    if flag_values.quantize != "float32":
+      raise UsageError(f"--backend=openvino converts the Keras model in float32; --quantize={flag_values.quantize} "
+                       f"runs an export's ONNX files: pass --export_dir (written by fomm_tf.export --formats=onnx)")
+    from fomm_tf.inference import exported_backends  # pylint: disable=import-outside-toplevel
+    exported_backends.import_openvino(files=False)  # Before the model loads: a missing OpenVINO is one line at once.
+    from fomm_tf.inference import openvino_model  # pylint: disable=import-outside-toplevel
+    model = _keras_model(flag_values, cfg)
+    print("converting the networks to OpenVINO (float32, in memory)")
+    return openvino_model.OpenVinoModelBackend(model)
   if not flag_values.export_dir:
     raise UsageError(f"--backend={flag_values.backend} needs --export_dir (a directory written by fomm_tf.export)")
   from fomm_tf.inference import exported_backends  # pylint: disable=import-outside-toplevel
@@ -75,11 +84,21 @@ def make_backend(flag_values, cfg):
                                          allow_modified=flag_values.allow_modified_export)
 
 
+def _keras_model(flag_values, cfg):
+  """The model of the flags: with no config the built-in one, else the config with --checkpoint."""
+  if cfg is None:
+    print(f"using the built-in {builtin.CONFIG} model (trained on synthetic puppets)")
+    return builtin.load_builtin_model(dtype=flag_values.mixed_precision)
+  return cli.load_model(cfg, cli.checkpoint_flag(flag_values), dtype=flag_values.mixed_precision)
+
+
 def use_samples(flag_values):
   """With no media and no checkpoint, and no model or a built-in one, animate the built-in sample."""
   if flag_values.source_image or flag_values.driving_video:
     return False
-  if flag_values.checkpoint is not None or flag_values.backend != "keras":
+  runs_keras_model = flag_values.backend == "keras" or (flag_values.backend == "openvino" and
+                                                        not flag_values.export_dir)
+  if flag_values.checkpoint is not None or not runs_keras_model:
     return False
   if cli.config_flags_given(flag_values) and builtin.builtin_name(cli.resolve_config(flag_values)) is None:
     return False

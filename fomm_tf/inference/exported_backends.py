@@ -26,10 +26,13 @@ from fomm_tf.inference import export_layout as layout
 
 BATCH_MODES = ("loop", "resize")
 MISSING_ONNXRUNTIME = "--backend=onnx needs ONNX Runtime: pip install fomm-tf[onnx] (or pip install onnxruntime)"
-MISSING_OPENVINO = "--backend=openvino needs OpenVINO: pip install fomm-tf[openvino] (or pip install openvino onnx)"
+MISSING_OPENVINO = ("--backend=openvino needs OpenVINO, a dependency of fomm-tf: pip install openvino (or pass "
+                    "--backend=keras)")
+MISSING_ONNX_FOR_OPENVINO = ("--backend=openvino --export_dir needs the onnx package to check the ONNX files: "
+                             "pip install fomm-tf[openvino] (or pip install onnx)")
 
 
-def _check_frames(frames, frame_shape, what):
+def check_frames(frames, frame_shape, what):
   frames = np.asarray(frames)
   if frames.ndim == 3:
     frames = frames[np.newaxis]
@@ -63,8 +66,8 @@ def _normalize_inputs(backend, kp_source, kp_driving, kp_driving_initial, adapt_
                                     use_relative_jacobian=np.array(bool(use_relative_jacobian)))
 
 
-def _check_one_source(source, frame_shape):
-  source = _check_frames(source, frame_shape, "prepare_source")
+def check_one_source(source, frame_shape):
+  source = check_frames(source, frame_shape, "prepare_source")
   if source.shape[0] != 1:
     raise ValueError(f"prepare_source: expected one source frame, got a batch of {source.shape[0]}")
   return source
@@ -89,12 +92,17 @@ def _generate_inputs(backend, state, kp_source, kp_driving):
 def _check_batch_options(batch_mode, num_threads):
   if batch_mode not in BATCH_MODES:
     raise ValueError(f"batch_mode must be one of {', '.join(BATCH_MODES)}, got {batch_mode!r}")
+  return check_threads(num_threads)
+
+
+def check_threads(num_threads):
+  """The number of threads to run with: `num_threads`, or with None every CPU core."""
   if num_threads is not None and num_threads < 1:
     raise ValueError(f"num_threads must be >= 1, got {num_threads}")
   return num_threads or os.cpu_count() or 1
 
 
-def _run_batched(run, batch_mode, signature, inputs, batched_names):
+def run_batched(run, batch_mode, signature, inputs, batched_names):
   """Runs a batch in one call ("resize") or entry by entry ("loop"), concatenating the outputs."""
   batch = inputs[batched_names[0]].shape[0]
   if batch_mode == "resize" or batch == 1:
@@ -140,10 +148,10 @@ class SavedModelBackend(backend_lib.Backend):
     return {k: v.numpy() for k, v in outputs.items()}
 
   def detect_keypoints(self, frames):
-    return self._run("detect_keypoints", {"image": _check_frames(frames, self.frame_shape, "detect_keypoints")})
+    return self._run("detect_keypoints", {"image": check_frames(frames, self.frame_shape, "detect_keypoints")})
 
   def prepare_source(self, source):
-    return self._run("encode_source", {"source": _check_one_source(source, self.frame_shape)})
+    return self._run("encode_source", {"source": check_one_source(source, self.frame_shape)})
 
   def generate(self, state, kp_source, kp_driving):
     return self._run("generate_from_state", _generate_inputs(self, state, kp_source, kp_driving))["prediction"]
@@ -180,14 +188,14 @@ class _SignatureFilesBackend(backend_lib.Backend):
     return export_dir, manifest
 
   def _run_batched(self, signature, inputs, batched_names):
-    return _run_batched(self._run, self.batch_mode, signature, inputs, batched_names)
+    return run_batched(self._run, self.batch_mode, signature, inputs, batched_names)
 
   def detect_keypoints(self, frames):
-    frames = _check_frames(frames, self.frame_shape, "detect_keypoints")
+    frames = check_frames(frames, self.frame_shape, "detect_keypoints")
     return self._run_batched("detect_keypoints", {"image": frames}, ("image",))
 
   def prepare_source(self, source):
-    return self._run("encode_source", {"source": _check_one_source(source, self.frame_shape)})
+    return self._run("encode_source", {"source": check_one_source(source, self.frame_shape)})
 
   def generate(self, state, kp_source, kp_driving):
     inputs = _generate_inputs(self, state, kp_source, kp_driving)
@@ -340,13 +348,21 @@ class OnnxBackend(_SignatureFilesBackend):
     return dict(zip(self._outputs[signature], values))
 
 
-def import_openvino():
-  """The openvino module, or a one-line UsageError naming the extra to install."""
+def import_openvino(files=True):
+  """The openvino module, or a one-line UsageError naming what to install.
+
+  Args:
+    files: whether exported ONNX files will be run, which the export checks read with the onnx package first.
+  """
   try:
     import openvino  # pylint: disable=import-outside-toplevel
-    import onnx  # pylint: disable=import-outside-toplevel,unused-import  (the export checks read the files first)
   except ImportError:
     raise UsageError(MISSING_OPENVINO) from None
+  if files:
+    try:
+      import onnx  # pylint: disable=import-outside-toplevel,unused-import
+    except ImportError:
+      raise UsageError(MISSING_ONNX_FOR_OPENVINO) from None
   return openvino
 
 
@@ -354,8 +370,10 @@ class OpenVinoBackend(_SignatureFilesBackend):
   """Runs the four ONNX files of an export directory with OpenVINO Runtime on the CPU (the same files as
   OnnxBackend, checked the same way before OpenVINO reads them).
 
-  openvino is an optional extra (pip install fomm-tf[openvino]); without it the
-  backend raises a one-line UsageError naming it.
+  openvino is a dependency of fomm-tf; onnx, with which the export checks read the
+  files first, is the extra fomm-tf[openvino]: without either the backend raises
+  a one-line UsageError naming it. (Without an export, --backend=openvino runs
+  the Keras model converted in memory: openvino_model.py.)
 
   Why a second engine for the same files: on a CPU without AVX512 (2-core AVX2
   machine, vox-256) OpenVINO runs the int8 files on integer kernels that pay,
@@ -385,8 +403,6 @@ class OpenVinoBackend(_SignatureFilesBackend):
     model_paths = [os.path.join(self.path, filename) for filename in layout.ONNX_FILES.values()]
     self._checked_export(model_paths, allow_modified, None, export_checks.check_onnx)
     core = ov.Core()
-    config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-    self._requests = threading.local()
     models = {}
     for signature, filename in layout.ONNX_FILES.items():
       with _openvino_errors(os.path.join(self.path, filename)):
@@ -400,22 +416,53 @@ class OpenVinoBackend(_SignatureFilesBackend):
             name: dims(shape) for name, shape in shapes.items()
         } for s, shapes in inputs.items()
     })
-    self._compiled = {}
+    compiled = {}
     for signature, model in models.items():
       with _openvino_errors(os.path.join(self.path, layout.ONNX_FILES[signature])):
         if batch_mode == "loop" and signature in ("detect_keypoints", "generate_from_state"):
           # The networks that _run_batched feeds one entry at a time; normalize_kp keeps its batch of B.
           model.reshape({name: _batch_one(shape) for name, shape in inputs[signature].items()})
-        self._compiled[signature] = core.compile_model(model, "CPU", config)
+        compiled[signature] = core.compile_model(model, "CPU", openvino_config(threads))
+    self._networks = OpenVinoNetworks(compiled, {s: [o.get_any_name() for o in c.outputs] for s, c in compiled.items()})
 
   def _run(self, signature, inputs):
-    # One infer request per thread and network: a request holds the network's buffers, so two threads (the web
-    # app's --concurrency) must not share one, and making one per call would allocate them every frame.
+    return self._networks(signature, inputs)
+
+
+def openvino_config(threads):
+  """OpenVINO's CPU settings for fomm-tf's networks: `threads` inference threads, float32 arithmetic (it would
+  compute in bfloat16 on CPUs that have it) and the latency hint (vox-256's int8 generator took 377 ms a frame
+  against 583-661 with the throughput hint on the 2-core AVX2 machine)."""
+  return {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+
+
+class OpenVinoNetworks:
+  """Compiled OpenVINO networks by signature, called as `run(signature, inputs)` -> {output name: array}.
+
+  One infer request per thread and network: a request holds the network's buffers, so two threads (the web app's
+  --concurrency) must not share one, and making one per call would allocate them every frame.
+
+  Args:
+    compiled: {signature: openvino CompiledModel}.
+    output_names: {signature: the names its outputs get, in the order of the CompiledModel's outputs}.
+  """
+
+  def __init__(self, compiled, output_names):
+    for signature, names in output_names.items():
+      if len(compiled[signature].outputs) != len(names):
+        raise AssertionError(f"OpenVINO's {signature} network has {len(compiled[signature].outputs)} outputs, "
+                             f"expected {len(names)} ({', '.join(names)})")
+    self._compiled = compiled
+    self._output_names = output_names
+    self._requests = threading.local()
+
+  def __call__(self, signature, inputs):
     requests = self._requests.__dict__.setdefault("by_signature", {})
     if signature not in requests:
       requests[signature] = self._compiled[signature].create_infer_request()
     results = requests[signature].infer(inputs)  # Copies the outputs out of the request's buffers.
-    return {output.get_any_name(): np.asarray(results[output]) for output in self._compiled[signature].outputs}
+    compiled = self._compiled[signature]
+    return {name: np.asarray(results[output]) for name, output in zip(self._output_names[signature], compiled.outputs)}
 
 
 @contextlib.contextmanager

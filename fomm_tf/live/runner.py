@@ -38,6 +38,12 @@ class Captured:
   arrival: float  # time.monotonic() when the frame became available.
 
 
+def is_file(spec):
+  """Whether the camera `spec` names a video file (not a camera index, a /dev/video device or a stream URL)."""
+  spec = str(spec)
+  return not (spec.isdigit() or spec.startswith("/dev/video") or "://" in spec)
+
+
 def open_camera(spec):
   """An av container for `spec`: a camera index or device (v4l2), a video file, or a stream URL.
 
