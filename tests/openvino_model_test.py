@@ -34,6 +34,12 @@ class OpenVinoModelBackendTest(testing.TestCase):
     self.assertEqual(set(kp), {"value", "jacobian"})
     for key in kp:
       self.assertLessEqual(util.max_abs(kp[key], expected_kp[key].numpy()), KP_TOL, key)
+    state, one = backend.prepare_source(frames[:1]), {k: v[:1] for k, v in kp.items()}
+    with self.assertRaisesRegex(ValueError, "generate kp_driving: its arrays differ in batch size"):
+      backend.generate(state, one, {"value": kp["value"], "jacobian": one["jacobian"]})
+    with self.assertRaisesRegex(ValueError, "generate: kp_source must be of the one prepared source, batch 1, got "
+                                "batch 1, 3"):
+      backend.generate(state, {"value": one["value"], "jacobian": kp["jacobian"]}, one)
 
   def test_the_builtin_model_animates_the_sample_like_keras(self):
     # The trained built-in model on its own sample (on random frames its relative Jacobians magnify rounding).
@@ -89,15 +95,15 @@ class TinyModelTest(testing.TestCase):
 class OpenVinoCommandsTest(testing.AnimateFixtures, testing.TestCase):
 
   def test_animate_with_openvino_and_no_export(self):
-    # The built-in model (OpenVinoModelBackendTest compares its frames with Keras').
+    # The tiny model (random weights; OpenVinoModelBackendTest compares trained models' frames with Keras').
     result = os.path.join(self.dir, "openvino.mp4")
-    code, stdout, stderr = testing.run_cli(animate_cli, "--backend=openvino", f"--source_image={self.source_png}",
-                                           f"--driving_video={self.driving_mp4}", f"--result_video={result}")
+    code, stdout, stderr = testing.run_cli(animate_cli, f"--flagfile={self.flagfile}", "--backend=openvino",
+                                           f"--source_image={self.source_png}", f"--driving_video={self.driving_mp4}",
+                                           f"--result_video={result}")
     self.assertEqual(code, 0, stderr[-2000:])
-    self.assertIn("using the built-in synthetic-128 model", stdout)
     self.assertIn("converting the networks to OpenVINO", stdout)
     frames = media.read_video_frames(result)
-    self.assertEqual((len(frames), frames[0].shape), (self.DRIVING_FRAMES, (128, 128, 3)))
+    self.assertEqual((len(frames), frames[0].shape), (self.DRIVING_FRAMES, (64, 64, 3)))
 
   def test_int8_needs_an_export(self):
     outcome = testing.run_cli(animate_cli, "--backend=openvino", "--quantize=int8")

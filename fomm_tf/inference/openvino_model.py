@@ -63,7 +63,6 @@ class OpenVinoModelBackend(backend_lib.Backend):
         "encode_source": (lambda source: generation.encode_source(model.generator, source), [frames("source")]),
         "generate_from_state": (generate, state_specs + kp_specs("kp_source") + kp_specs("kp_driving")),
     }
-    self._input_names = {signature: [spec.name for spec in specs] for signature, (_, specs) in functions.items()}
     output_names = {
         "detect_keypoints": self._kp_keys,
         "encode_source": self._state_keys,
@@ -112,9 +111,10 @@ class OpenVinoModelBackend(backend_lib.Backend):
           raise ValueError(
               f"generate {prefix}: expected '{key}' of shape (B, {', '.join(map(str, self._kp_shapes[key]))})")
         inputs[f"{prefix}_{key}"] = value
-    if inputs["kp_source_value"].shape[0] != 1:
-      raise ValueError(f"generate: kp_source must be of the one prepared source, batch 1, "
-                       f"got batch {inputs['kp_source_value'].shape[0]}")
+    source_batches = {inputs[f"kp_source_{key}"].shape[0] for key in self._kp_keys}
+    if source_batches != {1}:
+      raise ValueError(f"generate: kp_source must be of the one prepared source, batch 1, got batch "
+                       f"{', '.join(map(str, sorted(source_batches)))}")
     driving = tuple(f"kp_driving_{key}" for key in self._kp_keys)
     if len({inputs[name].shape[0] for name in driving}) != 1:
       raise ValueError("generate kp_driving: its arrays differ in batch size")
