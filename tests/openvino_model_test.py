@@ -9,6 +9,7 @@ from absl.testing import absltest
 
 from fomm_tf import builtin
 from fomm_tf.animation import cli as animate_cli
+from fomm_tf.app import models as app_models
 from fomm_tf.inference import keras_backend
 from fomm_tf.inference import openvino_model
 from fomm_tf.inference import pipeline
@@ -104,6 +105,14 @@ class OpenVinoCommandsTest(testing.AnimateFixtures, testing.TestCase):
     self.assertIn("converting the networks to OpenVINO", stdout)
     frames = media.read_video_frames(result)
     self.assertEqual((len(frames), frames[0].shape), (self.DRIVING_FRAMES, (64, 64, 3)))
+
+  def test_the_app_offers_the_builtin_models_on_openvino(self):
+    registry = app_models.ModelRegistry()
+    self.assertEqual(registry.choice_labels(app_models.BUILTIN_LITE),
+                     ["keras float32", "keras bfloat16", "openvino float32"])
+    backend = registry.backend(app_models.BUILTIN_LITE, "openvino float32")
+    self.assertIsInstance(backend, openvino_model.OpenVinoModelBackend)
+    self.assertEqual(backend.frame_shape, (128, 128, 3))
 
   def test_int8_needs_an_export(self):
     outcome = testing.run_cli(animate_cli, "--backend=openvino", "--quantize=int8")

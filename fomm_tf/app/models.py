@@ -8,10 +8,11 @@ In that folder (and its direct subfolders) a model is:
   `.flags` file or a `.config` file;
 * an export directory (it has the `manifest.json` of `python -m fomm_tf.export`),
   offered with its SavedModel and each TFLite and ONNX variant it holds (ONNX with the onnx extra; each ONNX
-  variant also on OpenVINO when the openvino extra is installed). Its files are
+  variant also on OpenVINO, which needs the openvino extra's onnx). Its files are
   checked like the command line's --export_dir (docs/security.md) when it is first used; --allow_modified_export
   applies here too.
-A model is loaded the first time it is used and then kept.
+The built-in and checkpoint models are offered on Keras (float32, bfloat16) and on OpenVINO (float32,
+converted in memory). A model is loaded the first time it is used and then kept.
 """
 
 import dataclasses
@@ -37,7 +38,8 @@ class ModelEntry:
   kind: str  # "builtin", "checkpoint" or "export"
   path: Optional[str] = None
   config: Optional[str] = None  # A flagfile path or config name (checkpoints; the model's name for built-ins).
-  choices: Tuple[Tuple[str, str], ...] = (("keras", "float32"), ("keras", "bfloat16"))
+  # A Keras model also runs on OpenVINO, converted in memory (live's default engine; docs/live.md).
+  choices: Tuple[Tuple[str, str], ...] = (("keras", "float32"), ("keras", "bfloat16"), ("openvino", "float32"))
 
   @property
   def crop(self):
@@ -147,11 +149,16 @@ def _build(entry, backend_name, precision, allow_modified_export):
   from fomm_tf.checkpoint import loading
   from fomm_tf.inference import exported_backends
   from fomm_tf.inference import keras_backend
+  from fomm_tf.inference import openvino_model
   dtype = None if precision == "float32" else precision
-  if entry.kind == "builtin":
-    return keras_backend.KerasBackend(builtin.load_builtin_model(entry.config, dtype=dtype))
-  if entry.kind == "checkpoint":
-    return keras_backend.KerasBackend(loading.load_model(entry.config, checkpoint=entry.path, dtype=dtype))
+  if entry.kind in ("builtin", "checkpoint"):
+    if entry.kind == "builtin":
+      model = builtin.load_builtin_model(entry.config, dtype=dtype)
+    else:
+      model = loading.load_model(entry.config, checkpoint=entry.path, dtype=dtype)
+    if backend_name == "openvino":
+      return openvino_model.OpenVinoModelBackend(model)
+    return keras_backend.KerasBackend(model)
   return exported_backends.open_exported(backend_name,
                                          entry.path,
                                          quantize=precision,
