@@ -1,6 +1,7 @@
 """--backend=openvino without an export (live's default): Keras models converted in memory, against Keras; the
 commands that use it and their refusals."""
 
+import itertools
 import os
 
 import fomm_tf
@@ -8,12 +9,14 @@ import numpy as np
 from absl.testing import absltest
 
 from fomm_tf import builtin
+from fomm_tf import errors
 from fomm_tf.animation import cli as animate_cli
 from fomm_tf.app import models as app_models
 from fomm_tf.inference import keras_backend
 from fomm_tf.inference import openvino_model
 from fomm_tf.inference import pipeline
 from fomm_tf.io import media
+from fomm_tf.ops import normalize_kp as normalize_lib
 from tests import export_test_util as util
 from tests import testing
 
@@ -85,6 +88,23 @@ class TinyModelTest(testing.TestCase):
       self.backend.generate(state, kp, {"value": kp["value"][..., :1]})
     with self.assertRaisesRegex(ValueError, "generate: kp_source must be of the one prepared source"):
       self.backend.generate(state, {"value": np.concatenate([kp["value"]] * 2)}, kp)
+
+  def test_relative_motion_is_ops_normalize_kp_run_eagerly(self):
+    # Backend.normalize_kp runs it as a graph (one per combination of the flags).
+    rng = np.random.default_rng(0)
+    kp = lambda batch: {
+        "value": rng.uniform(-1, 1, (batch, 10, 2)).astype(np.float32),
+        "jacobian": (np.eye(2) + 0.2 * rng.normal(size=(batch, 10, 2, 2))).astype(np.float32)
+    }
+    source, driving, initial = kp(1), kp(3), kp(1)
+    for flags in itertools.product((False, True), repeat=3):
+      got = self.backend.normalize_kp(source, driving, initial, *flags)
+      want = normalize_lib.normalize_kp(source, driving, initial, *flags)
+      for key in ("value", "jacobian"):
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-6, atol=1e-6, err_msg=f"{flags} {key}")
+    collinear = {"value": np.stack([np.linspace(-0.5, 0.5, 10)] * 2, axis=-1)[None].astype(np.float32)}
+    with self.assertRaisesRegex(errors.AnimationError, "initial driving keypoints span no area"):
+      self.backend.normalize_kp({"value": source["value"]}, {"value": driving["value"]}, collinear, True, True, True)
 
   def test_a_mixed_precision_model_is_refused(self):
     model = fomm_tf.load_model(testing.tiny_config(), dtype="bfloat16")
