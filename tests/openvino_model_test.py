@@ -16,6 +16,7 @@ from fomm_tf.inference import keras_backend
 from fomm_tf.inference import openvino_model
 from fomm_tf.inference import pipeline
 from fomm_tf.io import media
+from fomm_tf.live import cli as live_cli
 from fomm_tf.ops import normalize_kp as normalize_lib
 from tests import export_test_util as util
 from tests import testing
@@ -134,11 +135,18 @@ class OpenVinoCommandsTest(testing.AnimateFixtures, testing.TestCase):
     self.assertIsInstance(backend, openvino_model.OpenVinoModelBackend)
     self.assertEqual(backend.frame_shape, (128, 128, 3))
 
-  def test_int8_needs_an_export(self):
+  def test_int8_needs_an_export_and_mixed_precision_is_for_keras(self):
     outcome = testing.run_cli(animate_cli, "--backend=openvino", "--quantize=int8")
     self.assertErrorLine(
         outcome, r"--backend=openvino converts the Keras model in float32; --quantize=int8 runs an "
         r"export's ONNX files: pass --export_dir")
+    outcome = testing.run_cli(live_cli,
+                              "--mixed_precision=bfloat16",
+                              f"--camera={self.driving_mp4}",
+                              handle_signals=False)
+    self.assertErrorLine(
+        outcome, r"--mixed_precision is for --backend=keras; --backend=openvino runs the Keras "
+        r"model converted in float32")
 
   def test_live_without_openvino_is_one_line_naming_it_and_the_keras_backend(self):
     live = testing.run_module_without("openvino", "fomm_tf.live", f"--camera={self.driving_mp4}")

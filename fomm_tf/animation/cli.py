@@ -58,8 +58,9 @@ def define_flags(flag_values):
 def make_backend(flag_values, cfg):
   """The Backend the flags ask for; with no config, the built-in model."""
   if flag_values.mixed_precision and flag_values.backend != "keras":
-    raise UsageError(f"--mixed_precision is for --backend=keras; --backend={flag_values.backend} runs the "
-                     f"precision it was exported in (--quantize)")
+    runs = ("the Keras model converted in float32" if flag_values.backend == "openvino" and not flag_values.export_dir
+            else "the precision it was exported in (--quantize)")
+    raise UsageError(f"--mixed_precision is for --backend=keras; --backend={flag_values.backend} runs {runs}")
   if flag_values.backend == "keras":
     from fomm_tf.inference import keras_backend  # pylint: disable=import-outside-toplevel
     return keras_backend.KerasBackend(_keras_model(flag_values, cfg))
