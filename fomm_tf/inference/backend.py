@@ -73,7 +73,7 @@ class Backend:
 def _normalize_graph():
   """ops.normalize_kp as a TensorFlow graph, traced once per combination of the flags (and generalised over the
   batch). Run eagerly, its few dozen small ops took 23 ms a frame on the 2-core AVX2 machine (live, vox-256-lite:
-  more than the keypoint detector); as one graph under 1 ms. A degenerate hull is reported by check_normalized.
+  more than the keypoint detector); as one graph 1.4 ms. A degenerate hull is reported by check_normalized.
   Imported here: it needs TensorFlow, which the exported backends (TFLite, ONNX) run without."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from fomm_tf.ops import normalize_kp as normalize_lib  # pylint: disable=import-outside-toplevel
