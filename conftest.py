@@ -25,11 +25,14 @@ LONGEST_FIRST = (
     "train_test.py::TrainFaultsTest",  # 51
     "export_full_size_test.py::FullSizeExportTest",  # 49
     "export_security_test.py::ExportSecurityTest",  # 48
+    "openvino_model_test.py::OpenVinoCommandsTest",  # 53 (clean clone of 2026-12-04, AVX2 machine)
+    "openvino_model_test.py::OpenVinoModelBackendTest",  # 45
     "app_load_test.py::AppLoadTest",  # 40
     "animate_test.py::AnimateTest",  # 39
     "export_onnx_test.py::OnnxExportTest",  # 38
     "export_tflite_quantized_test.py::QuantizedExportTest",  # 35
     "distill_test.py::DistillTest",  # 31
+    "openvino_model_test.py::TinyModelTest",  # 30
     "train_test.py::FourStepRunTest",  # 27
     "data_safety_test.py::SignalsTest",  # 25
     "export_cli_test.py::ExportCliTest",  # 25
