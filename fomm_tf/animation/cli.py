@@ -58,13 +58,13 @@ def define_flags(flag_values):
 def make_backend(flag_values, cfg):
   """The Backend the flags ask for; with no config, the built-in model."""
   if flag_values.mixed_precision and flag_values.backend != "keras":
-    runs = ("the Keras model converted in float32" if flag_values.backend == "openvino" and not flag_values.export_dir
-            else "the precision it was exported in (--quantize)")
+    runs = ("the Keras model converted in float32"
+            if _converts_keras_model(flag_values) else "the precision it was exported in (--quantize)")
     raise UsageError(f"--mixed_precision is for --backend=keras; --backend={flag_values.backend} runs {runs}")
   if flag_values.backend == "keras":
     from fomm_tf.inference import keras_backend  # pylint: disable=import-outside-toplevel
     return keras_backend.KerasBackend(_keras_model(flag_values, cfg))
-  if flag_values.backend == "openvino" and not flag_values.export_dir:
+  if _converts_keras_model(flag_values):
     if flag_values.quantize != "float32":
       raise UsageError(f"--backend=openvino converts the Keras model in float32; --quantize={flag_values.quantize} "
                        f"runs an export's ONNX files: pass --export_dir (written by fomm_tf.export --formats=onnx)")
@@ -85,6 +85,11 @@ def make_backend(flag_values, cfg):
                                          allow_modified=flag_values.allow_modified_export)
 
 
+def _converts_keras_model(flag_values):
+  """Whether the backend is OpenVINO on the Keras model converted in memory (--backend=openvino, no export)."""
+  return flag_values.backend == "openvino" and not flag_values.export_dir
+
+
 def _keras_model(flag_values, cfg):
   """The model of the flags: with no config the built-in one, else the config with --checkpoint."""
   if cfg is None:
@@ -97,8 +102,7 @@ def use_samples(flag_values):
   """With no media and no checkpoint, and no model or a built-in one, animate the built-in sample."""
   if flag_values.source_image or flag_values.driving_video:
     return False
-  runs_keras_model = flag_values.backend == "keras" or (flag_values.backend == "openvino" and
-                                                        not flag_values.export_dir)
+  runs_keras_model = flag_values.backend == "keras" or _converts_keras_model(flag_values)
   if flag_values.checkpoint is not None or not runs_keras_model:
     return False
   if cli.config_flags_given(flag_values) and builtin.builtin_name(cli.resolve_config(flag_values)) is None:

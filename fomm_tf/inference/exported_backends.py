@@ -32,7 +32,7 @@ MISSING_ONNX_FOR_OPENVINO = ("--backend=openvino --export_dir needs the onnx pac
                              "pip install fomm-tf[openvino] (or pip install onnx)")
 
 
-def check_frames(frames, frame_shape, what):
+def _check_frames(frames, frame_shape, what):
   frames = np.asarray(frames)
   if frames.ndim == 3:
     frames = frames[np.newaxis]
@@ -66,8 +66,8 @@ def _normalize_inputs(backend, kp_source, kp_driving, kp_driving_initial, adapt_
                                     use_relative_jacobian=np.array(bool(use_relative_jacobian)))
 
 
-def check_one_source(source, frame_shape):
-  source = check_frames(source, frame_shape, "prepare_source")
+def _check_one_source(source, frame_shape):
+  source = _check_frames(source, frame_shape, "prepare_source")
   if source.shape[0] != 1:
     raise ValueError(f"prepare_source: expected one source frame, got a batch of {source.shape[0]}")
   return source
@@ -102,7 +102,7 @@ def check_threads(num_threads):
   return num_threads or os.cpu_count() or 1
 
 
-def run_batched(run, batch_mode, signature, inputs, batched_names):
+def _run_batched(run, batch_mode, signature, inputs, batched_names):
   """Runs a batch in one call ("resize") or entry by entry ("loop"), concatenating the outputs."""
   batch = inputs[batched_names[0]].shape[0]
   if batch_mode == "resize" or batch == 1:
@@ -148,10 +148,10 @@ class SavedModelBackend(backend_lib.Backend):
     return {k: v.numpy() for k, v in outputs.items()}
 
   def detect_keypoints(self, frames):
-    return self._run("detect_keypoints", {"image": check_frames(frames, self.frame_shape, "detect_keypoints")})
+    return self._run("detect_keypoints", {"image": _check_frames(frames, self.frame_shape, "detect_keypoints")})
 
   def prepare_source(self, source):
-    return self._run("encode_source", {"source": check_one_source(source, self.frame_shape)})
+    return self._run("encode_source", {"source": _check_one_source(source, self.frame_shape)})
 
   def generate(self, state, kp_source, kp_driving):
     return self._run("generate_from_state", _generate_inputs(self, state, kp_source, kp_driving))["prediction"]
@@ -163,9 +163,10 @@ class SavedModelBackend(backend_lib.Backend):
     return backend_lib.check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)
 
 
-class _SignatureFilesBackend(backend_lib.Backend):
-  """A Backend over one file per export signature (TFLite, ONNX): subclasses run a signature in `_run`, with
-  `frame_shape`, `batch_mode` set; batching, input checks and the Backend methods are shared."""
+class SignatureBackend(backend_lib.Backend):
+  """A Backend over one network per export signature (the TFLite or ONNX files, or networks converted in memory:
+  openvino_model.py): subclasses run a signature in `_run`, with `frame_shape`, `batch_mode` set; batching, input
+  checks and the Backend methods are shared."""
 
   def _run(self, signature, inputs):
     raise NotImplementedError
@@ -188,14 +189,14 @@ class _SignatureFilesBackend(backend_lib.Backend):
     return export_dir, manifest
 
   def _run_batched(self, signature, inputs, batched_names):
-    return run_batched(self._run, self.batch_mode, signature, inputs, batched_names)
+    return _run_batched(self._run, self.batch_mode, signature, inputs, batched_names)
 
   def detect_keypoints(self, frames):
-    frames = check_frames(frames, self.frame_shape, "detect_keypoints")
+    frames = _check_frames(frames, self.frame_shape, "detect_keypoints")
     return self._run_batched("detect_keypoints", {"image": frames}, ("image",))
 
   def prepare_source(self, source):
-    return self._run("encode_source", {"source": check_one_source(source, self.frame_shape)})
+    return self._run("encode_source", {"source": _check_one_source(source, self.frame_shape)})
 
   def generate(self, state, kp_source, kp_driving):
     inputs = _generate_inputs(self, state, kp_source, kp_driving)
@@ -209,7 +210,7 @@ class _SignatureFilesBackend(backend_lib.Backend):
     return backend_lib.check_normalized(self._run("normalize_kp", inputs), adapt_movement_scale)
 
 
-class TFLiteBackend(_SignatureFilesBackend):
+class TFLiteBackend(SignatureBackend):
   """Runs the four TFLite files of one quantisation variant with the LiteRT interpreter.
 
   Args:
@@ -297,7 +298,7 @@ def onnx_session(model, num_threads=None):
     raise ExportError(f"{what}: not a usable ONNX model: {one_line(error)}") from None
 
 
-class OnnxBackend(_SignatureFilesBackend):
+class OnnxBackend(SignatureBackend):
   """Runs the four ONNX files of an export directory with ONNX Runtime (CPU).
 
   onnxruntime is an optional extra (pip install fomm-tf[onnx]); without it the
@@ -366,7 +367,7 @@ def import_openvino(files=True):
   return openvino
 
 
-class OpenVinoBackend(_SignatureFilesBackend):
+class OpenVinoBackend(SignatureBackend):
   """Runs the four ONNX files of an export directory with OpenVINO Runtime on the CPU (the same files as
   OnnxBackend, checked the same way before OpenVINO reads them).
 

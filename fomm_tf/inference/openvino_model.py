@@ -16,11 +16,12 @@ from fomm_tf.inference import exported_backends
 from fomm_tf.inference import generation
 
 
-class OpenVinoModelBackend(backend_lib.Backend):
+class OpenVinoModelBackend(exported_backends.SignatureBackend):
   """A Backend over a float32 FommModel, its detector, source encoder and generator run by OpenVINO Runtime.
 
   Each network is compiled for one frame (OpenVINO's CPU kernels are faster on static shapes); a batch of B runs
-  as B calls. Relative motion (normalize_kp) stays in TensorFlow: it is a few hundred numbers a frame.
+  as B calls. Relative motion (normalize_kp) stays in TensorFlow (Backend's graph): it is a few hundred numbers a
+  frame.
 
   Args:
     model: a FommModel built under the float32 policy (bfloat16 or float16 models are refused).
@@ -90,15 +91,13 @@ class OpenVinoModelBackend(backend_lib.Backend):
           raise AssertionError(f"{signature}: output {k} of the converted network is not {names[k:k + 1]}")
       converted = ov.Model(outputs, converted.get_parameters(), signature)
       compiled[signature] = core.compile_model(converted, "CPU", exported_backends.openvino_config(threads))
-    self._run = exported_backends.OpenVinoNetworks(compiled, output_names)
+    self._networks = exported_backends.OpenVinoNetworks(compiled, output_names)
 
-  def detect_keypoints(self, frames):
-    frames = exported_backends.check_frames(frames, self.frame_shape, "detect_keypoints")
-    return exported_backends.run_batched(self._run, self.batch_mode, "detect_keypoints", {"image": frames}, ("image",))
+  def _run(self, signature, inputs):
+    return self._networks(signature, inputs)
 
-  def prepare_source(self, source):
-    source = exported_backends.check_one_source(source, self.frame_shape)
-    return self._run("encode_source", {"source": source})
+  # Not the export's normalize_kp network: none was converted.
+  normalize_kp = backend_lib.Backend.normalize_kp
 
   def generate(self, state, kp_source, kp_driving):
     if not isinstance(state, dict) or sorted(state) != self._state_keys:
@@ -118,5 +117,4 @@ class OpenVinoModelBackend(backend_lib.Backend):
     driving = tuple(f"kp_driving_{key}" for key in self._kp_keys)
     if len({inputs[name].shape[0] for name in driving}) != 1:
       raise ValueError("generate kp_driving: its arrays differ in batch size")
-    return exported_backends.run_batched(self._run, self.batch_mode, "generate_from_state", inputs,
-                                         driving)["prediction"]
+    return self._run_batched("generate_from_state", inputs, driving)["prediction"]
