@@ -14,9 +14,44 @@ from fomm_tf.models import fomm_model
 from fomm_tf.training import loss_scale as loss_scale_lib
 
 
+@keras.saving.register_keras_serializable(package="fomm_tf")
+class FusedAdam(keras.optimizers.Adam):
+  """Keras' Adam (same variables, same checkpoints, same update rule), each variable updated by one fused kernel.
+
+  Keras writes Adam's update as about ten element-wise ops per variable; TensorFlow's ResourceApplyAdam does the
+  same arithmetic (`m += (g - m)(1 - b1)`, `v += (g^2 - v)(1 - b2)`, `w -= lr sqrt(1 - b2^t) / (1 - b1^t) m /
+  (sqrt(v) + eps)`) in one pass. Measured on the 2-core AVX2 CPU: a synthetic-128 step at batch 4 1.05 -> 0.98 s,
+  its first step (the trace) 11.4 -> 9.1 s; the tiny test model's trace 1 s shorter. One difference besides the
+  order of roundings: the kernel computes 1 - b2 in float32 (0.00099998713 where Keras and PyTorch use 0.001), so v
+  is 1.3e-5 smaller, relatively, and each step 6.4e-6 larger; far below what float32 gradients differ by.
+  """
+
+  def update_step(self, gradient, variable, learning_rate):
+    index = self._get_variable_index(variable)
+    dtype = variable.dtype
+    step = tf.cast(self.iterations + 1, dtype)
+    beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+    # Under a tf.distribute strategy this runs once per replica's copy (Strategy.update), where a mirrored slot's
+    # handle is that replica's.
+    tf.raw_ops.ResourceApplyAdam(var=_handle(variable),
+                                 m=_handle(self._momentums[index]),
+                                 v=_handle(self._velocities[index]),
+                                 beta1_power=tf.pow(beta_1, step),
+                                 beta2_power=tf.pow(beta_2, step),
+                                 lr=tf.cast(learning_rate, dtype),
+                                 beta1=beta_1,
+                                 beta2=beta_2,
+                                 epsilon=tf.cast(self.epsilon, dtype),
+                                 grad=tf.cast(gradient, dtype))
+
+
+def _handle(variable):
+  return (variable.value if isinstance(variable, keras.Variable) else variable).handle
+
+
 def adam(learning_rate):
   # Official: torch Adam with betas (0.5, 0.999) and eps 1e-8.
-  return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
+  return FusedAdam(learning_rate=learning_rate, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
 
 
 class TrainState:
