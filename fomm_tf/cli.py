@@ -223,6 +223,11 @@ def load_model(cfg, checkpoint, dtype=None):
   return loading.load_model(cfg, checkpoint=checkpoint or None, dtype=dtype)
 
 
+def converts_keras_model(flag_values):
+  """Whether --backend is OpenVINO on the Keras model converted in memory (--backend=openvino, no --export_dir)."""
+  return flag_values.backend == "openvino" and not flag_values.export_dir
+
+
 def load_model_from_flags(flag_values, dtype=None):
   """(config, FommModel for inference) from the config flags and --checkpoint."""
   checkpoint = checkpoint_flag(flag_values)

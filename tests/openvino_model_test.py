@@ -2,7 +2,9 @@
 commands that use it and their refusals."""
 
 import itertools
+import json
 import os
+import shutil
 
 import fomm_tf
 import numpy as np
@@ -12,6 +14,8 @@ from fomm_tf import builtin
 from fomm_tf import errors
 from fomm_tf.animation import cli as animate_cli
 from fomm_tf.app import models as app_models
+from fomm_tf.checkpoint import npz_weights
+from fomm_tf.evaluation import cli as evaluation_cli
 from fomm_tf.inference import keras_backend
 from fomm_tf.inference import openvino_model
 from fomm_tf.inference import pipeline
@@ -126,6 +130,31 @@ class OpenVinoCommandsTest(testing.AnimateFixtures, testing.TestCase):
     self.assertIn("converting the networks to OpenVINO", stdout)
     frames = media.read_video_frames(result)
     self.assertEqual((len(frames), frames[0].shape), (self.DRIVING_FRAMES, (64, 64, 3)))
+
+  def test_evaluate_with_openvino_and_no_export_scores_like_keras(self):
+    data = os.path.join(self.dir, "data", "test")
+    os.makedirs(data, exist_ok=True)
+    shutil.copy(self.driving_mp4, os.path.join(data, "clip.mp4"))
+    weights = npz_weights.save_npz_weights(testing.tiny_model(), self.tmp_path("tiny.weights.npz"))
+    scores, printed = {}, {}
+    for backend in ("openvino", "keras"):
+      output = os.path.join(self.tmp_dir(), backend)
+      code, stdout, stderr = testing.run_cli(evaluation_cli, f"--flagfile={self.flagfile}", f"--checkpoint={weights}",
+                                             f"--backend={backend}", f"--dataset_root={os.path.dirname(data)}",
+                                             f"--output_dir={output}")
+      self.assertEqual(code, 0, stderr[-2000:])
+      printed[backend] = stdout
+      with open(os.path.join(output, "reconstruction.json")) as f:
+        scores[backend] = json.load(f)
+    self.assertIn("converting the networks to OpenVINO", printed["openvino"])
+    self.assertEqual((scores["openvino"]["backend"], scores["openvino"]["num_frames"]),
+                     ("openvino", self.DRIVING_FRAMES))
+    self.assertNotIn("export_dir", scores["openvino"])
+    self.assertEqual(scores["openvino"]["checkpoint"], weights)
+    self.assertAlmostEqual(scores["openvino"]["l1"], scores["keras"]["l1"], delta=FRAME_TOL)
+    outcome = testing.run_cli(evaluation_cli, f"--flagfile={self.flagfile}", "--backend=openvino", "--quantize=int8",
+                              f"--dataset_root={os.path.dirname(data)}", f"--output_dir={self.tmp_dir()}/refused")
+    self.assertErrorLine(outcome, r"--backend=openvino converts the Keras model in float32; --quantize=int8 runs")
 
   def test_the_app_offers_the_builtin_models_on_openvino(self):
     registry = app_models.ModelRegistry()

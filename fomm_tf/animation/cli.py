@@ -59,21 +59,14 @@ def make_backend(flag_values, cfg):
   """The Backend the flags ask for; with no config, the built-in model."""
   if flag_values.mixed_precision and flag_values.backend != "keras":
     runs = ("the Keras model converted in float32"
-            if _converts_keras_model(flag_values) else "the precision it was exported in (--quantize)")
+            if cli.converts_keras_model(flag_values) else "the precision it was exported in (--quantize)")
     raise UsageError(f"--mixed_precision is for --backend=keras; --backend={flag_values.backend} runs {runs}")
   if flag_values.backend == "keras":
     from fomm_tf.inference import keras_backend  # pylint: disable=import-outside-toplevel
     return keras_backend.KerasBackend(_keras_model(flag_values, cfg))
-  if _converts_keras_model(flag_values):
-    if flag_values.quantize != "float32":
-      raise UsageError(f"--backend=openvino converts the Keras model in float32; --quantize={flag_values.quantize} "
-                       f"runs an export's ONNX files: pass --export_dir (written by fomm_tf.export --formats=onnx)")
-    from fomm_tf.inference import exported_backends  # pylint: disable=import-outside-toplevel
-    exported_backends.import_openvino(files=False)  # Before the model loads: a missing OpenVINO is one line at once.
+  if cli.converts_keras_model(flag_values):
     from fomm_tf.inference import openvino_model  # pylint: disable=import-outside-toplevel
-    model = _keras_model(flag_values, cfg)
-    print("converting the networks to OpenVINO (float32, in memory)")
-    return openvino_model.OpenVinoModelBackend(model)
+    return openvino_model.from_keras_model(lambda: _keras_model(flag_values, cfg), flag_values.quantize)
   if not flag_values.export_dir:
     raise UsageError(f"--backend={flag_values.backend} needs --export_dir (a directory written by fomm_tf.export)")
   from fomm_tf.inference import exported_backends  # pylint: disable=import-outside-toplevel
@@ -83,11 +76,6 @@ def make_backend(flag_values, cfg):
                                          flag_values.export_dir,
                                          flag_values.quantize,
                                          allow_modified=flag_values.allow_modified_export)
-
-
-def _converts_keras_model(flag_values):
-  """Whether the backend is OpenVINO on the Keras model converted in memory (--backend=openvino, no export)."""
-  return flag_values.backend == "openvino" and not flag_values.export_dir
 
 
 def _keras_model(flag_values, cfg):
@@ -102,7 +90,7 @@ def use_samples(flag_values):
   """With no media and no checkpoint, and no model or a built-in one, animate the built-in sample."""
   if flag_values.source_image or flag_values.driving_video:
     return False
-  runs_keras_model = flag_values.backend == "keras" or _converts_keras_model(flag_values)
+  runs_keras_model = flag_values.backend == "keras" or cli.converts_keras_model(flag_values)
   if flag_values.checkpoint is not None or not runs_keras_model:
     return False
   if cli.config_flags_given(flag_values) and builtin.builtin_name(cli.resolve_config(flag_values)) is None:

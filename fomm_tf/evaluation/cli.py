@@ -7,6 +7,8 @@
   python -m fomm_tf.evaluate ... --mode=animation [--num_pairs=50 --seed=0]
   # The same through an exported model (reconstruction and animation; --backend=onnx needs the onnx extra):
   python -m fomm_tf.evaluate --flagfile=configs/vox-256.flags --backend=onnx --export_dir=export/vox-256 ...
+  # The Keras model converted to OpenVINO in memory (no export; the CPU's fastest engine here):
+  python -m fomm_tf.evaluate --flagfile=configs/vox-256.flags --checkpoint=vox-cpk.pth.tar --backend=openvino ...
   # Figures (keypoints over frames, occlusion maps):
   python -m fomm_tf.evaluate ... --mode=visualize [--max_videos=4 --num_frames=4]
   # AKD / MKR of keypoints found by any external detector (no model needed):
@@ -59,7 +61,8 @@ def define_flags(flag_values):
       "backend", "keras", ["keras", *exported_backends.EXPORTED_BACKENDS],
       "What runs FOMM for reconstruction and animation: the Keras model (--checkpoint), or an export "
       "directory (--export_dir) through its SavedModel, TFLite or ONNX files (onnx: ONNX Runtime, "
-      "needs pip install fomm-tf[onnx]; openvino: the ONNX files on OpenVINO, needs fomm-tf[openvino]).", **kw)
+      "needs pip install fomm-tf[onnx]; openvino: the ONNX files on OpenVINO, needs fomm-tf[openvino]). "
+      "--backend=openvino without --export_dir converts the Keras model (--checkpoint) in memory.", **kw)
   flags.DEFINE_string("export_dir", None, "--backend=saved_model|tflite|onnx|openvino: a directory written by "
                       "python -m fomm_tf.export.", **kw)
   flags.DEFINE_string("quantize", "float32", "--backend=tflite|onnx|openvino: the variant to run.", **kw)
@@ -101,10 +104,10 @@ def _check_common_flags(flag_values):
     if flag_values.mode not in ("reconstruction", "animation") or flag_values.method != "fomm":
       raise EvaluationError(f"--backend={flag_values.backend} runs FOMM for --mode=reconstruction or animation "
                             "(--method=fomm); the baselines and figures use the Keras model (--backend=keras)")
-    if not flag_values.export_dir:
+    if not flag_values.export_dir and not cli.converts_keras_model(flag_values):
       raise EvaluationError(f"--backend={flag_values.backend} needs --export_dir (a directory written by "
                             "python -m fomm_tf.export)")
-    if flag_values.checkpoint is not None:
+    if flag_values.checkpoint is not None and flag_values.export_dir:
       raise EvaluationError(f"--checkpoint is for --backend=keras; --backend={flag_values.backend} runs the "
                             "weights of --export_dir")
   elif flag_values.export_dir:
@@ -119,12 +122,13 @@ def _header(flag_values, cfg):
   exported = ({
       "export_dir": os.path.abspath(flag_values.export_dir),
       "quantize": flag_values.quantize
-  } if flag_values.backend != "keras" else {})
+  } if flag_values.export_dir else {})
+  runs_keras_model = not flag_values.export_dir
   return {
       "mode": flag_values.mode,
       "method": flag_values.method,
       "config": cfg.source,
-      "checkpoint": flag_values.checkpoint or (cli.builtin_weights(cfg) if flag_values.backend == "keras" else None),
+      "checkpoint": flag_values.checkpoint or (cli.builtin_weights(cfg) if runs_keras_model else None),
       "backend": flag_values.backend,
       **exported, "dataset_root": os.path.abspath(flag_values.dataset_root),
       "fit": flag_values.fit
@@ -250,12 +254,23 @@ def _max_videos(flag_values, cfg):
 
 
 def _load_model(flag_values):
-  """(config, FommModel) with --backend=keras; (config, exported Backend) with an exported backend.
+  """(config, FommModel) with --backend=keras; (config, Backend) with another backend: the Keras model converted
+  to OpenVINO (--backend=openvino, no --export_dir), or an export.
 
   The config still sets the evaluation's own defaults (number of videos and pairs, relative motion).
   """
   if flag_values.backend == "keras":
     return cli.load_model_from_flags(flag_values)
+  if cli.converts_keras_model(flag_values):
+    from fomm_tf.inference import openvino_model  # pylint: disable=import-outside-toplevel
+    loaded = {}
+
+    def load():
+      loaded["config"], model = cli.load_model_from_flags(flag_values)
+      return model
+
+    backend = openvino_model.from_keras_model(load, flag_values.quantize)
+    return loaded["config"], backend
   cfg = cli.resolve_config(flag_values)
   if cfg is None:
     raise EvaluationError("no model config: pass --flagfile=configs/NAME.flags or --config=NAME (it sets the "
