@@ -221,6 +221,14 @@ class FourStepRunTest(tf.test.TestCase):
       for va, vb in zip(straight.state.optimizers[name].variables, resumed.state.optimizers[name].variables):
         self.assertAllClose(va.numpy(), vb.numpy(), rtol=1e-4, atol=1e-6, msg=f"{name} {va.path}")
 
+  def test_an_xla_compiled_step_gives_the_same_losses(self):
+    compiled = make_trainer(self.create_tempdir().full_path, max_steps=1, image_every=2, jit_compile=True)
+    compiled.train()
+    (step, losses), = compiled.history
+    self.assertEqual(step, self.straight.history[0][0])
+    for k, value in self.straight.history[0][1].items():
+      self.assertAllClose(losses[k], value, rtol=1e-4, atol=1e-6, msg=k)
+
   def test_checkpoint_loads_for_animation(self):
     model = fomm_tf.load_model(tiny_config(), checkpoint=self.model_dir)
     for name in ("kp_detector", "generator"):

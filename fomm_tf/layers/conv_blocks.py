@@ -7,6 +7,7 @@ networks) each conv is a depthwise-separable one (`layers/separable.py`).
 """
 
 import keras
+import tensorflow as tf
 
 from fomm_tf.layers import base
 from fomm_tf.layers import batch_norm
@@ -17,6 +18,18 @@ def upsample_nearest_2x(x):
   # A resize to a static size: UpSampling2D computes its output shape at run
   # time, which loses the height under a dynamic batch in TFLite conversion.
   return keras.ops.image.resize(x, (2 * x.shape[1], 2 * x.shape[2]), interpolation="nearest")
+
+
+@tf.custom_gradient
+def upsample_nearest_2x_for_training(x):
+  """upsample_nearest_2x whose gradient is the 2x2 sum of the output's (4 x average pooling, exact): the
+  resize's own gradient, ResizeNearestNeighborGrad, has no XLA kernel, so a training step with it cannot be
+  compiled (--jit_compile). Training only; exports keep the plain resize."""
+
+  def gradient(upstream):
+    return tf.nn.avg_pool2d(upstream, 2, 2, "VALID") * 4
+
+  return upsample_nearest_2x(x), gradient
 
 
 class _ConvNormBlock(base.Layer):
@@ -49,7 +62,8 @@ class UpBlock2d(_ConvNormBlock):
   """Nearest x2 upsampling -> conv3x3 -> BatchNorm -> ReLU."""
 
   def call(self, x, training=False):
-    x = self.norm(self.conv(upsample_nearest_2x(x)), training=training)
+    upsample = upsample_nearest_2x_for_training if training else upsample_nearest_2x
+    x = self.norm(self.conv(upsample(x)), training=training)
     return keras.activations.relu(x)
 
 
