@@ -222,7 +222,7 @@ class FourStepRunTest(tf.test.TestCase):
         self.assertAllClose(va.numpy(), vb.numpy(), rtol=1e-4, atol=1e-6, msg=f"{name} {va.path}")
 
   def test_an_xla_compiled_step_gives_the_same_losses(self):
-    compiled = make_trainer(self.create_tempdir().full_path, max_steps=1, image_every=2, jit_compile=True)
+    compiled = make_trainer(self.create_tempdir().full_path, max_steps=1, jit_compile=True)
     compiled.train()
     (step, losses), = compiled.history
     self.assertEqual(step, self.straight.history[0][0])
