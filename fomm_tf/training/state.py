@@ -16,7 +16,7 @@ from fomm_tf.training import loss_scale as loss_scale_lib
 
 @keras.saving.register_keras_serializable(package="fomm_tf")
 class FusedAdam(keras.optimizers.Adam):
-  """Keras' Adam (same variables, same checkpoints, same update rule), each variable updated by one fused kernel.
+  """Keras' Adam (the same variables and checkpoints), each variable updated by one fused kernel.
 
   Keras writes Adam's update as about ten element-wise ops per variable; TensorFlow's ResourceApplyAdam does the
   same arithmetic (`m += (g - m)(1 - b1)`, `v += (g^2 - v)(1 - b2)`, `w -= lr sqrt(1 - b2^t) / (1 - b1^t) m /
