@@ -136,8 +136,8 @@ class FusedAdamTest(testing.TestCase):
     keras_adam = keras.optimizers.Adam(learning_rate=1.0, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
     expected, expected_slots = _adam_run(keras_adam, initial, gradients, rates)
     self.assertIsInstance(state_lib.adam(1e-3), state_lib.FusedAdam)
-    for got, want in zip(fused, expected):
-      self.assertFalse(np.array_equal(got, initial[0] if got.shape == initial[0].shape else initial[1]))
+    for got, want, start in zip(fused, expected, initial):
+      self.assertFalse(np.array_equal(got, start))
       np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
     self.assertEqual(sorted(fused_slots), sorted(expected_slots))
     self.assertEqual(int(fused_slots["iteration"]), 3)
