@@ -132,8 +132,8 @@ class OpenVinoCommandsTest(testing.AnimateFixtures, testing.TestCase):
     self.assertEqual((len(frames), frames[0].shape), (self.DRIVING_FRAMES, (64, 64, 3)))
 
   def test_evaluate_with_openvino_and_no_export_scores_like_keras(self):
-    data = os.path.join(self.dir, "data", "test")
-    os.makedirs(data, exist_ok=True)
+    data = os.path.join(self.tmp_dir(), "data", "test")
+    os.makedirs(data)
     shutil.copy(self.driving_mp4, os.path.join(data, "clip.mp4"))
     weights = npz_weights.save_npz_weights(testing.tiny_model(), self.tmp_path("tiny.weights.npz"))
     scores, printed = {}, {}
