@@ -42,6 +42,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
   sys.path.insert(0, REPO_ROOT)
 
+from tools import machine  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 BACKENDS = ("keras", "keras_bfloat16", "saved_model", "tflite_float32", "tflite_float16", "tflite_dynamic_int8",
             "tflite_int8", "onnx_float32", "onnx_int8", "openvino_float32", "openvino_int8")
 # The benchmark names of the exported engines (engine_quantisation); openvino runs the ONNX files.
@@ -383,7 +385,7 @@ def main(argv):
     conv_rate = conv_rate_gflops()
     header = (f"{'backend':<8} {'quantisation':<13} {'batch':>5} {'GFLOP/frame':>11} {'API ms':>7} "
               f"{'command ms':>10} {'GFLOP/s':>8} {'% conv':>6} {'peak RSS MB':>11} {'PSNR dB':>8}")
-    print(f"{FLAGS.config}, random weights (seed {SEED}); {_cpu_name()}, {os.cpu_count()} cores; "
+    print(f"{FLAGS.config}, random weights (seed {SEED}); {machine.describe()}; "
           f"per further frame ({FLAGS.num_frames} frames after the first batch), fastest of "
           f"{FLAGS.repeats}; 3x3 convolution rate in this run: {conv_rate:.0f} GFLOP/s; PSNR against Keras float32 "
           "on the fixtures' trained model")
@@ -407,24 +409,6 @@ def main(argv):
             f"{row['peak_rss_mb']:>11.0f} {psnr}",
             flush=True)
     print(f"3x3 convolution rate at the end of the run: {conv_rate_gflops():.0f} GFLOP/s")
-
-
-def _cpu_name():
-  """The CPU model and its widest vector extensions (from /proc/cpuinfo)."""
-  name, features = "unknown CPU", set()
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        key, _, value = line.partition(":")
-        if key.strip() == "model name":
-          name = value.strip()
-        elif key.strip() == "flags":
-          features = set(value.split())
-          break
-  except OSError:
-    pass
-  wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
-  return f"{name} ({', '.join(w for w in wanted if w in features) or 'no AVX2'})"
 
 
 if __name__ == "__main__":

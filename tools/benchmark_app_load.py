@@ -9,9 +9,7 @@ per client count: jobs finished, refusals, jobs per minute, median and p95 wait 
 server's peak RSS, with the machine it ran on. tests/app_load_test.py uses the same helpers.
 """
 
-import contextlib
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -25,6 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # pylint: disable=wrong-import-position
 from absl import app  # pylint: disable=wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
+
+from tools import machine  # pylint: disable=wrong-import-position
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 URL_LINE = re.compile(r"fomm-tf web app on (http://\S+)")
@@ -144,15 +144,6 @@ def run_clients(url, num_clients, jobs_per_client, source, driving, download_dir
   return waits, refusals[0], time.monotonic() - start
 
 
-def machine():
-  cpu = "unknown CPU"
-  with contextlib.suppress(OSError):
-    with open("/proc/cpuinfo") as f:
-      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-      cpu = f"{names[0]}, {len(names)} cores" if names else cpu
-  return f"{platform.node()}: {cpu}, Python {platform.python_version()}"
-
-
 FLAGS = flags.FLAGS
 flags.DEFINE_list("clients", ["1", "4", "24"], "Numbers of clients at once.")
 flags.DEFINE_integer("jobs_per_client", 3, "Animations each client runs, one after the other.")
@@ -177,7 +168,7 @@ def main(argv):
                      server.peak_rss_mb()))
     finally:
       server.close()
-  print(f"machine: {machine()}")
+  print(f"machine: {machine.describe()}")
   print(f"built-in model, {FLAGS.frames} driving frames per job, --concurrency={FLAGS.concurrency} "
         f"--max_queue={FLAGS.max_queue}, {FLAGS.jobs_per_client} jobs per client")
   print(f"{'clients':>7} {'jobs':>5} {'refused':>7} {'jobs/min':>8} {'p50 wait s':>10} {'p95 wait s':>10} "

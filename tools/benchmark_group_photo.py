@@ -16,7 +16,6 @@ frames are streamed, so it should not grow with the length.
 """
 
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import flags  # pylint: disable=g-import-not-at-top
+
+from tools import machine  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,17 +38,6 @@ def define_flags(flag_values):
   flags.DEFINE_integer("batch_size", 8, "--batch_size (generator entries per call).", **kw)
   flags.DEFINE_integer("repeats", 3, "Timed passes per measurement; the fastest counts.", **kw)
   flags.DEFINE_list("memory_frames", ["50", "400"], "Driving video lengths for the memory runs (empty: none).", **kw)
-
-
-def _cpu():
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or "unknown CPU"
 
 
 def _speed_rows(flag_values):
@@ -124,7 +114,7 @@ def _memory_rows(flag_values, work):
 
 def run(flag_values):
   size, rows = _speed_rows(flag_values)
-  print(f"machine: {_cpu()}, {os.cpu_count()} CPU cores; model {flag_values.config or 'built-in'} ({size} px), "
+  print(f"machine: {machine.describe()}; model {flag_values.config or 'built-in'} ({size} px), "
         f"batch_size {flag_values.batch_size}, {flag_values.frames} driving frames, best of {flag_values.repeats}")
   print("| faces | generator calls | ms per driving frame |")
   print("|---|---|---|")

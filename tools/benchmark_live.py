@@ -17,7 +17,6 @@ starts at the first camera frame).
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import flags  # pylint: disable=g-import-not-at-top
+
+from tools import machine  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -116,8 +117,7 @@ def run(flag_values):
       raise SystemExit(f"{name}: fomm_tf.live exited with {done.returncode}")
     with open(stats) as f:
       rows.append((name, describe(args.split()), json.load(f)))
-  print(f"camera: {flag_values.camera_fps:g} fps, {flag_values.seconds:g} s; {os.cpu_count()} CPU cores "
-        f"({platform.processor() or platform.machine()})")
+  print(f"camera: {flag_values.camera_fps:g} fps, {flag_values.seconds:g} s; machine: {machine.describe()}")
   print("| setting | model | backend | precision | GFLOPs/frame | frames in | animated | dropped | fps | "
         "latency p50 ms | latency p95 ms |")
   print("|---|---|---|---|---|---|---|---|---|---|---|")

@@ -18,7 +18,6 @@ this CPU (the built-in sample, batch 8, after a warm-up, fastest of 3 runs). Liv
 
 import json
 import os
-import platform
 import sys
 import time
 
@@ -34,6 +33,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 from fomm_tf import builtin  # pylint: disable=g-import-not-at-top,wrong-import-position
 from fomm_tf import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 from fomm_tf.errors import UsageError  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tools import machine  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # A real frame differs from the background by more than this (max over channels) inside the puppet; elsewhere by
 # the PNG rounding alone (about 0.002).
@@ -75,12 +75,6 @@ class FrameMeasures:
 
   def sharpness(self):
     return float(np.mean(self.predicted) / np.mean(self.real))
-
-
-def machine():
-  with open("/proc/cpuinfo", encoding="utf-8") as f:
-    names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-  return f"{names[0] if names else 'unknown CPU'}, {len(names)} logical cores, {platform.node()}"
 
 
 def psnr(a, b):
@@ -193,7 +187,7 @@ def run(flag_values):
     ms = ms_per_further_frame(model, flag_values.batch_size)
     report[name] = {"gflops": gflops, "ms_per_frame": ms}
     print(f"| {name} | {gflops:.3f} | {ms:.1f} |")
-  print(f"(measured on {machine()})")
+  print(f"(measured on {machine.describe()})")
   if flag_values.demo_picture:
     write_demo_picture(models[builtin.CONFIG], flag_values.demo_picture)
   return report

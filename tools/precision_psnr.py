@@ -16,7 +16,6 @@ mean. The float32 rows also check that the export holds this model's weights (ab
 
 import itertools
 import os
-import platform
 import sys
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,6 +30,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 from fomm_tf import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 from fomm_tf.config import fomm_config  # pylint: disable=g-import-not-at-top,wrong-import-position
 from fomm_tf.errors import UsageError  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tools import machine  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # The config sections of the networks that animate (the discriminator only trains).
 NETWORK_SECTIONS = ("model", "kp_detector", "generator", "dense_motion")
@@ -110,7 +110,7 @@ def run(flag_values):
         evaluation.psnr(animate(backend, src, driving), ref) for (_, src, driving), ref in zip(clips, references)
     ]
   print(f"{cfg.source} at {size}x{size}, {flag_values.export_dir}; PSNR dB against Keras float32; "
-        f"{platform.processor() or platform.machine()}")
+        f"{machine.describe()}")
   print("| variant | min | mean | " + " | ".join(name for name, _, _ in clips) + " |")
   print("|---" * (3 + len(clips)) + "|")
   for name, values in results.items():
