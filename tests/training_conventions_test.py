@@ -133,7 +133,7 @@ class FusedAdamTest(testing.TestCase):
     gradients = [[rng.normal(size=w.shape).astype(np.float32) * scale for w in initial] for scale in (1.0, 1e-3, 5.0)]
     rates = (2e-4, 2e-4, 2e-5)
     fused, fused_slots = _adam_run(state_lib.adam(1.0), initial, gradients, rates)
-    keras_adam = keras.optimizers.Adam(learning_rate=1.0, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
+    keras_adam = keras.optimizers.Adam(learning_rate=1.0, **state_lib.ADAM)
     expected, expected_slots = _adam_run(keras_adam, initial, gradients, rates)
     self.assertIsInstance(state_lib.adam(1e-3), state_lib.FusedAdam)
     for got, want, start in zip(fused, expected, initial):

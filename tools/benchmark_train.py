@@ -1,9 +1,10 @@
 """Training step time: vox-256 at 256x256 (batch 2) and the tiny test config, on this machine.
 
-  python tools/benchmark_train.py [--configs=vox-256,tiny] [--steps=3] [--batch_size=2]
+  python tools/benchmark_train.py [--configs=vox-256,tiny] [--adam=fused,keras] [--steps=3] [--batch_size=2]
 
 Prints a table of median seconds per step (after one warm-up step that
-includes tracing), with every loss of the config on. The VGG19 weights are
+includes tracing), with every loss of the config on, per config and Adam update
+(fused: training's, one ResourceApplyAdam per variable; keras: Keras' own Adam). The VGG19 weights are
 random (same cost as ImageNet ones). Compare: the official PyTorch code takes
 7.26 s per batch-2 vox-256 step on this 2-core CPU (../shared/reference).
 """
@@ -19,8 +20,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
+from tools import machine  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("configs", ["vox-256", "tiny"], "Configs to time ('tiny' is the 64x64 test config).")
+flags.DEFINE_list("adam", ["fused"], "Adam updates to time: fused (training's FusedAdam) and/or keras (Keras' Adam).")
 flags.DEFINE_integer("steps", 3, "Timed steps after the warm-up step.")
 flags.DEFINE_integer("batch_size", 2, "Global batch size.")
 flags.DEFINE_boolean("jit_compile", False, "XLA-compile the step.")
@@ -38,10 +42,12 @@ TINY = dict(frame_shape=[64, 64, 3],
             perceptual_scales=[1.0, 0.5])
 
 
-def time_config(name):
+def time_config(name, adam):
+  import keras  # pylint: disable=import-outside-toplevel
   from fomm_tf import config as config_lib
   from fomm_tf.data import synthetic
   from fomm_tf.training import loop as trainer_lib
+  from fomm_tf.training import state as state_lib
   cfg = config_lib.load_config("vox-256", **TINY) if name == "tiny" else config_lib.load_config(name)
   size = cfg.frame_shape[0]
   work = tempfile.mkdtemp(prefix="bench-train-")
@@ -53,16 +59,22 @@ def time_config(name):
                           seed=0,
                           fmt="png_folder")
   cfg = cfg.replace(num_repeats=FLAGS.batch_size * (FLAGS.steps + 1), id_sampling=False)
-  trainer = trainer_lib.Trainer(cfg,
-                                os.path.join(work, "data"),
-                                os.path.join(work, "run"),
-                                batch_size=FLAGS.batch_size,
-                                vgg19_weights="random",
-                                image_every=0,
-                                summary_every=10**9,
-                                checkpoint_every=10**9,
-                                jit_compile=FLAGS.jit_compile,
-                                mixed_precision=FLAGS.mixed_precision)
+  fused = state_lib.adam
+  if adam == "keras":  # The training state's optimizers, for this trainer only.
+    state_lib.adam = lambda learning_rate: keras.optimizers.Adam(learning_rate=learning_rate, **state_lib.ADAM)
+  try:
+    trainer = trainer_lib.Trainer(cfg,
+                                  os.path.join(work, "data"),
+                                  os.path.join(work, "run"),
+                                  batch_size=FLAGS.batch_size,
+                                  vgg19_weights="random",
+                                  image_every=0,
+                                  summary_every=10**9,
+                                  checkpoint_every=10**9,
+                                  jit_compile=FLAGS.jit_compile,
+                                  mixed_precision=FLAGS.mixed_precision)
+  finally:
+    state_lib.adam = fused
   batches = iter(trainer._epoch_dataset(0, 0))  # pylint: disable=protected-access
   batch = next(batches)
   start = time.perf_counter()
@@ -82,14 +94,18 @@ def time_config(name):
 
 def main(argv):
   del argv
+  unknown = sorted(set(FLAGS.adam) - {"fused", "keras"})
+  if unknown:
+    raise app.UsageError(f"--adam: unknown update {unknown[0]!r}; choose from fused, keras")
   rows = []
   for name in FLAGS.configs:
-    warmup, median, losses = time_config(name)
-    rows.append((name, FLAGS.batch_size, warmup, median, ", ".join(losses)))
-  print(f"\n{'config':10s} {'batch':>5s} {'first step s':>13s} {'s/step':>8s}  losses")
-  for name, batch, warmup, median, losses in rows:
-    print(f"{name:10s} {batch:5d} {warmup:13.2f} {median:8.2f}  {losses}")
-  print(f"(official PyTorch, vox-256 batch 2 on this CPU: 7.26 s/step; cores: {os.cpu_count()})")
+    for adam in FLAGS.adam:
+      warmup, median, losses = time_config(name, adam)
+      rows.append((name, adam, FLAGS.batch_size, warmup, median, ", ".join(losses)))
+  print(f"\n{'config':10s} {'adam':6s} {'batch':>5s} {'first step s':>13s} {'s/step':>8s}  losses")
+  for name, adam, batch, warmup, median, losses in rows:
+    print(f"{name:10s} {adam:6s} {batch:5d} {warmup:13.2f} {median:8.2f}  {losses}")
+  print(f"(official PyTorch, vox-256 batch 2 on this CPU: 7.26 s/step; machine: {machine.describe()})")
 
 
 if __name__ == "__main__":

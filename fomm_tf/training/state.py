@@ -49,9 +49,12 @@ def _handle(variable):
   return (variable.value if isinstance(variable, keras.Variable) else variable).handle
 
 
+# Official: torch Adam with betas (0.5, 0.999) and eps 1e-8.
+ADAM = dict(beta_1=0.5, beta_2=0.999, epsilon=1e-8)
+
+
 def adam(learning_rate):
-  # Official: torch Adam with betas (0.5, 0.999) and eps 1e-8.
-  return FusedAdam(learning_rate=learning_rate, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
+  return FusedAdam(learning_rate=learning_rate, **ADAM)
 
 
 class TrainState:
