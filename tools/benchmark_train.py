@@ -1,10 +1,12 @@
 """Training step time: vox-256 at 256x256 (batch 2) and the tiny test config, on this machine.
 
-  python tools/benchmark_train.py [--configs=vox-256,tiny] [--adam=fused,keras] [--steps=3] [--batch_size=2]
+  python tools/benchmark_train.py [--configs=vox-256,tiny] [--adam=fused,keras] [--xla=off,on] [--steps=3]
+      [--batch_size=2]
 
 Prints a table of median seconds per step (after one warm-up step that
-includes tracing), with every loss of the config on, per config and Adam update
-(fused: training's, one ResourceApplyAdam per variable; keras: Keras' own Adam). The VGG19 weights are
+includes tracing), with every loss of the config on, per config, Adam update
+(fused: training's, one ResourceApplyAdam per variable; keras: Keras' own
+Adam) and XLA (train --jit_compile off/on). The VGG19 weights are
 random (same cost as ImageNet ones). Compare: the official PyTorch code takes
 7.26 s per batch-2 vox-256 step on this 2-core CPU (../shared/reference).
 """
@@ -27,7 +29,7 @@ flags.DEFINE_list("configs", ["vox-256", "tiny"], "Configs to time ('tiny' is th
 flags.DEFINE_list("adam", ["fused"], "Adam updates to time: fused (training's FusedAdam) and/or keras (Keras' Adam).")
 flags.DEFINE_integer("steps", 3, "Timed steps after the warm-up step.")
 flags.DEFINE_integer("batch_size", 2, "Global batch size.")
-flags.DEFINE_boolean("jit_compile", False, "XLA-compile the step.")
+flags.DEFINE_list("xla", ["off"], "Time the step without XLA (off) and/or XLA-compiled (on, train --jit_compile).")
 flags.DEFINE_string("mixed_precision", None, "bfloat16 or float16.")
 
 TINY = dict(frame_shape=[64, 64, 3],
@@ -42,7 +44,7 @@ TINY = dict(frame_shape=[64, 64, 3],
             perceptual_scales=[1.0, 0.5])
 
 
-def time_config(name, adam):
+def time_config(name, adam, xla):
   import keras  # pylint: disable=import-outside-toplevel
   from fomm_tf import config as config_lib
   from fomm_tf.data import synthetic
@@ -71,7 +73,7 @@ def time_config(name, adam):
                                   image_every=0,
                                   summary_every=10**9,
                                   checkpoint_every=10**9,
-                                  jit_compile=FLAGS.jit_compile,
+                                  jit_compile=xla == "on",
                                   mixed_precision=FLAGS.mixed_precision)
   finally:
     state_lib.adam = fused
@@ -97,14 +99,18 @@ def main(argv):
   unknown = sorted(set(FLAGS.adam) - {"fused", "keras"})
   if unknown:
     raise app.UsageError(f"--adam: unknown update {unknown[0]!r}; choose from fused, keras")
+  unknown = sorted(set(FLAGS.xla) - {"off", "on"})
+  if unknown:
+    raise app.UsageError(f"--xla: unknown value {unknown[0]!r}; choose from off, on")
   rows = []
   for name in FLAGS.configs:
     for adam in FLAGS.adam:
-      warmup, median, losses = time_config(name, adam)
-      rows.append((name, adam, FLAGS.batch_size, warmup, median, ", ".join(losses)))
-  print(f"\n{'config':10s} {'adam':6s} {'batch':>5s} {'first step s':>13s} {'s/step':>8s}  losses")
-  for name, adam, batch, warmup, median, losses in rows:
-    print(f"{name:10s} {adam:6s} {batch:5d} {warmup:13.2f} {median:8.2f}  {losses}")
+      for xla in FLAGS.xla:
+        warmup, median, losses = time_config(name, adam, xla)
+        rows.append((name, adam, xla, FLAGS.batch_size, warmup, median, ", ".join(losses)))
+  print(f"\n{'config':13s} {'adam':6s} {'xla':4s} {'batch':>5s} {'first step s':>13s} {'s/step':>8s}  losses")
+  for name, adam, xla, batch, warmup, median, losses in rows:
+    print(f"{name:13s} {adam:6s} {xla:4s} {batch:5d} {warmup:13.2f} {median:8.2f}  {losses}")
   print(f"(official PyTorch, vox-256 batch 2 on this CPU: 7.26 s/step; machine: {machine.describe()})")
 
 

@@ -38,7 +38,7 @@ class RunOptions(schema.Section):
                                          check=lambda v: None
                                          if v in (None, "bfloat16", "float16") else "must be bfloat16 or float16")
   jit_compile: bool = param(False,
-                            "XLA-compile the training step (for accelerators: on a 2-core CPU it was 3x slower).")
+                            "XLA-compile the training step (for accelerators: on a 2-core CPU it was 1.9x slower).")
   seed: int = param(0,
                     "Seed of the initial weights, data order, augmentation and equivariance transforms.",
                     check=schema.at_least(0))
