@@ -3,13 +3,17 @@ the app's menu, the precision tool's rows, and a missing openvino named in one l
 TensorFlow: export_onnx_test.py, for both engines)."""
 
 import concurrent.futures
+import gc
 import os
 import shutil
+import signal
 
 import numpy as np
 import onnx
 from absl.testing import absltest
 
+from fomm_tf import cli
+from fomm_tf import errors
 from fomm_tf.app import models as app_models
 from fomm_tf.export import evaluation
 from fomm_tf.inference import export_layout as layout
@@ -50,6 +54,22 @@ class OpenVinoBackendTest(testing.TestMixin, absltest.TestCase):
     expected_kp = util.fixture_model().detect_keypoints(frames)
     for key in ("value", "jacobian"):
       self.assertLessEqual(util.max_abs(kp[key], expected_kp[key].numpy()), onnx_test.KP_TOL, key)
+
+  def test_backends_dropped_in_the_order_made_leave_signals_to_python(self):
+    # OpenVINO's CPU plugin swaps the compiling thread's alternate signal stack per Core (backends.openvino_core):
+    # with a Core per backend, dropping two backends in the order they were made left the main thread's on unmapped
+    # memory, and this signal killed the process with SIGSEGV (a test worker died so, after the test above).
+    first = backends.OpenVinoBackend(self.directory)
+    second = backends.OpenVinoBackend(self.directory)
+    del first
+    gc.collect()
+    del second
+    gc.collect()
+    with self.assertRaises(errors.Interrupted) as caught, cli.signals_raise_interrupted():
+      os.kill(os.getpid(), signal.SIGTERM)
+      while True:
+        errors.one_line("fomm-tf's own code")
+    self.assertEqual(caught.exception.signum, signal.SIGTERM)
 
   def test_two_threads_share_one_backend(self):
     # The web app runs --concurrency jobs at once on one backend.

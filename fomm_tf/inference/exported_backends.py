@@ -367,6 +367,26 @@ def import_openvino(files=True):
   return openvino
 
 
+_core_lock = threading.Lock()
+_core = []  # The process's one openvino.Core, made on first use.
+
+
+def openvino_core():
+  """The one OpenVINO Core of this process, made on first use and kept until exit (OpenVINO's Core is thread-safe).
+
+  Why never a Core per backend: OpenVINO's CPU plugin (2026.4) gives the thread that first compiles on a Core an
+  alternate signal stack of its own and puts back, when that Core is destroyed, the stack it found. Two Cores
+  destroyed in the order they were made leave the main thread's alternate stack on unmapped memory, and the next
+  signal with a Python handler (SIGINT, SIGTERM: cli.signals_raise_interrupted) then kills the process with SIGSEGV
+  instead of removing the staged output (measured: a test process died so after the OpenVINO tests). A Core that
+  lives as long as the process never puts back a stale stack.
+  """
+  with _core_lock:
+    if not _core:
+      _core.append(import_openvino(files=False).Core())
+    return _core[0]
+
+
 class OpenVinoBackend(SignatureBackend):
   """Runs the four ONNX files of an export directory with OpenVINO Runtime on the CPU (the same files as
   OnnxBackend, checked the same way before OpenVINO reads them).
@@ -397,13 +417,13 @@ class OpenVinoBackend(SignatureBackend):
 
   def __init__(self, path, quantize="float32", num_threads=None, batch_mode="loop", allow_modified=False):
     threads = _check_batch_options(batch_mode, num_threads)
-    ov = import_openvino()
+    import_openvino()  # One line naming what to install, before anything is read.
     self.path = layout.onnx_dir(path, quantize)
     self.quantize = quantize
     self.batch_mode = batch_mode
     model_paths = [os.path.join(self.path, filename) for filename in layout.ONNX_FILES.values()]
     self._checked_export(model_paths, allow_modified, None, export_checks.check_onnx)
-    core = ov.Core()
+    core = openvino_core()
     models = {}
     for signature, filename in layout.ONNX_FILES.items():
       with _openvino_errors(os.path.join(self.path, filename)):

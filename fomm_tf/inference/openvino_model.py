@@ -87,7 +87,7 @@ class OpenVinoModelBackend(exported_backends.SignatureBackend):
         "encode_source": self._state_keys,
         "generate_from_state": ["prediction"]
     }
-    core = ov.Core()
+    core = exported_backends.openvino_core()
     compiled = {}
     for signature, (function, specs) in functions.items():
       # No autograph, as FommModel's functions; share_weights=False: OpenVINO keeps its own copy of the weights, so
