@@ -13,6 +13,7 @@ two exports cannot be mixed.
 import contextlib
 import importlib.util
 import os
+import sys
 import threading
 
 import numpy as np
@@ -355,6 +356,14 @@ def import_openvino(files=True):
   Args:
     files: whether exported ONNX files will be run, which the export checks read with the onnx package first.
   """
+  if "openvino" not in sys.modules:
+    # OpenVINO's model converter (ov.convert_model, openvino_model.py) reports every conversion to Google Analytics
+    # unless the user ran `opt_in_out --opt_out`: it writes ~/intel/openvino_ga_cid and ~/intel/stats and forks
+    # this process for each event it sends (2.2 s of CPU per network converted on the 2-core machine, offline).
+    # fomm-tf sends nothing anywhere (as the web app's Gradio analytics): an openvino_telemetry that cannot be
+    # imported makes OpenVINO use its own no-op stub, as where openvino-telemetry is not installed. A program that
+    # imported openvino before fomm-tf did keeps OpenVINO's own setting.
+    sys.modules.setdefault("openvino_telemetry", None)
   try:
     import openvino  # pylint: disable=import-outside-toplevel
   except ImportError:
