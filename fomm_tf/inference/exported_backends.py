@@ -361,8 +361,9 @@ def import_openvino(files=True):
     # unless the user ran `opt_in_out --opt_out`: it writes ~/intel/openvino_ga_cid and ~/intel/stats and forks
     # this process for each event it sends (2.2 s of CPU per network converted on the 2-core machine, offline).
     # fomm-tf sends nothing anywhere (as the web app's Gradio analytics): an openvino_telemetry that cannot be
-    # imported makes OpenVINO use its own no-op stub, as where openvino-telemetry is not installed. A program that
-    # imported openvino before fomm-tf did keeps OpenVINO's own setting.
+    # imported makes OpenVINO use its own no-op stub, as where openvino-telemetry is not installed (for the rest of
+    # the process: a program that imports fomm-tf's OpenVINO backends cannot import openvino_telemetry after them).
+    # A program that imported openvino before fomm-tf did keeps OpenVINO's own setting.
     sys.modules.setdefault("openvino_telemetry", None)
   try:
     import openvino  # pylint: disable=import-outside-toplevel
