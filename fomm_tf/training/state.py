@@ -23,9 +23,9 @@ class FusedAdam(keras.optimizers.Adam):
   (sqrt(v) + eps)`) in one pass, and traces faster. tools/benchmark_train.py --adam=fused,keras on the 2-core AVX2
   CPU (batch 2): the first step (its trace) 27.6 vs 29.7 s for vox-256, 10.1 vs 12.0 synthetic-128, 10.3 vs 11.6
   the tiny test config; later steps the same within the run's noise (13.35 vs 13.34 s, 0.40 vs 0.38, 0.28 vs 0.29).
-  One difference besides the
-  order of roundings: the kernel computes 1 - b2 in float32 (0.00099998713 where Keras and PyTorch use 0.001), so v
-  is 1.3e-5 smaller, relatively, and each step 6.4e-6 larger; far below what float32 gradients differ by.
+  One difference besides the order of roundings: the kernel computes 1 - b2 in float32 (0.00099998713 where Keras
+  and PyTorch use 0.001), so v is 1.3e-5 smaller, relatively, and each step 6.4e-6 larger; far below what float32
+  gradients differ by.
   """
 
   def update_step(self, gradient, variable, learning_rate):
