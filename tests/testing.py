@@ -216,9 +216,8 @@ TINY_TRAINING = dict(train_batch_size=2,
                      jitter_contrast=0.0,
                      jitter_saturation=0.0,
                      jitter_hue=0.0)
-# A shallower tiny network and a pixel loss instead of VGG: a training step traces in seconds (synchronised batch
-# norm makes every replica graph pay one all-reduce per batch-norm call, slow to build on CPU, so the distributed
-# runs use this too).
+# A shallower tiny network and a pixel loss instead of VGG: a training step traces in seconds (the distributed runs,
+# which trace one graph per replica, use it too).
 SMALL_NET = ("--loss_perceptual=0,0,0,0,0", "--loss_pixel=1", "--gen_num_bottleneck_blocks=1", "--kp_num_blocks=1",
              "--dm_num_blocks=1")
 # The shared run: six steps of SMALL_NET at batch 2, a checkpoint after every step, all kept, every step's losses

@@ -80,7 +80,7 @@ class BatchNormTest(testing.TestCase):
     running = (flat - layer.moving_mean.numpy()) / np.sqrt(layer.moving_variance.numpy() + 1e-5)
     np.testing.assert_allclose(inference, running, atol=1e-4)
 
-  def test_two_replicas_count_the_global_batch(self):
+  def test_two_replicas_count_the_global_batch_and_backpropagate_through_it(self):
     # Logical CPU devices must be split before TensorFlow starts, so this runs in its own process.
     script = textwrap.dedent("""
         import numpy as np, tensorflow as tf
@@ -93,11 +93,29 @@ class BatchNormTest(testing.TestCase):
           layer = batch_norm.BatchNorm()
           layer.build((None, 3, 3, 2))
         assert layer.synchronized
-        x = np.random.default_rng(1).normal(size=(4, 3, 3, 2)).astype(np.float32)
-        batch = next(iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(x).unbatch().batch(4))))
+        rng = np.random.default_rng(1)
+        x = rng.normal(size=(4, 3, 3, 2)).astype(np.float32)
+        weights = rng.normal(size=(4, 3, 3, 2)).astype(np.float32)
+        batches = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors((x, weights)).unbatch().batch(4))
+        batch, batch_weights = next(iter(batches))
         strategy.run(lambda b: layer(b, training=True), args=(batch,))
         flat = x.reshape(-1, 2)
         np.testing.assert_allclose(layer.moving_variance.numpy(), 0.9 + 0.1 * flat.var(axis=0, ddof=1), rtol=1e-4)
+
+        # The gradients of the replicas' summed loss, traced as training traces its step, are those of one
+        # device on the whole batch: each replica's statistics depend on the other's frames.
+        def gradients(layer, frames, frame_weights):
+          with tf.GradientTape() as tape:
+            tape.watch(frames)
+            loss = tf.reduce_sum(layer(frames, training=True) * frame_weights)
+          return tape.gradient(loss, [frames, layer.gamma, layer.beta])
+        per_replica = tf.function(lambda b, w: strategy.run(gradients, args=(layer, b, w)))(batch, batch_weights)
+        local = [strategy.experimental_local_results(g) for g in per_replica]
+        single = batch_norm.BatchNorm(synchronized=False)
+        expected = [g.numpy() for g in gradients(single, tf.constant(x), tf.constant(weights))]
+        np.testing.assert_allclose(np.concatenate(local[0]), expected[0], atol=1e-5)
+        for summed, full in zip(local[1:], expected[1:]):
+          np.testing.assert_allclose(summed[0] + summed[1], full, atol=1e-5)
         print("ok")
         """)
     proc = subprocess.run([sys.executable, "-c", script],
