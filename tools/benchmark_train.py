@@ -1,12 +1,13 @@
 """Training step time: vox-256 at 256x256 (batch 2) and the tiny test config, on this machine.
 
   python tools/benchmark_train.py [--configs=vox-256,tiny] [--adam=fused,keras] [--xla=off,on] [--steps=3]
-      [--batch_size=2]
+      [--batch_size=2] [--num_cpu_replicas=2]
 
 Prints a table of median seconds per step (after one warm-up step that
 includes tracing), with every loss of the config on, per config, Adam update
 (fused: training's, one ResourceApplyAdam per variable; keras: Keras' own
-Adam) and XLA (train --jit_compile off/on). The VGG19 weights are
+Adam) and XLA (train --jit_compile off/on), on one device or mirrored over --num_cpu_replicas logical CPUs (as
+train --num_cpu_replicas: the global batch split between them, batch norm synchronised). The VGG19 weights are
 random (same cost as ImageNet ones). Compare: the official PyTorch code takes
 7.26 s per batch-2 vox-256 step on this 2-core CPU (../shared/reference).
 """
@@ -31,6 +32,7 @@ flags.DEFINE_integer("steps", 3, "Timed steps after the warm-up step.")
 flags.DEFINE_integer("batch_size", 2, "Global batch size.")
 flags.DEFINE_list("xla", ["off"], "Time the step without XLA (off) and/or XLA-compiled (on, train --jit_compile).")
 flags.DEFINE_string("mixed_precision", None, "bfloat16 or float16.")
+flags.DEFINE_integer("num_cpu_replicas", 0, "Mirror the step over this many logical CPU devices (0: one device).")
 
 TINY = dict(frame_shape=[64, 64, 3],
             kp_block_expansion=8,
@@ -44,7 +46,7 @@ TINY = dict(frame_shape=[64, 64, 3],
             perceptual_scales=[1.0, 0.5])
 
 
-def time_config(name, adam, xla):
+def time_config(name, adam, xla, strategy):
   import keras  # pylint: disable=import-outside-toplevel
   from fomm_tf import config as config_lib
   from fomm_tf.data import synthetic
@@ -74,7 +76,8 @@ def time_config(name, adam, xla):
                                   summary_every=10**9,
                                   checkpoint_every=10**9,
                                   jit_compile=xla == "on",
-                                  mixed_precision=FLAGS.mixed_precision)
+                                  mixed_precision=FLAGS.mixed_precision,
+                                  strategy=strategy)
   finally:
     state_lib.adam = fused
   batches = iter(trainer._epoch_dataset(0, 0))  # pylint: disable=protected-access
@@ -102,15 +105,19 @@ def main(argv):
   unknown = sorted(set(FLAGS.xla) - {"off", "on"})
   if unknown:
     raise app.UsageError(f"--xla: unknown value {unknown[0]!r}; choose from off, on")
+  from fomm_tf.training import strategy as strategy_lib  # pylint: disable=import-outside-toplevel
+  strategy = strategy_lib.make_strategy(FLAGS.num_cpu_replicas)  # Before anything else starts TensorFlow's devices.
+  replicas = strategy.num_replicas_in_sync
   rows = []
   for name in FLAGS.configs:
     for adam in FLAGS.adam:
       for xla in FLAGS.xla:
-        warmup, median, losses = time_config(name, adam, xla)
+        warmup, median, losses = time_config(name, adam, xla, strategy)
         rows.append((name, adam, xla, FLAGS.batch_size, warmup, median, ", ".join(losses)))
-  print(f"\n{'config':13s} {'adam':6s} {'xla':4s} {'batch':>5s} {'first step s':>13s} {'s/step':>8s}  losses")
+  print(f"\n{'config':13s} {'adam':6s} {'xla':4s} {'batch':>5s} {'replicas':>8s} {'first step s':>13s} {'s/step':>8s}  "
+        "losses")
   for name, adam, xla, batch, warmup, median, losses in rows:
-    print(f"{name:13s} {adam:6s} {xla:4s} {batch:5d} {warmup:13.2f} {median:8.2f}  {losses}")
+    print(f"{name:13s} {adam:6s} {xla:4s} {batch:5d} {replicas:8d} {warmup:13.2f} {median:8.2f}  {losses}")
   print(f"(official PyTorch, vox-256 batch 2 on this CPU: 7.26 s/step; machine: {machine.describe()})")
 
 
