@@ -13,47 +13,48 @@ from absl import flags  # pylint: disable=g-import-not-at-top
 if not flags.FLAGS.is_parsed():
   flags.FLAGS.mark_as_parsed()
 
-# The test classes that take longest (seconds of one worker, `pytest -n 2` on the 2-core CI machine, 2026-12-05),
-# longest first. pytest-xdist hands out whole classes (--dist loadscope); given these first and the short ones
-# after (--no-loadscope-reorder keeps this order), the two workers finish within seconds of each other. xdist's own
-# order (most tests first) started the one-test script test last and left the other worker idle for minutes.
+# The test classes that take longest (seconds of one worker, `pytest -n 2` on the 2-core AVX2 CI machine, 2026-12-05;
+# TrainProcessTest's after the synchronised batch norm's faster tracing, 73 before), longest first. pytest-xdist
+# hands out whole classes (--dist loadscope); given these first and the short ones after (--no-loadscope-reorder
+# keeps this order), the two workers finish within seconds of each other. xdist's own order (most tests first)
+# started the one-test script test last and left the other worker idle for minutes.
 # A class missing here only runs later; the list is a schedule, not a selection.
 LONGEST_FIRST = (
-    "package_builtin_model_test.py::TrainBuiltinModelScriptTest",  # 120
-    "train_test.py::TrainProcessTest",  # 96
-    "export_security_test.py::ExportSecurityTest",  # 78
-    "export_full_size_test.py::FullSizeExportTest",  # 69
-    "train_test.py::TrainFaultsTest",  # 60
-    "train_test.py::TrainTest",  # 58
-    "export_onnx_test.py::OnnxExportTest",  # 54
-    "openvino_model_test.py::OpenVinoCommandsTest",  # 44
-    "evaluate_test.py::EvaluateTest",  # 43
-    "train_test.py::FourStepRunTest",  # 42
-    "distill_test.py::DistillTest",  # 40
-    "animate_test.py::AnimateTest",  # 40
-    "app_load_test.py::AppLoadTest",  # 38
-    "export_cli_test.py::ExportCliTest",  # 36
-    "export_tflite_quantized_test.py::QuantizedExportTest",  # 33
-    "live_test.py::LiveTest",  # 32
-    "app_test.py::BrowserTest",  # 30
-    "openvino_model_test.py::OpenVinoModelBackendTest",  # 29
-    "builtin_test.py::BuiltinModelTest",  # 29
+    "package_builtin_model_test.py::TrainBuiltinModelScriptTest",  # 127
+    "train_test.py::TrainProcessTest",  # 61
+    "export_security_test.py::ExportSecurityTest",  # 60
+    "train_test.py::TrainTest",  # 60
+    "export_full_size_test.py::FullSizeExportTest",  # 57
+    "export_onnx_test.py::OnnxExportTest",  # 52
+    "export_cli_test.py::ExportCliTest",  # 50
+    "train_test.py::FourStepRunTest",  # 49
+    "train_test.py::TrainFaultsTest",  # 49
+    "animate_test.py::AnimateTest",  # 48
+    "app_load_test.py::AppLoadTest",  # 41
+    "export_tflite_quantized_test.py::QuantizedExportTest",  # 34
+    "app_test.py::BrowserTest",  # 28
     "data_safety_test.py::DiskFullTest",  # 28
-    "data_safety_test.py::SignalsTest",  # 27
-    "models_test.py::ModelsTest",  # 26
-    "checkpoint_loading_test.py::CheckpointLoadingTest",  # 26
-    "export_tflite_test.py::Float32ParityTest",  # 24
-    "export_saved_model_test.py::SavedModelSignatureTest",  # 24
+    "distill_test.py::DistillTest",  # 28
+    "openvino_model_test.py::OpenVinoCommandsTest",  # 26
+    "data_safety_test.py::SignalsTest",  # 26
+    "evaluate_test.py::EvaluateTest",  # 25
+    "builtin_test.py::BuiltinModelTest",  # 24
+    "export_saved_model_test.py::SavedModelSignatureTest",  # 22
+    "checkpoint_loading_test.py::CheckpointLoadingTest",  # 22
     "parity_test.py::ParityTest",  # 21
-    "layers_test.py::LayersTest",  # 21
-    "openvino_model_test.py::TinyModelTest",  # 18
-    "export_saved_model_test.py::SavedModelFilesTest",  # 17
-    "app_test.py::ApiTest",  # 16
-    "face_animation_test.py::FaceAnimationTest",  # 15
-    "builtin_test.py::BuiltinLiteModelTest",  # 14
-    "hostile_checkpoint_test.py::FuzzTest",  # 14
-    "openvino_backend_test.py::OpenVinoBackendTest",  # 12
-    "packaging_test.py::PackagingTest",  # 12
+    "export_tflite_test.py::Float32ParityTest",  # 21
+    "models_test.py::ModelsTest",  # 20
+    "export_saved_model_test.py::SavedModelFilesTest",  # 19
+    "face_animation_test.py::FaceAnimationTest",  # 18
+    "openvino_backend_test.py::OpenVinoBackendTest",  # 17
+    "app_test.py::ApiTest",  # 17
+    "builtin_test.py::BuiltinLiteModelTest",  # 16
+    "live_test.py::LiveTest",  # 15
+    "layers_test.py::LayersTest",  # 15
+    "packaging_test.py::PackagingTest",  # 14
+    "openvino_model_test.py::OpenVinoModelBackendTest",  # 12
+    "hostile_checkpoint_test.py::FuzzTest",  # 10
+    "grid_sample_test.py::GridSampleTest",  # 10
 )
 
 
