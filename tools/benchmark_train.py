@@ -105,6 +105,8 @@ def main(argv):
   unknown = sorted(set(FLAGS.xla) - {"off", "on"})
   if unknown:
     raise app.UsageError(f"--xla: unknown value {unknown[0]!r}; choose from off, on")
+  if FLAGS.num_cpu_replicas < 0:
+    raise app.UsageError(f"--num_cpu_replicas must be >= 0, got {FLAGS.num_cpu_replicas}")
   from fomm_tf.training import strategy as strategy_lib  # pylint: disable=import-outside-toplevel
   strategy = strategy_lib.make_strategy(FLAGS.num_cpu_replicas)  # Before anything else starts TensorFlow's devices.
   replicas = strategy.num_replicas_in_sync
