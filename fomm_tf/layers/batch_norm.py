@@ -42,12 +42,10 @@ class BatchNorm(keras.layers.BatchNormalization):
     x = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
     context = tf.distribute.get_replica_context() if self.synchronized else None
     if context is not None:
-      mean, variance = synchronized_moments(context, x, self._reduction_axes)
+      mean, variance, count = synchronized_moments(context, x, self._reduction_axes)
     else:
       mean, variance = self._moments(x, None)
-    count = ops.cast(ops.prod(ops.take(ops.shape(x), self._reduction_axes)), variance.dtype)
-    if self.synchronized:
-      count *= tf.distribute.get_replica_context().num_replicas_in_sync
+      count = ops.cast(ops.prod(ops.take(ops.shape(x), self._reduction_axes)), variance.dtype)
     unbiased = variance * count / ops.maximum(count - 1.0, 1.0)
     self.moving_mean.assign(ops.cast(self.moving_mean, x.dtype) * self.momentum + mean * (1.0 - self.momentum))
     self.moving_variance.assign(
@@ -63,14 +61,14 @@ class BatchNorm(keras.layers.BatchNormalization):
 
 
 def synchronized_moments(context, x, axes):
-  """Mean and biased variance of `x` over `axes` and every replica of `context`, as Keras' synchronised moments
-  (the same sums, the same formulas), with all_sum's gradient."""
+  """Mean, biased variance and number of values of `x` over `axes` and every replica of `context`: Keras'
+  synchronised moments (the same sums, the same formulas), with all_sum's gradient."""
   count = context.all_reduce(tf.distribute.ReduceOp.SUM,
                              tf.stop_gradient(tf.reduce_sum(tf.ones_like(x), axis=axes, keepdims=True)))
   mean = tf.math.divide_no_nan(all_sum(context, tf.reduce_sum(x, axis=axes, keepdims=True)), count)
   squared_mean = tf.math.divide_no_nan(all_sum(context, tf.reduce_sum(tf.square(x), axis=axes, keepdims=True)), count)
   variance = tf.maximum(squared_mean - tf.square(mean), 0.0)  # E(x^2) - E(x)^2
-  return tf.squeeze(mean, axes), tf.squeeze(variance, axes)
+  return tf.squeeze(mean, axes), tf.squeeze(variance, axes), tf.squeeze(count, axes)
 
 
 def all_sum(context, value):
