@@ -384,12 +384,15 @@ class TrainFaultsTest(testing.TestCase):
         if not name.startswith("ckpt-") or name.startswith("ckpt-1."))
     # Room for a one-step run's files and a little more, not for a second checkpoint. On the small disk, the run
     # stopped after step 1 is the shared run's step-1 checkpoint (copied there), and it is resumed for two steps.
+    # The copy is staged here and copied onto the small disk by `cp` (a Python process that imported the test
+    # helpers would pay for TensorFlow's import only to copy files).
+    staged = os.path.join(self.create_tempdir().full_path, "run")
+    os.makedirs(staged)
+    testing.copy_checkpoint(reference, 1, staged)
     disk = self.create_tempdir().full_path
     script = [
-        sys.executable, "-c", "import os, subprocess, sys; from tests import testing; a = sys.argv[3:]; "
-        "os.makedirs(sys.argv[2]); testing.copy_checkpoint(sys.argv[1], 1, sys.argv[2]); "
-        "sys.exit(subprocess.run(a + ['--max_steps=3']).returncode)", reference,
-        os.path.join(disk, "run"), *train_cmd(os.path.join(disk, "run"), *args)
+        "sh", "-c", 'cp -R "$1" "$2" && shift 2 && exec "$@"', "sh", staged,
+        os.path.join(disk, "run"), *train_cmd(os.path.join(disk, "run"), *args), "--max_steps=3"
     ]
     code, stderr, left = data_safety_test.run_on_a_small_disk(self, used * 13 // 10 // 1024 + 8, disk, script)
     self.assertEqual(code, 1, stderr[-3000:])
