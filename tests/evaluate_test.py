@@ -4,8 +4,6 @@ import csv
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
@@ -286,20 +284,15 @@ class EvaluateTest(testing.TestCase):
       self.assertEqual(f.read(), "old results\n")
     self.assertFalse(any(n.startswith(staging.StagedOutput.PREFIX) for n in os.listdir(out.full_path)))
 
-  def test_command_line_error_is_one_line(self):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    process = subprocess.run([
-        sys.executable, "-m", "fomm_tf.evaluate", f"--flagfile={self.flagfile}",
-        f"--dataset_root={os.path.join(self.dir, 'missing')}", f"--output_dir={self.create_tempdir().full_path}"
-    ],
-                             cwd=testing.REPO_ROOT,
-                             capture_output=True,
-                             text=True,
-                             env=env,
-                             timeout=120)
+  def test_command_line_error_is_one_line_and_comes_before_tensorflow_loads(self):
+    missing = os.path.join(self.dir, "missing")
+    process = testing.run_module_listing_tf("fomm_tf.evaluate", f"--flagfile={self.flagfile}",
+                                            f"--dataset_root={missing}",
+                                            f"--output_dir={self.create_tempdir().full_path}")
     self.assertEqual(process.returncode, 1)
     self.assertEqual(process.stderr.strip().splitlines()[-1],
-                     f"error: dataset root {os.path.join(self.dir, 'missing')} does not exist or is not a directory")
+                     f"error: dataset root {missing} does not exist or is not a directory")
+    self.assertEqual(process.stdout.strip().splitlines()[-1], "loaded: []")
 
 
 if __name__ == "__main__":

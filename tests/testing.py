@@ -468,22 +468,23 @@ def run_module_without(packages, module, *args):
   return run_python(_HIDE_AND_RUN, packages, module, *args)
 
 
-# `python -c` code that runs `python -m fomm_tf.animate` with its arguments, then prints (whatever happened) which of
-# TensorFlow and Keras the command imported, as its last line of output.
-_ANIMATE_LISTING_TF = textwrap.dedent("""
+# `python -c` code that runs the module argv[1] as `python -m` with the arguments after it, then prints (whatever
+# happened) which of TensorFlow and Keras the command imported, as its last line of output.
+_MODULE_LISTING_TF = textwrap.dedent("""
     import runpy, sys
-    sys.argv = ["fomm_tf.animate"] + sys.argv[1:]
+    module = sys.argv[1]
+    sys.argv = [module] + sys.argv[2:]
     try:
-      runpy.run_module("fomm_tf.animate", run_name="__main__")
+      runpy.run_module(module, run_name="__main__", alter_sys=True)
     finally:
       print("loaded:", sorted({"tensorflow", "keras"} & set(sys.modules)))
 """)
 
 
-def run_animate_listing_tf(*args):
-  """`python -m fomm_tf.animate args` in a subprocess whose last stdout line is `loaded: [...]`, the names of
-  tensorflow and keras if it imported them: CompletedProcess (text)."""
-  return run_python(_ANIMATE_LISTING_TF, *args)
+def run_module_listing_tf(module, *args):
+  """`python -m module args` in a subprocess whose last stdout line is `loaded: [...]`, the names of tensorflow and
+  keras if it imported them: CompletedProcess (text)."""
+  return run_python(_MODULE_LISTING_TF, module, *args)
 
 
 def _run_python(argv, cwd, env, timeout):

@@ -21,6 +21,10 @@ visualize/occlusion.png; keypoints.csv/.json. Test videos are DATASET_ROOT/test/
 Every mode writes into a hidden staging folder of --output_dir and moves the
 files into place only when the whole run succeeded; --output_dir may not hold,
 or lie inside, the dataset or the keypoint folder it reads.
+
+What needs TensorFlow (the Keras model, its baselines and figures) is imported where it is used: a refusal, the
+keypoint mode and an exported backend's evaluation run without loading it (an error in under a second, not after
+TensorFlow's five).
 """
 
 import os
@@ -30,14 +34,11 @@ from absl import flags
 from fomm_tf import cli
 from fomm_tf.errors import EvaluationError
 from fomm_tf.evaluation import animation_pairs
-from fomm_tf.evaluation import baselines
-from fomm_tf.evaluation import figures
 from fomm_tf.evaluation import keypoint_metrics
 from fomm_tf.evaluation import reconstruction
 from fomm_tf.evaluation import staging
 from fomm_tf.evaluation import videos as videos_lib
 from fomm_tf.inference import exported_backends
-from fomm_tf.inference import keras_backend
 from fomm_tf.io import files
 
 MODES = ("reconstruction", "animation", "visualize", "keypoints")
@@ -139,7 +140,11 @@ def run_reconstruction(flag_values, cfg, model, videos, out):
   video_dir = None
   if flag_values.save_videos:
     video_dir = os.path.dirname(out.path(os.path.join("reconstruction", "_")))
-  backend = model if flag_values.backend != "keras" else baselines.make_backend(flag_values.method, model)
+  if flag_values.backend == "keras":
+    from fomm_tf.evaluation import baselines  # pylint: disable=import-outside-toplevel
+    backend = baselines.make_backend(flag_values.method, model)
+  else:
+    backend = model
   rows, summary = reconstruction.evaluate_reconstruction(backend,
                                                          videos,
                                                          flag_values.batch_size,
@@ -162,7 +167,11 @@ def run_animation(flag_values, cfg, model, videos, out):
   num_pairs = flag_values.num_pairs if flag_values.num_pairs is not None else cfg.animation.animate_num_pairs
   pairs = animation_pairs.choose_pairs(len(videos), num_pairs, flag_values.seed)
   video_dir = os.path.dirname(out.path(os.path.join("animation", "_")))
-  backend = model if flag_values.backend != "keras" else keras_backend.for_model(model)
+  if flag_values.backend == "keras":
+    from fomm_tf.inference import keras_backend  # pylint: disable=import-outside-toplevel
+    backend = keras_backend.for_model(model)
+  else:
+    backend = model
   rows = animation_pairs.animate_pairs(backend,
                                        videos,
                                        pairs,
@@ -187,6 +196,7 @@ def run_animation(flag_values, cfg, model, videos, out):
 
 
 def run_visualize(flag_values, cfg, model, videos, out):
+  from fomm_tf.evaluation import figures  # pylint: disable=import-outside-toplevel
   size = model.frame_shape[0]
   count = flag_values.num_frames
   grid_rows, labels = [], []
