@@ -12,6 +12,7 @@ from fomm_tf.animation import cli as animation_cli
 from fomm_tf.app import models as app_models
 from fomm_tf.evaluation import cli as evaluation_cli
 from fomm_tf.export import evaluation
+from fomm_tf.export import preflight
 from fomm_tf.export import signatures as signatures_lib
 from fomm_tf.inference import export_layout as layout
 from fomm_tf.inference import exported_backends as backends
@@ -159,8 +160,7 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
     self.assertGreaterEqual(manifest["onnx_animation"]["int8"]["psnr_db"], INT8_PSNR_FLOOR_DB)
 
   def test_onnx_variants_of_a_quantize_list(self):
-    from fomm_tf.export import exporter  # pylint: disable=import-outside-toplevel
-    split = exporter.split_quantizations
+    split = preflight.split_quantizations
     self.assertEqual(split(["onnx"], ["float32"]), ((), ("float32",)))
     self.assertEqual(split(["onnx"], ["int8"]), ((), ("float32", "int8")))
     self.assertEqual(split(["tflite", "onnx"], ["float16", "int8"]), (("float16", "int8"), ("float32", "int8")))

@@ -16,6 +16,7 @@ from fomm_tf.inference import exported_backends as backends
 from fomm_tf.export import exporter
 from fomm_tf.io import files
 from fomm_tf.inference import export_layout as layout
+from fomm_tf.export import preflight
 from fomm_tf.export import signatures as signatures_lib
 from fomm_tf.export import tflite as tflite_lib
 from tests import export_test_util as util
@@ -167,7 +168,7 @@ class TFLiteBackendTest(testing.TestCase):
     with self.assertRaisesRegex(ValueError, "kp_source must be of the one prepared source, batch 1, got batch 2"):
       backend.generate(state, util.fixture_kp("kp_driving"), util.fixture_kp("kp_driving"))
     with self.assertRaisesRegex(exporter.ExportError, "unknown quantisation 'int4'"):
-      tflite_lib.parse_quantizations(["float32", "int4"])
+      preflight.parse_quantizations(["float32", "int4"])
 
 
 class StagingTest(testing.TestCase):

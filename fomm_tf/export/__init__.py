@@ -15,8 +15,8 @@ import importlib
 __all__ = ["FORMATS", "QUANTIZATIONS", "export_model", "read_manifest"]
 
 _LAZY = {
-    "FORMATS": "fomm_tf.export.exporter",
-    "QUANTIZATIONS": "fomm_tf.export.tflite",
+    "FORMATS": "fomm_tf.export.preflight",
+    "QUANTIZATIONS": "fomm_tf.export.preflight",
     "export_model": "fomm_tf.export.exporter",
     "read_manifest": "fomm_tf.export.manifest",
 }

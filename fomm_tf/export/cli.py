@@ -18,6 +18,7 @@ from absl import logging
 
 from fomm_tf import cli
 from fomm_tf.errors import UsageError
+from fomm_tf.export import preflight
 
 # TensorFlow's C++ INFO and WARNING lines (one set per temporary SavedModel the converter writes) drown the
 # progress output. Set here, before TensorFlow loads (this module does not load it), so that `fomm-export` and
@@ -46,21 +47,20 @@ def define_flags(flag_values):
 
 def run(flag_values):
   """Exports as the flags say; returns the manifest."""
-  from fomm_tf.export import exporter  # pylint: disable=import-outside-toplevel
-
+  # Checked before TensorFlow loads and the model is built, so that a refusal is immediate.
   if not flag_values.output_dir:
     raise UsageError("--output_dir is required")
-  formats = exporter.parse_formats(flag_values.formats)
-  exporter.require_formats(formats)
-  tflite_quantizations, onnx_quantizations = exporter.split_quantizations(formats, flag_values.quantize)
+  formats = preflight.parse_formats(flag_values.formats)
+  preflight.require_formats(formats)
+  tflite_quantizations, onnx_quantizations = preflight.split_quantizations(formats, flag_values.quantize)
   inputs = [("checkpoint", cli.checkpoint_flag(flag_values))
            ] + [("representative_data", path) for path in flag_values.representative_data]
-  # Checked before the (slow) model build so that a refusal is immediate.
-  exporter.check_output_dir(os.path.abspath(flag_values.output_dir), flag_values.overwrite, inputs)
+  preflight.check_output_dir(os.path.abspath(flag_values.output_dir), flag_values.overwrite, inputs)
   if flag_values.num_calibration_frames < 3:
     raise UsageError(f"--num_calibration_frames must be >= 3, got {flag_values.num_calibration_frames}")
   if "int8" in tflite_quantizations + onnx_quantizations and not flag_values.representative_data:
     raise UsageError("--quantize=int8 needs --representative_data (frames to calibrate on)")
+  from fomm_tf.export import exporter  # pylint: disable=import-outside-toplevel
   cfg, model = cli.load_model_from_flags(flag_values)
   frames = None
   if flag_values.representative_data:

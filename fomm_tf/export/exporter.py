@@ -20,68 +20,13 @@ from fomm_tf.errors import one_line
 from fomm_tf.export import evaluation
 from fomm_tf.export import manifest as manifest_lib
 from fomm_tf.export import onnx_export
+from fomm_tf.export import preflight
 from fomm_tf.export import saved_model as saved_model_lib
 from fomm_tf.export import signatures as signatures_lib
 from fomm_tf.export import tflite as tflite_lib
 from fomm_tf.inference import export_checks
 from fomm_tf.inference import export_layout as layout
 from fomm_tf.io import files
-
-FORMATS = ("saved_model", "tflite", "onnx")
-
-
-def parse_formats(values):
-  values = [v.strip() for v in values if v.strip()]
-  unknown = [v for v in values if v not in FORMATS]
-  if unknown:
-    raise ExportError(f"--formats: unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
-  if not values:
-    raise ExportError(f"--formats: give at least one of {', '.join(FORMATS)}")
-  return tuple(f for f in FORMATS if f in values)
-
-
-def split_quantizations(formats, quantizations):
-  """(TFLite variants, ONNX variants) that an export of `formats` writes for the --quantize list `quantizations`.
-
-  TFLite writes each variant asked for; ONNX writes float32 (always: the files every other variant is measured
-  against) and int8 when asked. float16 and dynamic_int8 are TFLite variants only, so asking for one of them
-  without tflite in `formats` is an error rather than nothing written.
-  """
-  quantizations = tflite_lib.parse_quantizations(quantizations)
-  onnx_quantizations = ()
-  if "onnx" in formats:
-    onnx_quantizations = tuple(q for q in onnx_export.QUANTIZATIONS if q == "float32" or q in quantizations)
-    tflite_only = [q for q in quantizations if q not in onnx_export.QUANTIZATIONS]
-    if tflite_only and "tflite" not in formats:
-      raise ExportError(f"--quantize={tflite_only[0]} is a TFLite variant (ONNX files are "
-                        f"{' or '.join(onnx_export.QUANTIZATIONS)}); add tflite to --formats")
-  return (quantizations if "tflite" in formats else ()), onnx_quantizations
-
-
-def require_formats(formats):
-  """Raises a one-line UsageError when a package that writing `formats` needs is missing (the onnx extra)."""
-  if "onnx" in formats:
-    onnx_export.require_converter()
-    from fomm_tf.inference import exported_backends  # pylint: disable=import-outside-toplevel
-    exported_backends.import_onnxruntime()  # Every ONNX file is checked by running it.
-
-
-def _is_previous_export(path):
-  return os.path.isfile(os.path.join(path, layout.MANIFEST))
-
-
-def check_output_dir(output_dir, overwrite, inputs=()):
-  """Refuses an output path that is a file, a non-empty directory unless `overwrite`, a non-empty directory
-  that is not a previous export, or one that holds (or lies inside) any of `inputs` [(flag, path)]."""
-  files.refuse_overwrite([], inputs, directories=[("output_dir", output_dir)])
-  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-    raise ExportError(f"{output_dir}: exists and is not a directory")
-  if os.path.isdir(output_dir) and os.listdir(output_dir):
-    if not overwrite:
-      raise ExportError(f"{output_dir}: directory exists and is not empty (pass --overwrite to replace it)")
-    if not _is_previous_export(output_dir):
-      raise ExportError(f"{output_dir}: --overwrite only replaces a previous export, and this directory has no "
-                        f"{layout.MANIFEST}; refusing to delete it")
 
 
 def _prepare_frames(model, representative_frames, wants_int8, num_calibration_frames):
@@ -102,7 +47,7 @@ def _prepare_frames(model, representative_frames, wants_int8, num_calibration_fr
 
 def export_model(model,
                  output_dir,
-                 formats=FORMATS,
+                 formats=preflight.FORMATS,
                  quantizations=("float32",),
                  overwrite=False,
                  representative_frames=None,
@@ -118,7 +63,7 @@ def export_model(model,
     output_dir: the directory to create (or, with `overwrite`, to replace).
     formats: any of "saved_model", "tflite", "onnx" (ONNX needs tf2onnx and onnx, the `onnx` extra).
     quantizations: the variants (float32, float16, dynamic_int8, int8): TFLite writes each; ONNX writes float32
-      and, when asked, int8 (see split_quantizations).
+      and, when asked, int8 (see preflight.split_quantizations).
     overwrite: replace a non-empty `output_dir`.
     representative_frames: (N >= 3, H, W, 3) frames in [0, 1] (float) or
       uint8. Needed for int8 (calibration uses the first
@@ -137,12 +82,12 @@ def export_model(model,
       that fails (e.g. one that would need TensorFlow select ops); nothing is
       left behind.
   """
-  formats = parse_formats(formats)
-  require_formats(formats)
+  formats = preflight.parse_formats(formats)
+  preflight.require_formats(formats)
   report = progress or (lambda message: logging.info("%s", message))
-  tflite_quantizations, onnx_quantizations = split_quantizations(formats, quantizations)
+  tflite_quantizations, onnx_quantizations = preflight.split_quantizations(formats, quantizations)
   inputs = list(inputs) + ([("checkpoint", checkpoint)] if checkpoint else [])
-  check_output_dir(os.path.abspath(output_dir), overwrite, inputs)
+  preflight.check_output_dir(os.path.abspath(output_dir), overwrite, inputs)
   if num_calibration_frames < 1:
     raise ExportError(f"num_calibration_frames must be >= 1, got {num_calibration_frames}")
   wants_int8 = "int8" in tflite_quantizations + onnx_quantizations
@@ -160,7 +105,7 @@ def export_model(model,
 
   staged = files.staged_directory(output_dir,
                                   ExportError,
-                                  replace_if=lambda path: overwrite and _is_previous_export(path))
+                                  replace_if=lambda path: overwrite and preflight.is_previous_export(path))
   with staged as staging, tempfile.TemporaryDirectory() as scratch:
     keep_saved_model = "saved_model" in formats
     saved_model_dir = os.path.join(staging if keep_saved_model else scratch, layout.SAVED_MODEL)

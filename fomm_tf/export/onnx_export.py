@@ -43,28 +43,16 @@ import numpy as np
 import tensorflow as tf
 
 from fomm_tf.errors import ExportError
-from fomm_tf.errors import UsageError
 from fomm_tf.errors import one_line
+from fomm_tf.export import preflight
 from fomm_tf.inference import export_checks
 
 OPSET = 18
 # The default ONNX domain ("" and its alias "ai.onnx"); anything else (custom ops, "ai.onnx.ml",
 # com.microsoft contrib ops) would tie the files to one runtime.
 STANDARD_DOMAINS = export_checks.ONNX_STANDARD_DOMAINS
-MISSING_CONVERTER = "ONNX export needs tf2onnx and onnx: pip install fomm-tf[onnx]"
-# The ONNX variants an export can write: float32 (always) and int8 (`quantize_int8`).
-QUANTIZATIONS = ("float32", "int8")
 # The op types int8 quantises; every other op stays float32.
 INT8_OPS = ("Conv",)
-
-
-def require_converter():
-  """Imports tf2onnx and onnx, or raises a one-line UsageError naming the extra to install."""
-  try:
-    import onnx  # pylint: disable=import-outside-toplevel,unused-import
-    import tf2onnx  # pylint: disable=import-outside-toplevel,unused-import
-  except ImportError:
-    raise UsageError(MISSING_CONVERTER) from None
 
 
 def _positional_function(signature):
@@ -89,7 +77,7 @@ def convert(signature, what):
   Raises:
     ExportError: tf2onnx failed, or the result holds ops outside the standard ONNX domains.
   """
-  require_converter()
+  preflight.require_converter()
   import tf2onnx  # pylint: disable=import-outside-toplevel
   # tf2onnx logs every rewrite pass at INFO; the export prints its own progress.
   logging.getLogger("tf2onnx").setLevel(logging.WARNING)

@@ -18,6 +18,7 @@ import os
 
 from fomm_tf.config import flagfiles
 from fomm_tf.config import fomm_config
+from fomm_tf.export import preflight
 from fomm_tf.inference import export_checks
 from fomm_tf.inference import export_layout as layout
 
@@ -109,7 +110,6 @@ def inventory(scratch, report=print):
   import keras  # pylint: disable=import-outside-toplevel
   from fomm_tf.export import evaluation  # pylint: disable=import-outside-toplevel
   from fomm_tf.export import exporter  # pylint: disable=import-outside-toplevel
-  from fomm_tf.export import tflite  # pylint: disable=import-outside-toplevel
   from fomm_tf.checkpoint import loading  # pylint: disable=import-outside-toplevel
   found = {"saved_model": set(), "saved_model_saver": set(), "tflite": set()}
   configs, exports = [], []
@@ -122,7 +122,7 @@ def inventory(scratch, report=print):
     exporter.export_model(model,
                           directory,
                           formats=("saved_model", "tflite"),
-                          quantizations=tflite.QUANTIZATIONS,
+                          quantizations=preflight.QUANTIZATIONS,
                           representative_frames=frames,
                           progress=lambda message: None,
                           check_allowlist=False)

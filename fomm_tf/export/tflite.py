@@ -24,9 +24,9 @@ import warnings
 import tensorflow as tf
 
 from fomm_tf.errors import ExportError
+from fomm_tf.export import preflight
 from fomm_tf.inference import export_checks
 
-QUANTIZATIONS = ("float32", "float16", "dynamic_int8", "int8")
 # normalize_kp has no weights to compress, and int8 keypoint arithmetic (convex hull tests, 2x2 inverses)
 # would cost accuracy for nothing, so every variant holds the float32 conversion.
 FLOAT_ONLY_SIGNATURES = ("normalize_kp",)
@@ -34,18 +34,6 @@ FLOAT_ONLY_SIGNATURES = ("normalize_kp",)
 INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "RESIZE_NEAREST_NEIGHBOR", "PAD", "CONCATENATION")
 # What a TFLite op code name looks like when the model would need TensorFlow ops.
 _SELECT_OP_PREFIXES = ("Flex", "CUSTOM")
-
-
-def parse_quantizations(values):
-  """Validates a list of quantisation names; returns them de-duplicated, in QUANTIZATIONS order."""
-  values = [v.strip() for v in values if v.strip()]
-  if not values:
-    raise ExportError(f"--quantize: give at least one of {', '.join(QUANTIZATIONS)}")
-  unknown = [v for v in values if v not in QUANTIZATIONS]
-  if unknown:
-    raise ExportError(f"--quantize: unknown quantisation {unknown[0]!r}; "
-                      f"choose from {', '.join(QUANTIZATIONS)}")
-  return tuple(q for q in QUANTIZATIONS if q in values)
 
 
 def effective_quantization(signature, quantization):
@@ -66,9 +54,9 @@ def _variable_owner(concrete_function):
 
 def make_converter(concrete_function, quantization, representative_inputs=None):
   """A TFLiteConverter for one concrete function (of a loaded SavedModel), set up for `quantization`."""
-  if quantization not in QUANTIZATIONS:
+  if quantization not in preflight.QUANTIZATIONS:
     raise ExportError(f"unknown quantisation {quantization!r}; "
-                      f"choose from {', '.join(QUANTIZATIONS)}")
+                      f"choose from {', '.join(preflight.QUANTIZATIONS)}")
   converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_function], _variable_owner(concrete_function))
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
   if quantization == "float16":
