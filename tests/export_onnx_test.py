@@ -314,6 +314,7 @@ class OnnxExportTest(testing.TestMixin, absltest.TestCase):
                                         f"--output_dir={os.path.join(work, 'export')}", "--formats=onnx")
     self.assertErrorLine((export.returncode, export.stdout, export.stderr),
                          r"ONNX export needs tf2onnx and onnx: pip install fomm-tf\[onnx\]$")
+    self.assertEqual(export.stdout.strip().splitlines()[-1], "loaded: []")  # Refused before TensorFlow loads.
     self.assertFalse(os.path.exists(os.path.join(work, "export")))
 
 

@@ -184,12 +184,13 @@ class OpenVinoCommandsTest(testing.AnimateFixtures, testing.TestCase):
         outcome, r"--mixed_precision is for --backend=keras; --backend=openvino runs the Keras "
         r"model converted in float32")
 
-  def test_live_without_openvino_is_one_line_naming_it_and_the_keras_backend(self):
+  def test_live_without_openvino_is_one_line_naming_it_and_the_keras_backend_before_tensorflow_loads(self):
     live = testing.run_module_without("openvino", "fomm_tf.live", f"--camera={self.driving_mp4}")
     self.assertErrorLine((live.returncode, live.stdout, live.stderr),
                          r"--backend=openvino needs OpenVINO, a dependency of fomm-tf: pip install openvino \(or pass "
                          r"--backend=keras\)")
     self.assertNotIn("Traceback", live.stderr)
+    self.assertEqual(live.stdout.strip().splitlines()[-1], "loaded: []")
 
 
 if __name__ == "__main__":

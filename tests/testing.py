@@ -445,11 +445,12 @@ def run_python(code, *args, cwd=None, env=None, timeout=600):
   return _run_python(["-c", code, *args], cwd, env, timeout)
 
 
-# `python -c` code that hides the top-level packages named in argv[1] (comma-separated) as if they were not
-# installed, then runs the module argv[2] as `python -m` with the arguments after it.
-_HIDE_AND_RUN = textwrap.dedent("""
+# `python -c` code that hides the top-level packages named in argv[1] (comma-separated, maybe none) as if they were
+# not installed, runs the module argv[2] as `python -m` with the arguments after it, then prints (whatever
+# happened) which of TensorFlow and Keras the command imported, as its last line of output.
+_RUN_MODULE = textwrap.dedent("""
     import runpy, sys
-    hidden = set(sys.argv[1].split(","))
+    hidden = set(filter(None, sys.argv[1].split(",")))
     class Hide:
       def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in hidden:
@@ -458,22 +459,6 @@ _HIDE_AND_RUN = textwrap.dedent("""
     sys.meta_path.insert(0, Hide())
     module = sys.argv[2]
     sys.argv = [module] + sys.argv[3:]
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
-""")
-
-
-def run_module_without(packages, module, *args):
-  """`python -m module args` in a subprocess where the packages `packages` (comma-separated) cannot be imported,
-  as on a machine without an optional extra: CompletedProcess (text)."""
-  return run_python(_HIDE_AND_RUN, packages, module, *args)
-
-
-# `python -c` code that runs the module argv[1] as `python -m` with the arguments after it, then prints (whatever
-# happened) which of TensorFlow and Keras the command imported, as its last line of output.
-_MODULE_LISTING_TF = textwrap.dedent("""
-    import runpy, sys
-    module = sys.argv[1]
-    sys.argv = [module] + sys.argv[2:]
     try:
       runpy.run_module(module, run_name="__main__", alter_sys=True)
     finally:
@@ -481,10 +466,17 @@ _MODULE_LISTING_TF = textwrap.dedent("""
 """)
 
 
+def run_module_without(packages, module, *args):
+  """`python -m module args` in a subprocess where the packages `packages` (comma-separated) cannot be imported,
+  as on a machine without an optional extra: CompletedProcess (text), whose last stdout line is `loaded: [...]`
+  (see run_module_listing_tf)."""
+  return run_python(_RUN_MODULE, packages, module, *args)
+
+
 def run_module_listing_tf(module, *args):
   """`python -m module args` in a subprocess whose last stdout line is `loaded: [...]`, the names of tensorflow and
   keras if it imported them: CompletedProcess (text)."""
-  return run_python(_MODULE_LISTING_TF, module, *args)
+  return run_python(_RUN_MODULE, "", module, *args)
 
 
 def _run_python(argv, cwd, env, timeout):

@@ -64,12 +64,13 @@ def make_backend(flag_values, cfg):
   if flag_values.backend == "keras":
     from fomm_tf.inference import keras_backend  # pylint: disable=import-outside-toplevel
     return keras_backend.KerasBackend(_keras_model(flag_values, cfg))
+  from fomm_tf.inference import exported_backends  # pylint: disable=import-outside-toplevel
   if cli.converts_keras_model(flag_values):
+    exported_backends.check_openvino_conversion(flag_values.quantize)  # Before openvino_model loads TensorFlow.
     from fomm_tf.inference import openvino_model  # pylint: disable=import-outside-toplevel
     return openvino_model.from_keras_model(lambda: _keras_model(flag_values, cfg), flag_values.quantize)
   if not flag_values.export_dir:
     raise UsageError(f"--backend={flag_values.backend} needs --export_dir (a directory written by fomm_tf.export)")
-  from fomm_tf.inference import exported_backends  # pylint: disable=import-outside-toplevel
   if flag_values.backend == "saved_model":
     return exported_backends.SavedModelBackend(flag_values.export_dir, allow_modified=flag_values.allow_modified_export)
   return exported_backends.open_exported(flag_values.backend,

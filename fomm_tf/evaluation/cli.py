@@ -272,6 +272,7 @@ def _load_model(flag_values):
   if flag_values.backend == "keras":
     return cli.load_model_from_flags(flag_values)
   if cli.converts_keras_model(flag_values):
+    exported_backends.check_openvino_conversion(flag_values.quantize)  # Before openvino_model loads TensorFlow.
     from fomm_tf.inference import openvino_model  # pylint: disable=import-outside-toplevel
     loaded = {}
 

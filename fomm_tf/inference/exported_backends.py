@@ -377,6 +377,19 @@ def import_openvino(files=True):
   return openvino
 
 
+def check_openvino_conversion(quantize):
+  """Refuses what `--backend=openvino` without `--export_dir` (openvino_model.from_keras_model) cannot run: another
+  variant than float32, or no OpenVINO. TensorFlow-free, so that the commands refuse it before TensorFlow loads.
+
+  Raises:
+    UsageError: `quantize` is not float32 (int8 runs an export's ONNX files), or OpenVINO is missing.
+  """
+  if quantize != "float32":
+    raise UsageError(f"--backend=openvino converts the Keras model in float32; --quantize={quantize} runs an "
+                     "export's ONNX files: pass --export_dir (written by fomm_tf.export --formats=onnx)")
+  import_openvino(files=False)
+
+
 _core_lock = threading.Lock()
 _core = []  # The process's one openvino.Core, made on first use.
 

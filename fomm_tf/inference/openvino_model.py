@@ -11,7 +11,6 @@ networks faster than TensorFlow (docs/live.md has the measurements).
 import numpy as np
 import tensorflow as tf
 
-from fomm_tf.errors import UsageError
 from fomm_tf.inference import backend as backend_lib
 from fomm_tf.inference import exported_backends
 from fomm_tf.inference import generation
@@ -22,13 +21,10 @@ def from_keras_model(load_model, quantize="float32", report=print):
   `--backend=keras` would run. What cannot work (another --quantize, no OpenVINO) is refused before it loads.
 
   Raises:
-    UsageError: `quantize` is not float32 (int8 runs an export's ONNX files).
-    FommError: OpenVINO is missing.
+    UsageError: `quantize` is not float32 (int8 runs an export's ONNX files), or OpenVINO is missing
+      (exported_backends.check_openvino_conversion, which the commands call before this module loads TensorFlow).
   """
-  if quantize != "float32":
-    raise UsageError(f"--backend=openvino converts the Keras model in float32; --quantize={quantize} runs an "
-                     "export's ONNX files: pass --export_dir (written by fomm_tf.export --formats=onnx)")
-  exported_backends.import_openvino(files=False)
+  exported_backends.check_openvino_conversion(quantize)
   model = load_model()
   report("converting the networks to OpenVINO (float32, in memory)")
   return OpenVinoModelBackend(model)
