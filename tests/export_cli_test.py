@@ -25,6 +25,19 @@ def _export(*args):
 
 class ExportCliTest(testing.TestCase):
 
+  def test_the_command_converts_with_pure_python_protobuf_unless_the_caller_chose(self):
+    # tf2onnx's passes keep a copy of the weights per pass under protobuf's upb (see fomm_tf/export/cli.py); the
+    # command picks the pure-Python implementation before anything loads protobuf, as `python -m` runs it.
+    code = ("import sys; sys.argv = ['fomm']; from fomm_tf.export import cli; "
+            "from google.protobuf.internal import api_implementation; print(api_implementation.Type())")
+    env = {k: v for k, v in os.environ.items() if k != "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"}
+    result = testing.run_python(code, env=env)
+    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+    self.assertEqual(result.stdout.split()[-1], "python")
+    result = testing.run_python(code, env={**env, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "upb"})
+    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+    self.assertEqual(result.stdout.split()[-1], "upb")
+
   def assertFailsWith(self, result, message):
     """`result` is an in-process run (code, stdout, stderr): one error line, matching `message`."""
     self.assertErrorLine(result, ".*" + message)
