@@ -8,7 +8,7 @@ The parent process builds the model (random weights, seed 0), saves them, export
 what the backends need and computes the Keras float32 reference frames; it also
 exports the official fixtures' small model (tests' ../shared/fixtures) the same
 way, for the PSNR column. It measures the machine's convolution rate in the same
-run (the issue's reference: a 3x3 convolution of 256 to 256 channels on 64x64, batch 1, TensorFlow, all cores).
+run (issue 20's reference: a 3x3 convolution of 256 to 256 channels on 64x64, batch 1, TensorFlow, all cores).
 
 Every time is per further driving frame: the clock runs from the end of the
 first batch (which also encodes the source) to the last frame, over
@@ -110,10 +110,10 @@ def _engine(backend_name):
 def conv_rate_gflops(seconds=3.0, size=64, channels=256):
   """GFLOP/s of a 3x3 convolution (`channels` -> `channels` on `size` x `size`, batch 1) in TensorFlow on all cores.
 
-  The default is the reference of the issue that set the "% of the convolution rate" target (3x3, 256 -> 256 on
+  The default is the reference of issue 20, which set the "% of the convolution rate" target (3x3, 256 -> 256 on
   64x64), also the shape of vox-256's residual blocks, two thirds of a frame's work. Until 2026-12-05 this tool
   measured 128 -> 128 on 128x128 (the same FLOPs): on the AVX512 machine 478-488 against 411-412 GFLOP/s for the
-  reference, so earlier "% conv" figures in docs/cpu-speed.md are against a 15% higher rate there.
+  reference, so earlier "% conv" figures in docs/cpu-speed.md are against a rate about 17% higher there.
   """
   import tensorflow as tf
   x = tf.random.uniform((1, size, size, channels))

@@ -12,6 +12,7 @@ none of the export's inputs.
 """
 
 import os
+import sys
 
 from absl import flags
 from absl import logging
@@ -24,15 +25,6 @@ from fomm_tf.export import preflight
 # progress output. Set here, before TensorFlow loads (this module does not load it), so that `fomm-export` and
 # `python -m fomm_tf.export` both get it, and only when the caller has not chosen a level.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# protobuf's pure-Python implementation, chosen the same way before anything loads protobuf. tf2onnx's optimiser
-# passes (about 45 for a network) each rewrite every node's attributes, weights included; under protobuf's default
-# upb implementation the replaced attributes stay in the node's arena until the node is freed, so every pass kept
-# another copy of the network's weights. vox-256 on the AVX512 machine: SavedModel + TFLite + ONNX float32 peaked at
-# 14.7 GB resident (68 s), 5.6 GB (63 s) with this; TFLite and ONNX float32 + int8 11.2 GB (99 s), 5.6 GB (107 s).
-# The same networks (ONNX Runtime's outputs identical; tf2onnx names constants differently in every run anyway);
-# docs/onnx.md. (Where protobuf is already loaded, e.g. the command run in a test's process, this
-# changes nothing.)
-os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 
 
 def define_flags(flag_values):
@@ -60,6 +52,8 @@ def run(flag_values):
   if not flag_values.output_dir:
     raise UsageError("--output_dir is required")
   formats = preflight.parse_formats(flag_values.formats)
+  if "onnx" in formats:
+    prefer_pure_python_protobuf()  # Before the converter's check, which loads protobuf.
   preflight.require_formats(formats)
   tflite_quantizations, onnx_quantizations = preflight.split_quantizations(formats, flag_values.quantize)
   inputs = [("checkpoint", cli.checkpoint_flag(flag_values))
@@ -87,6 +81,24 @@ def run(flag_values):
                                    inputs=inputs)
   print_summary(flag_values.output_dir, manifest)
   return manifest
+
+
+def prefer_pure_python_protobuf():
+  """Has protobuf load its pure-Python implementation (unless the caller chose one), for an ONNX export.
+
+  tf2onnx's optimiser passes (15 optimisers, repeated until nothing changes: 45 or more) each rewrite every node's
+  attributes, weights included; under protobuf's default upb implementation the replaced attributes stay in the
+  node's arena until the node is freed, so every pass kept another copy of the network's weights. vox-256 on the
+  AVX512 machine: SavedModel + TFLite + ONNX float32 peaked at 14.7 GB resident (68 s), 5.6 GB (63 s) with this;
+  TFLite and ONNX float32 + int8 11.2 GB (99 s), 5.6 GB (107 s); the same networks (ONNX Runtime's outputs
+  identical). But pure-Python protobuf makes building and writing graphs slower: small models gain no memory and
+  export 2.7x slower (synthetic-128 and vox-256-lite with ONNX 15 -> 40 and 17 -> 45 s), so exports without ONNX
+  keep upb. docs/onnx.md. Only before anything has loaded protobuf (this command loads it right after, checking for
+  the converter): later it could not take effect, and the variable would only reach child processes (e.g. a test's
+  process running the command in-process). The manifest's "converter" says which implementation ran.
+  """
+  if "google.protobuf" not in sys.modules:
+    os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 
 
 def print_summary(output_dir, manifest):
