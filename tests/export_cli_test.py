@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 
 from absl.testing import absltest
 
@@ -13,8 +14,8 @@ from fomm_tf.inference import exported_backends as backends
 from tests import testing
 
 
-def _export(*args):
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": testing.REPO_ROOT}
+def _export(*args, env=None):
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": testing.REPO_ROOT, **(env or {})}
   return subprocess.run([sys.executable, "-m", "fomm_tf.export", *args],
                         capture_output=True,
                         text=True,
@@ -39,9 +40,16 @@ class ExportCliTest(testing.TestCase):
     # A previous export (it has a manifest), which --overwrite may replace.
     output.create_file("manifest.json", "{}")
     output.create_file("stale.txt", "from an older export")
-    # Every format in one process (ONNX beside the others; its own tests use an export made in-process).
-    result = _export(f"--flagfile={flagfile}", f"--output_dir={output.full_path}", "--overwrite",
-                     "--formats=saved_model,tflite,onnx", "--quantize=int8", f"--representative_data={video}")
+    # Every format in one process (ONNX beside the others; its own tests use an export made in-process). On
+    # protobuf's upb, the caller's choice: the command would pick pure Python for ONNX (next test), which costs a
+    # model this small 2.7x the time.
+    result = _export(f"--flagfile={flagfile}",
+                     f"--output_dir={output.full_path}",
+                     "--overwrite",
+                     "--formats=saved_model,tflite,onnx",
+                     "--quantize=int8",
+                     f"--representative_data={video}",
+                     env={"PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "upb"})
     self.assertEqual(result.returncode, 0, result.stderr[-3000:])
     self.assertIn("no --checkpoint: the networks have random weights", result.stderr)
     self.assertIn(f"exported to {output.full_path}", result.stdout)
@@ -64,15 +72,40 @@ class ExportCliTest(testing.TestCase):
     self.assertEqual(manifest["quantizations"], ["int8"])
     self.assertEqual(manifest["onnx_quantizations"], ["float32", "int8"])
     self.assertEqual(manifest["config_source"], "<flags>")
-    # The command converted to ONNX on protobuf's pure-Python implementation (cli.prefer_pure_python_protobuf).
+    # The manifest names the protobuf implementation the conversion ran on: the caller's.
     for relpath in ("onnx/float32/generator.onnx", "onnx/int8/generator.onnx"):
-      self.assertRegex(manifest["files"][relpath]["converter"], r"^tf2onnx \S+ \(protobuf python\)", relpath)
+      self.assertRegex(manifest["files"][relpath]["converter"], r"^tf2onnx \S+ \(protobuf upb\)", relpath)
     self.assertIn("representative frames", manifest["evaluation_input"])
     self.assertGreaterEqual(manifest["tflite_animation"]["int8"]["psnr_db"], 30.0)
     # Nothing but the export itself next to it (no staging or backup directories).
     self.assertEqual(sorted(os.listdir(work.full_path)), ["driving.mp4", "export", "tiny.flags"])
     backend = backends.TFLiteBackend(output.full_path, quantize="int8")
     self.assertEqual(backend.frame_shape, (64, 64, 3))
+
+  def test_an_onnx_export_picks_pure_python_protobuf_before_anything_loads_it(self):
+    # cli.prefer_pure_python_protobuf: tf2onnx keeps a copy of the weights per optimiser pass on upb. The command
+    # is run in a fresh process up to a later refusal; then the process says which implementation protobuf loaded.
+    code = textwrap.dedent("""
+        import sys
+        from fomm_tf.export import cli
+        from tests import testing
+        _, _, err = testing.run_cli(cli, *sys.argv[1:])
+        from google.protobuf.internal import api_implementation
+        print(err.strip().splitlines()[-1])
+        print(api_implementation.Type())
+        """)
+    env = {k: v for k, v in os.environ.items() if k != "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"}
+    output_dir = os.path.join(self.create_tempdir().full_path, "export")
+    for formats, implementation in (("onnx", "python"), ("saved_model,tflite", "upb")):
+      result = testing.run_python(code,
+                                  f"--output_dir={output_dir}",
+                                  f"--formats={formats}",
+                                  "--quantize=int8",
+                                  env=env)
+      self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+      refusal, loaded = result.stdout.splitlines()[-2:]
+      self.assertEqual(refusal, "error: --quantize=int8 needs --representative_data (frames to calibrate on)")
+      self.assertEqual(loaded, implementation, formats)
 
   def test_refusals(self):
     work = self.create_tempdir()
