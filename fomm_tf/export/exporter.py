@@ -243,7 +243,7 @@ def _write_onnx(loaded, staging, quantizations, samples, inputs, expected, repor
 def _converter_version():
   import tf2onnx  # pylint: disable=import-outside-toplevel
   from google.protobuf.internal import api_implementation  # pylint: disable=import-outside-toplevel
-  # Which protobuf tf2onnx ran on decides the conversion's memory (fomm_tf/export/cli.py: prefer_pure_python_protobuf).
+  # Which protobuf tf2onnx ran on decides the conversion's memory (export/cli.py: prefer_pure_python_protobuf).
   return f"tf2onnx {tf2onnx.__version__} (protobuf {api_implementation.Type()})"
 
 

@@ -14,7 +14,8 @@ Layout:
                                             "operators": [TFLite op names],
                                             "max_abs_error": {...}, "psnr_db"?: ...},
       "onnx/float32/kp_detector.onnx": {"kind": "onnx", "quantization": "float32", "size_bytes": ...,
-                                        "converter": "tf2onnx x.y (protobuf python|upb)" (int8: + ", onnxruntime.quantization x.y"),
+                                        "converter": "tf2onnx x.y (protobuf python|upb)"
+                                                     (int8: + ", onnxruntime.quantization x.y"),
                                         "opset": 18, "inputs": ..., "outputs": ...,
                                         "operators": [ONNX op types], "domains": [""],
                                         "max_abs_error": {...}, "psnr_db"?: ...},
