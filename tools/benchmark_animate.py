@@ -50,6 +50,10 @@ BACKENDS = ("keras", "keras_bfloat16", "saved_model", "tflite_float32", "tflite_
 EXPORTED = ("tflite_", "onnx_", "openvino_")
 # Distinct synthetic driving frames (cycled to any length).
 DISTINCT_FRAMES = 8
+# The reference convolution whose rate the "% conv" column compares with: 3x3, CONV_CHANNELS -> CONV_CHANNELS on
+# CONV_SIZE x CONV_SIZE (conv_rate_gflops).
+CONV_SIZE = 64
+CONV_CHANNELS = 256
 SEED = 0
 
 flags.DEFINE_string("config", "vox-256", "Config name or flagfile of the (random-weight) model.")
@@ -107,15 +111,16 @@ def _engine(backend_name):
   return backend_name.replace("_bfloat16", "")
 
 
-def conv_rate_gflops(seconds=3.0, size=64, channels=256):
-  """GFLOP/s of a 3x3 convolution (`channels` -> `channels` on `size` x `size`, batch 1) in TensorFlow on all cores.
+def conv_rate_gflops(seconds=3.0):
+  """GFLOP/s of the reference 3x3 convolution (CONV_CHANNELS on CONV_SIZE x CONV_SIZE, batch 1), all cores.
 
-  The default is the reference of issue 20, which set the "% of the convolution rate" target (3x3, 256 -> 256 on
-  64x64), also the shape of vox-256's residual blocks, two thirds of a frame's work. Until 2026-12-05 this tool
-  measured 128 -> 128 on 128x128 (the same FLOPs): on the AVX512 machine 478-488 against 411-412 GFLOP/s for the
-  reference, so earlier "% conv" figures in docs/cpu-speed.md are against a rate about 17% higher there.
+  The reference is issue 20's, which set the "% of the convolution rate" target (3x3, 256 -> 256 on 64x64), also
+  the shape of vox-256's residual blocks, two thirds of a frame's work. Until 2026-12-05 this tool measured 128 ->
+  128 on 128x128 (the same FLOPs): on the AVX512 machine 478-488 against 411-412 GFLOP/s for the reference, so
+  earlier "% conv" figures in docs/cpu-speed.md are against a rate about 17% higher there.
   """
   import tensorflow as tf
+  size, channels = CONV_SIZE, CONV_CHANNELS
   x = tf.random.uniform((1, size, size, channels))
   w = tf.random.uniform((3, 3, channels, channels))
   conv = tf.function(lambda x, w: tf.nn.conv2d(x, w, 1, "SAME"))
@@ -393,7 +398,8 @@ def main(argv):
               f"{'command ms':>10} {'GFLOP/s':>8} {'% conv':>6} {'peak RSS MB':>11} {'PSNR dB':>8}")
     print(f"{FLAGS.config}, random weights (seed {SEED}); {machine.describe()}; "
           f"per further frame ({FLAGS.num_frames} frames after the first batch), fastest of "
-          f"{FLAGS.repeats}; 3x3 convolution (256 -> 256 on 64x64) rate in this run: {conv_rate:.0f} GFLOP/s; "
+          f"{FLAGS.repeats}; 3x3 convolution ({CONV_CHANNELS} -> {CONV_CHANNELS} on {CONV_SIZE}x{CONV_SIZE}) rate in "
+          f"this run: {conv_rate:.0f} GFLOP/s; "
           "PSNR against Keras float32 "
           "on the fixtures' trained model")
     print(header)
